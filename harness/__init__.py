@@ -1,0 +1,3 @@
+"""srt-scale: scaling-law studies of the Scalable Recommendation Transformer (SRT)."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,232 @@
+"""Every config key, its default, its check and its meaning, in one place.
+
+A config is a nested YAML mapping; internally it is flattened to dotted keys (`model.d_model`), the same keys
+that `--set key=value` and grid axes name. Unknown keys and bad values raise UserError naming the key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import yaml
+
+from harness.errors import UserError
+
+
+@dataclass(frozen=True)
+class Key:
+    name: str
+    default: Any
+    doc: str
+    check: Callable[[Any], bool]
+    expect: str
+    hashed: bool = True  # False: execution detail that cannot change results (not part of run_id)
+
+
+def _choice(*options: Any) -> tuple[Callable[[Any], bool], str]:
+    return (lambda v: v in options), "one of " + ", ".join(map(str, options))
+
+
+def _int(lo: int = 0) -> tuple[Callable[[Any], bool], str]:
+    return (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= lo), f"an integer >= {lo}"
+
+
+def _num(lo: float = 0.0, hi: float = float("inf")) -> tuple[Callable[[Any], bool], str]:
+    return (lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and lo <= v <= hi), f"a number in [{lo}, {hi}]"
+
+
+def _opt(pair: tuple[Callable[[Any], bool], str]) -> tuple[Callable[[Any], bool], str]:
+    return (lambda v: v is None or pair[0](v)), pair[1] + " or null"
+
+
+_str = ((lambda v: isinstance(v, str) and v != ""), "a non-empty string")
+_bool = ((lambda v: isinstance(v, bool)), "true or false")
+_columns = ((lambda v: isinstance(v, dict) and set(v) <= {"user", "item", "timestamp", "title", "brand", "category"}
+             and all(isinstance(x, str) for x in v.values())),
+            "a mapping from user/item/timestamp/title/brand/category to column names")
+_points = ((lambda v: isinstance(v, list) and len(v) > 0 and all(isinstance(x, (int, float)) and 0 < x <= 1 for x in v)
+            and sorted(v) == v and v[-1] == 1), "an increasing list of fractions of T in (0, 1], ending at 1")
+_negatives = ((lambda v: v == "full" or (isinstance(v, int) and not isinstance(v, bool) and v >= 1)),
+              "a positive integer or 'full'")
+
+
+def _k(name: str, default: Any, pair: tuple[Callable[[Any], bool], str], doc: str, hashed: bool = True) -> Key:
+    return Key(name, default, doc, pair[0], pair[1], hashed)
+
+
+SCHEMA: list[Key] = [
+    # data: which interactions and items, and how they are prepared (DESIGN.md section 4)
+    _k("data.name", "synthetic", _choice("synthetic", "ml-100k", "recbole", "amazon2018", "movielens", "table"),
+       "dataset source"),
+    _k("data.path", None, _opt(_str), "recbole/movielens: directory; amazon2018: ratings CSV or reviews JSON; "
+       "table: interactions CSV/Parquet"),
+    _k("data.items_path", None, _opt(_str), "amazon2018: metadata JSON lines; table: items CSV/Parquet"),
+    _k("data.columns", None, _opt(_columns), "table: column names for user, item, timestamp, title, brand, category"),
+    _k("data.min_user_interactions", 5, _int(2), "drop users with fewer interactions (after item filtering)"),
+    _k("data.item_kcore", 0, _int(0), "iteratively drop items with fewer interactions (0 = off)"),
+    _k("data.scale", None, _opt(_int(1)), "nested subset: sample users (seeded) until this many interactions"),
+    _k("data.subset_seed", 0, _int(0), "seed of the user order that nested subsets take prefixes of"),
+    _k("data.synthetic.n_users", 2000, _int(2), "synthetic: users"),
+    _k("data.synthetic.n_items", 1000, _int(10), "synthetic: catalog size"),
+    _k("data.synthetic.mean_length", 30, _int(5), "synthetic: mean interactions per user (minimum 5)"),
+    _k("data.synthetic.max_length", 100, _int(5), "synthetic: longest user history"),
+    _k("data.synthetic.latent_dim", 16, _int(2), "synthetic: dimension of latent item and taste vectors"),
+    _k("data.synthetic.drift", 0.3, _num(0, 1), "synthetic: how far taste moves toward each consumed item"),
+    _k("data.synthetic.sharpness", 0.6, _num(0), "synthetic: inverse temperature of the next-item softmax"),
+    _k("data.synthetic.popularity", 1.0, _num(0), "synthetic: Zipf exponent of the item popularity bias"),
+    _k("data.synthetic.seed", 0, _int(0), "synthetic: world seed"),
+    # features: how an item becomes a d_model vector
+    _k("features.kind", "st", _choice("st", "tokens", "id"),
+       "st: frozen MiniLM text embedding + trainable adapter; tokens: SRT token tables + pooling + adapter; "
+       "id: per-item embedding table"),
+    _k("features.adapter", "linear", _choice("linear", "mlp"), "st/tokens: adapter from text features to d_model"),
+    _k("features.token_dim", 64, _int(1), "tokens: width of the per-field token tables"),
+    _k("features.title_tokens", 24, _int(1), "tokens: title tokens kept"),
+    _k("features.brand_tokens", 8, _int(1), "tokens: brand tokens kept"),
+    # model: the causal transformer
+    _k("model.d_model", 64, _int(1), "hidden width"),
+    _k("model.n_layers", 2, _int(1), "transformer blocks"),
+    _k("model.n_heads", 2, _int(1), "attention heads (must divide d_model)"),
+    _k("model.d_ff", 256, _int(1), "feed-forward width"),
+    _k("model.context", 50, _int(1), "items of history the model sees"),
+    _k("model.dropout", 0.2, _num(0, 0.9), "dropout on embeddings, attention output and FFN"),
+    _k("model.norm", "pre", _choice("pre", "post"), "LayerNorm before (pre) or after (post) each sublayer"),
+    _k("model.positions", "absolute", _choice("absolute", "relative"),
+       "absolute: learned position added to the input; relative: learned per-head bias by distance to the "
+       "prediction point"),
+    _k("model.tau", 1.0, _num(1e-3), "score temperature: score = <h, item> / tau"),
+    # loss
+    _k("loss.kind", "softmax", _choice("softmax", "bce", "gbce"), "softmax (sampled or full), bce, gbce"),
+    _k("loss.negatives", "full", _negatives, "K: negatives per target; 'full' = softmax over the catalog"),
+    _k("loss.sampler", "uniform", _choice("uniform", "popularity"),
+       "negative distribution; popularity uses logQ correction"),
+    _k("loss.shared_negatives", True, _bool, "one set of K negatives per batch (true) or per target (false)"),
+    _k("loss.gbce_t", 0.75, _num(0, 1), "gbce: calibration parameter t"),
+    _k("loss.supervision", "all", _choice("all", "last"),
+       "all: every non-pad position is a target; last: one target per example (every prefix is an example)"),
+    # training
+    _k("train.tokens", 200_000, _int(1), "T: supervised targets to train on"),
+    _k("train.batch_size", 128, _int(1), "sequences per step"),
+    _k("train.lr", 1e-3, _num(0), "peak learning rate (AdamW)"),
+    _k("train.weight_decay", 0.01, _num(0), "AdamW weight decay (not on norms, biases, tables)"),
+    _k("train.warmup", 0.05, _num(0, 1), "warmup as a fraction of T"),
+    _k("train.schedule", "cosine", _choice("cosine", "onecycle", "constant"), "learning-rate schedule over T"),
+    _k("train.min_lr_ratio", 0.01, _num(0, 1), "cosine: final lr / peak lr"),
+    _k("train.grad_clip", 1.0, _num(0), "clip the global gradient norm to this (0 = off)"),
+    _k("train.precision", "fp32", _choice("fp32", "bf16"), "bf16 autocast (CUDA only)"),
+    _k("train.seed", 0, _int(0), "seed for init, dropout, order and negatives"),
+    _k("train.device", "auto", _choice("auto", "cpu", "cuda"), "where to train", hashed=False),
+    _k("train.threads", 0, _int(0), "torch CPU threads (0 = torch's default)", hashed=False),
+    # evaluation
+    _k("eval.points", [0.25, 0.5, 1.0], _points, "fractions of T at which validation metrics are recorded"),
+    _k("eval.exclude_seen", False, _bool, "exclude the user's history items from the ranking"),
+    _k("eval.max_users", None, _opt(_int(1)), "evaluate a seeded sample of this many users (null = all)"),
+    _k("eval.batch_users", 512, _int(1), "users scored per chunk", hashed=False),
+    _k("eval.chunk_items", 65536, _int(1), "items scored per chunk (bounds memory)", hashed=False),
+]
+KEYS: dict[str, Key] = {k.name: k for k in SCHEMA}
+
+
+def flatten(tree: dict, prefix: str = "", source: str = "config") -> dict[str, Any]:
+    """Nested mapping -> {dotted key: value}; mapping-valued keys (data.columns) stay whole."""
+    flat: dict[str, Any] = {}
+    for name, value in tree.items():
+        key = f"{prefix}{name}"
+        if isinstance(value, dict) and key not in KEYS:
+            flat.update(flatten(value, key + ".", source))
+        else:
+            flat[key] = value
+    return flat
+
+
+def unflatten(flat: dict[str, Any]) -> dict:
+    tree: dict = {}
+    for key, value in flat.items():
+        node = tree
+        *parents, leaf = key.split(".")
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[leaf] = value
+    return tree
+
+
+def parse_set(item: str) -> tuple[str, Any]:
+    """'model.d_model=128' -> ('model.d_model', 128); the value is parsed as YAML."""
+    if "=" not in item:
+        raise UserError(f"--set {item!r}: expected key=value")
+    key, raw = item.split("=", 1)
+    try:
+        return key.strip(), yaml.safe_load(raw)
+    except yaml.YAMLError:
+        raise UserError(f"--set {item!r}: value is not valid YAML") from None
+
+
+def load_yaml(path: str | Path) -> dict:
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as e:
+        raise UserError(f"{path}: cannot read ({e.strerror})") from None
+    try:
+        tree = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f":{mark.line + 1}" if mark else ""
+        raise UserError(f"{path}{where}: invalid YAML ({getattr(e, 'problem', e)})") from None
+    if tree is None:
+        return {}
+    if not isinstance(tree, dict):
+        raise UserError(f"{path}: top level must be a mapping of config sections")
+    return tree
+
+
+def resolve(overrides: dict[str, Any], source: str = "config") -> dict[str, Any]:
+    """Defaults + overrides (dotted keys) -> a validated flat config; cross-key rules checked here."""
+    cfg = {k.name: k.default for k in SCHEMA}
+    for key, value in overrides.items():
+        if key not in KEYS:
+            raise UserError(f"{source}: unknown key {key!r}")
+        cfg[key] = value
+    for k in SCHEMA:
+        if not k.check(cfg[k.name]):
+            raise UserError(f"{source}: {k.name} = {cfg[k.name]!r}: expected {k.expect}")
+    if cfg["model.d_model"] % cfg["model.n_heads"]:
+        raise UserError(f"{source}: model.n_heads = {cfg['model.n_heads']} does not divide "
+                        f"model.d_model = {cfg['model.d_model']}")
+    if cfg["data.name"] in ("recbole", "movielens", "amazon2018", "table") and not cfg["data.path"]:
+        raise UserError(f"{source}: data.path is required for data.name = {cfg['data.name']}")
+    if cfg["data.name"] == "table" and not cfg["data.columns"]:
+        raise UserError(f"{source}: data.columns is required for data.name = table")
+    if cfg["loss.kind"] == "bce" and cfg["loss.negatives"] != 1:
+        raise UserError(f"{source}: loss.kind = bce takes loss.negatives = 1 (got {cfg['loss.negatives']!r})")
+    if cfg["loss.kind"] == "gbce" and cfg["loss.negatives"] == "full":
+        raise UserError(f"{source}: loss.kind = gbce needs an integer loss.negatives")
+    if cfg["data.synthetic.max_length"] < cfg["data.synthetic.mean_length"]:
+        raise UserError(f"{source}: data.synthetic.max_length must be >= data.synthetic.mean_length")
+    return cfg
+
+
+def load(path: str | Path | None, sets: list[str] = ()) -> dict[str, Any]:
+    """Read a YAML config, apply `--set` overrides, validate; returns the resolved flat config."""
+    overrides = flatten(load_yaml(path)) if path else {}
+    for item in sets:
+        key, value = parse_set(item)
+        overrides[key] = value
+    return resolve(overrides, source=str(path) if path else "--set")
+
+
+def run_id(cfg: dict[str, Any]) -> str:
+    """Hash of the resolved config (execution-only keys excluded): same config -> same run directory."""
+    science = {k: v for k, v in sorted(cfg.items()) if KEYS[k].hashed}
+    return hashlib.sha256(json.dumps(science, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def reference() -> str:
+    """Markdown table of every key (README's configuration reference and `train --help`)."""
+    rows = ["| key | default | meaning |", "|---|---|---|"]
+    rows += [f"| `{k.name}` | `{json.dumps(k.default)}` | {k.doc} |" for k in SCHEMA]
+    return "\n".join(rows)

@@ -1,0 +1,1 @@
+"""Datasets: sources (synthetic world, file readers), preparation into the canonical form, augmentation."""

@@ -1,0 +1,245 @@
+"""Preparation: a source -> the canonical dataset (DESIGN.md section 4), cached by content hash.
+
+Canonical form, in `<cache>/datasets/<source>-<key>/`:
+- interactions.parquet: user (1..n_users), item (1..n_items), timestamp; grouped by user, chronological within
+  a user (ties keep file order);
+- items.parquet: item, title, brand, category;
+- manifest.json: options, counts, every drop with its count, content hash, oracle figures where known.
+Ids are re-indexed from 1 (0 is padding). Splits are leave-one-out: per user the last item is test, the
+second-to-last validation, the rest training.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from harness.data import readers, synthetic
+from harness.errors import UserError
+from harness.io import cache_dir, file_digest, write_json
+
+PREPARE_VERSION = 1
+SYNTHETIC_KEYS = ["n_users", "n_items", "mean_length", "max_length", "latent_dim", "drift", "sharpness",
+                  "popularity", "seed"]
+
+
+@dataclass
+class Dataset:
+    """A prepared dataset. `flat[offsets[u-1]:offsets[u]]` is user u's chronological item sequence."""
+
+    root: Path
+    interactions: pd.DataFrame
+    items: pd.DataFrame
+    manifest: dict[str, Any]
+
+    def __post_init__(self) -> None:
+        self.flat = self.interactions["item"].to_numpy(np.int64)
+        counts = np.bincount(self.interactions["user"].to_numpy(), minlength=self.n_users + 1)[1:]
+        self.offsets = np.concatenate([[0], np.cumsum(counts)])
+
+    @property
+    def n_users(self) -> int:
+        return int(self.manifest["n_users"])
+
+    @property
+    def n_items(self) -> int:
+        return int(self.manifest["n_items"])
+
+    def item_texts(self) -> list[str]:
+        """One string per item id 1..n_items: 'title | brand | category' with empty fields left out."""
+        return [" | ".join(x for x in row if x) for row in self.items[readers.TEXT_FIELDS].itertuples(index=False)]
+
+
+def _source_fingerprint(cfg: dict) -> tuple[str, dict]:
+    """(name, what identifies the source's content): parameters for synthetic, file hashes otherwise."""
+    name = cfg["data.name"]
+    if name == "synthetic":
+        return name, {k: cfg[f"data.synthetic.{k}"] for k in SYNTHETIC_KEYS}
+    files = [Path(p) for p in _source_files(cfg)]
+    for p in files:
+        if not p.exists():
+            raise UserError(f"{p}: not found (data.path / data.items_path)")
+    extra = {"columns": cfg["data.columns"]} if name == "table" else {}
+    return name, {**extra, "files": {p.name: file_digest(p) for p in files if p.is_file()}}
+
+
+def recbole_ml100k_dir() -> Path:
+    spec = importlib.util.find_spec("recbole")
+    if spec is None or not spec.submodule_search_locations:
+        raise UserError("data.name = ml-100k needs the recbole wheel: pip install --no-deps recbole")
+    return Path(list(spec.submodule_search_locations)[0]) / "dataset_example" / "ml-100k"
+
+
+def _source_files(cfg: dict) -> list[Path]:
+    name, path = cfg["data.name"], cfg["data.path"]
+    if name == "ml-100k":
+        d = recbole_ml100k_dir()
+        return [d / "ml-100k.inter", d / "ml-100k.item"]
+    if name == "recbole":
+        d = Path(path)
+        return [d / f"{d.name}.inter", d / f"{d.name}.item"]
+    if name == "movielens":
+        d = Path(path)
+        names = ["ratings.dat", "movies.dat"] if (d / "ratings.dat").exists() else ["u.data", "u.item"]
+        return [d / n for n in names]
+    return [Path(p) for p in (path, cfg["data.items_path"]) if p]
+
+
+def _read_source(cfg: dict) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame | None]:
+    name = cfg["data.name"]
+    if name == "synthetic":
+        inter, items, oracle = synthetic.generate(**{k: cfg[f"data.synthetic.{k}"] for k in SYNTHETIC_KEYS})
+        to_str = lambda s: s.astype(str)  # noqa: E731  same id type as the file sources
+        inter = inter.assign(user=to_str(inter["user"]), item=to_str(inter["item"]))
+        return inter, items.assign(item=to_str(items["item"])), oracle.assign(user=to_str(oracle["user"]))
+    if name == "ml-100k":
+        return (*readers.read_recbole(recbole_ml100k_dir(), "ml-100k"), None)
+    if name == "recbole":
+        return (*readers.read_recbole(cfg["data.path"]), None)
+    if name == "amazon2018":
+        if not cfg["data.items_path"]:
+            raise UserError("data.items_path is required for data.name = amazon2018 (the metadata JSON)")
+        return (*readers.read_amazon2018(cfg["data.path"], cfg["data.items_path"]), None)
+    if name == "movielens":
+        return (*readers.read_movielens(cfg["data.path"]), None)
+    return (*readers.read_table(cfg["data.path"], cfg["data.items_path"], cfg["data.columns"]), None)
+
+
+def _filter(inter: pd.DataFrame, items: pd.DataFrame, min_user: int, kcore: int, drops: dict) -> pd.DataFrame:
+    known = inter["item"].isin(items["item"])
+    drops["interactions_unknown_item"] = int((~known).sum())
+    inter = inter[known]
+    has_text = (items[readers.TEXT_FIELDS] != "").any(axis=1)
+    no_text = set(items.loc[~has_text, "item"])
+    drops["items_no_text"] = len(no_text)
+    mask = inter["item"].isin(no_text)
+    drops["interactions_item_no_text"] = int(mask.sum())
+    inter = inter[~mask]
+    drops.update(users_too_few=0, interactions_users_too_few=0, items_kcore=0, interactions_kcore=0)
+    while True:
+        if kcore:
+            counts = inter["item"].value_counts()
+            rare = counts.index[counts < kcore]
+            mask = inter["item"].isin(rare)
+            drops["items_kcore"] += len(rare)
+            drops["interactions_kcore"] += int(mask.sum())
+            inter = inter[~mask]
+        counts = inter["user"].value_counts()
+        few = counts.index[counts < min_user]
+        mask = inter["user"].isin(few)
+        drops["users_too_few"] += len(few)
+        drops["interactions_users_too_few"] += int(mask.sum())
+        inter = inter[~mask]
+        if not kcore or inter["item"].value_counts().min() >= kcore or inter.empty:
+            return inter
+
+
+def _subset(inter: pd.DataFrame, scale: int | None, seed: int) -> pd.DataFrame:
+    """Nested subsets: users in one seeded order; a subset is the shortest prefix with >= scale interactions,
+    so a smaller subset is always contained in a larger one."""
+    if scale is None:
+        return inter
+    users = np.sort(inter["user"].unique())
+    order = users[np.random.default_rng(seed).permutation(len(users))]
+    sizes = inter["user"].value_counts().reindex(order).to_numpy()
+    n = int(np.searchsorted(np.cumsum(sizes), scale) + 1)
+    return inter[inter["user"].isin(set(order[:n]))]
+
+
+def _natural_order(ids: pd.Series) -> np.ndarray:
+    """Unique ids sorted numerically when they are all integers, else as strings."""
+    uniq = ids.unique()
+    numeric = pd.to_numeric(pd.Series(uniq), errors="coerce")
+    return uniq[np.argsort(numeric.to_numpy())] if not numeric.isna().any() else np.sort(uniq)
+
+
+def _build(cfg: dict) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+    inter, items, oracle = _read_source(cfg)
+    if inter.empty:
+        raise UserError(f"{cfg['data.name']}: no interactions")
+    n_raw, n_items_raw = len(inter), items["item"].nunique()
+    drops: dict[str, int] = {}
+    inter = inter.reset_index(drop=True).assign(order=np.arange(len(inter)))
+    inter = _filter(inter, items, cfg["data.min_user_interactions"], cfg["data.item_kcore"], drops)
+    if inter.empty:
+        raise UserError(f"{cfg['data.name']}: no users left after filtering "
+                        f"(data.min_user_interactions = {cfg['data.min_user_interactions']}, "
+                        f"data.item_kcore = {cfg['data.item_kcore']})")
+    inter = _subset(inter, cfg["data.scale"], cfg["data.subset_seed"])
+    user_ids = {u: i + 1 for i, u in enumerate(_natural_order(inter["user"]))}
+    item_ids = {it: i + 1 for i, it in enumerate(_natural_order(inter["item"]))}
+    inter = inter.assign(user=inter["user"].map(user_ids), item=inter["item"].map(item_ids))
+    inter = inter.sort_values(["user", "timestamp", "order"], kind="stable")[["user", "item", "timestamp"]]
+    items = items[items["item"].isin(item_ids)].assign(item=lambda d: d["item"].map(item_ids))
+    items = items.sort_values("item").reset_index(drop=True)
+    lengths = inter.groupby("user").size()
+    manifest = {
+        "source": cfg["data.name"],
+        "n_users": len(user_ids), "n_items": len(item_ids), "n_interactions": len(inter),
+        "raw_interactions": n_raw, "raw_items": int(n_items_raw),
+        "mean_length": float(lengths.mean()), "max_length": int(lengths.max()),
+        "drops": drops,
+        "split": "leave-one-out: last item test, second-to-last validation, rest training",
+    }
+    if oracle is not None:
+        kept = oracle[oracle["user"].isin(user_ids)]
+        figures = {c: float(kept[c].mean()) for c in synthetic.ORACLE_COLUMNS if not c.endswith("logp")}
+        for split in ("valid", "test"):
+            figures[f"{split}_ppl"] = float(np.exp(-kept[f"{split}_logp"].mean()))
+        manifest["oracle"] = figures
+    return inter.reset_index(drop=True), items, manifest
+
+
+def _content_hash(inter: pd.DataFrame, items: pd.DataFrame) -> str:
+    h = hashlib.sha256()
+    for col in ("user", "item", "timestamp"):
+        h.update(np.ascontiguousarray(inter[col].to_numpy()).tobytes())
+    h.update("\n".join(items[["title", "brand", "category"]].astype(str).agg("\t".join, axis=1)).encode())
+    return h.hexdigest()
+
+
+def dataset_key(cfg: dict) -> str:
+    """The cache key: source content + preparation options + the preparation code's version."""
+    name, fingerprint = _source_fingerprint(cfg)
+    options = {k: cfg[k] for k in ("data.min_user_interactions", "data.item_kcore", "data.scale", "data.subset_seed")}
+    blob = json.dumps({"v": PREPARE_VERSION, "source": fingerprint, "options": options}, sort_keys=True)
+    return f"{name}-{hashlib.sha256(blob.encode()).hexdigest()[:12]}"
+
+
+def prepare(cfg: dict) -> tuple[Dataset, bool]:
+    """Prepared dataset for a resolved config; returns (dataset, cache_hit)."""
+    root = cache_dir() / "datasets" / dataset_key(cfg)
+    hit = (root / "manifest.json").exists()
+    if not hit:
+        inter, items, manifest = _build(cfg)
+        synthetic_keys = cfg["data.name"] == "synthetic"
+        manifest["options"] = {k: v for k, v in cfg.items()
+                               if k.startswith("data.") and k.startswith("data.synthetic.") == synthetic_keys
+                               or k in ("data.name", "data.min_user_interactions", "data.item_kcore",
+                                        "data.scale", "data.subset_seed")}
+        manifest["content_hash"] = _content_hash(inter, items)
+        root.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=root.parent, prefix=f".{root.name}."))
+        try:
+            inter.to_parquet(tmp / "interactions.parquet", index=False)
+            items.to_parquet(tmp / "items.parquet", index=False)
+            write_json(tmp / "manifest.json", manifest)
+            try:
+                tmp.rename(root)
+            except OSError:  # another process finished the same dataset first
+                shutil.rmtree(tmp)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+    manifest = json.loads((root / "manifest.json").read_text())
+    return Dataset(root, pd.read_parquet(root / "interactions.parquet"), pd.read_parquet(root / "items.parquet"),
+                   manifest), hit
