@@ -121,6 +121,8 @@ SCHEMA: list[Key] = [
     _k("train.seed", 0, _int(0), "seed for init, dropout, order and negatives"),
     _k("train.device", "auto", _choice("auto", "cpu", "cuda"), "where to train", hashed=False),
     _k("train.threads", 0, _int(0), "torch CPU threads (0 = torch's default)", hashed=False),
+    _k("train.checkpoint_every_s", 300, _num(1), "also checkpoint after this many seconds of training",
+       hashed=False),
     # evaluation
     _k("eval.points", [0.25, 0.5, 1.0], _points, "fractions of T at which validation metrics are recorded"),
     _k("eval.exclude_seen", False, _bool, "exclude the user's history items from the ranking"),

@@ -221,11 +221,9 @@ def prepare(cfg: dict) -> tuple[Dataset, bool]:
     hit = (root / "manifest.json").exists()
     if not hit:
         inter, items, manifest = _build(cfg)
-        synthetic_keys = cfg["data.name"] == "synthetic"
+        is_synthetic = cfg["data.name"] == "synthetic"
         manifest["options"] = {k: v for k, v in cfg.items()
-                               if k.startswith("data.") and k.startswith("data.synthetic.") == synthetic_keys
-                               or k in ("data.name", "data.min_user_interactions", "data.item_kcore",
-                                        "data.scale", "data.subset_seed")}
+                               if k.startswith("data.") and (is_synthetic or not k.startswith("data.synthetic."))}
         manifest["content_hash"] = _content_hash(inter, items)
         root.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(dir=root.parent, prefix=f".{root.name}."))

@@ -1,0 +1,62 @@
+"""Sequences -> padded tensors: training examples (windows over each user's training items) and
+evaluation inputs (leave-one-out). Batches are built by vectorised gathers from the flat item array."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from harness.data.prepare import Dataset
+
+
+class TrainExamples:
+    """Windows over the training part of each sequence (all but the last two items).
+
+    An example is the flat index `last` of its last target; its inputs are the `context` items before `last`
+    within the same user (left-padded with 0). supervision='all': windows tile each sequence from its end, every
+    position is a target, so an epoch has one target per training transition. supervision='last': one example
+    per target position, only the final position supervised (every prefix is an example, as in RecBole/SRT)."""
+
+    def __init__(self, dataset: Dataset, context: int, supervision: str):
+        self.flat = torch.from_numpy(dataset.flat)
+        self.context, self.supervision = context, supervision
+        firsts, lasts = [], []
+        starts, stops = dataset.offsets[:-1], dataset.offsets[1:] - 2  # training part [start, stop)
+        for a, b in zip(starts, stops):
+            if b - a < 2:
+                continue
+            ends = np.arange(b - 1, a, -1 if supervision == "last" else -context)
+            lasts.append(ends)
+            firsts.append(np.full(len(ends), a))
+        self.first = torch.from_numpy(np.concatenate(firsts))
+        self.last = torch.from_numpy(np.concatenate(lasts))
+        self.targets_per_epoch = int(sum(max(b - a - 1, 0) for a, b in zip(starts, stops)))
+
+    def __len__(self) -> int:
+        return len(self.last)
+
+    def batch(self, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(inputs, targets), both (len(index), context) item ids; 0 = padding / not a target."""
+        pos = self.last[index, None] - self.context + torch.arange(self.context)
+        valid = pos >= self.first[index, None]
+        inputs = torch.where(valid, self.flat[pos.clamp(min=0)], 0)
+        targets = torch.where(valid, self.flat[(pos + 1).clamp(min=0)], 0)
+        if self.supervision == "last":
+            targets[:, :-1] = 0
+        return inputs, targets
+
+
+def eval_inputs(dataset: Dataset, split: str, context: int,
+                users: np.ndarray | None = None) -> tuple[torch.Tensor, torch.Tensor, list[np.ndarray]]:
+    """Leave-one-out inputs for `split` ('valid': predict the second-to-last item from the ones before it;
+    'test': predict the last). Returns inputs (U, context) left-padded, targets (U,), and each user's full
+    history before the target (for excluding seen items)."""
+    cut = 2 if split == "valid" else 1
+    starts, stops = dataset.offsets[:-1], dataset.offsets[1:] - cut  # history [start, stop), target at stop
+    if users is not None:
+        starts, stops = starts[users], stops[users]
+    pos = stops[:, None] - context + np.arange(context)
+    valid = pos >= starts[:, None]
+    inputs = np.where(valid, dataset.flat[np.clip(pos, 0, None)], 0)
+    history = [dataset.flat[a:b] for a, b in zip(starts, stops)]
+    return torch.from_numpy(inputs), torch.from_numpy(dataset.flat[stops]), history

