@@ -18,7 +18,7 @@ class TrainExamples:
     per target position, only the final position supervised (every prefix is an example, as in RecBole/SRT)."""
 
     def __init__(self, dataset: Dataset, context: int, supervision: str):
-        self.flat = torch.from_numpy(dataset.flat)
+        self.flat = torch.from_numpy(dataset.flat.copy())
         self.context, self.supervision = context, supervision
         firsts, lasts = [], []
         starts, stops = dataset.offsets[:-1], dataset.offsets[1:] - 2  # training part [start, stop)

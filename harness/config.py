@@ -167,6 +167,17 @@ def parse_set(item: str) -> tuple[str, Any]:
         raise UserError(f"--set {item!r}: value is not valid YAML") from None
 
 
+def _key_lines(node: yaml.Node, prefix: str = "") -> dict[str, int]:
+    """Dotted key -> 1-based line where it is written, from a composed YAML node tree."""
+    lines: dict[str, int] = {}
+    if isinstance(node, yaml.MappingNode):
+        for k, v in node.value:
+            key = f"{prefix}{k.value}"
+            lines[key] = k.start_mark.line + 1
+            lines.update(_key_lines(v, key + "."))
+    return lines
+
+
 def load_yaml(path: str | Path) -> dict:
     path = Path(path)
     try:
@@ -186,39 +197,47 @@ def load_yaml(path: str | Path) -> dict:
     return tree
 
 
-def resolve(overrides: dict[str, Any], source: str = "config") -> dict[str, Any]:
-    """Defaults + overrides (dotted keys) -> a validated flat config; cross-key rules checked here."""
+def resolve(overrides: dict[str, Any], source: str = "config", where: dict[str, str] | None = None) -> dict[str, Any]:
+    """Defaults + overrides (dotted keys) -> a validated flat config; cross-key rules checked here.
+    `where` maps a key to the place it was set (file:line or --set) for error messages."""
+    where = where or {}
     cfg = {k.name: k.default for k in SCHEMA}
     for key, value in overrides.items():
         if key not in KEYS:
-            raise UserError(f"{source}: unknown key {key!r}")
+            raise UserError(f"{where.get(key, source)}: unknown key {key!r}")
         cfg[key] = value
     for k in SCHEMA:
         if not k.check(cfg[k.name]):
-            raise UserError(f"{source}: {k.name} = {cfg[k.name]!r}: expected {k.expect}")
+            raise UserError(f"{where.get(k.name, source)}: {k.name} = {cfg[k.name]!r}: expected {k.expect}")
+    at = lambda key: where.get(key, source)  # noqa: E731
     if cfg["model.d_model"] % cfg["model.n_heads"]:
-        raise UserError(f"{source}: model.n_heads = {cfg['model.n_heads']} does not divide "
+        raise UserError(f"{at('model.n_heads')}: model.n_heads = {cfg['model.n_heads']} does not divide "
                         f"model.d_model = {cfg['model.d_model']}")
     if cfg["data.name"] in ("recbole", "movielens", "amazon2018", "table") and not cfg["data.path"]:
-        raise UserError(f"{source}: data.path is required for data.name = {cfg['data.name']}")
+        raise UserError(f"{at('data.path')}: data.path is required for data.name = {cfg['data.name']}")
     if cfg["data.name"] == "table" and not cfg["data.columns"]:
-        raise UserError(f"{source}: data.columns is required for data.name = table")
+        raise UserError(f"{at('data.columns')}: data.columns is required for data.name = table")
     if cfg["loss.kind"] == "bce" and cfg["loss.negatives"] != 1:
-        raise UserError(f"{source}: loss.kind = bce takes loss.negatives = 1 (got {cfg['loss.negatives']!r})")
+        raise UserError(f"{at('loss.negatives')}: loss.kind = bce takes loss.negatives = 1 (got {cfg['loss.negatives']!r})")
     if cfg["loss.kind"] == "gbce" and cfg["loss.negatives"] == "full":
-        raise UserError(f"{source}: loss.kind = gbce needs an integer loss.negatives")
+        raise UserError(f"{at('loss.negatives')}: loss.kind = gbce needs an integer loss.negatives")
     if cfg["data.synthetic.max_length"] < cfg["data.synthetic.mean_length"]:
-        raise UserError(f"{source}: data.synthetic.max_length must be >= data.synthetic.mean_length")
+        raise UserError(f"{at('data.synthetic.max_length')}: data.synthetic.max_length must be >= data.synthetic.mean_length")
     return cfg
 
 
 def load(path: str | Path | None, sets: list[str] = ()) -> dict[str, Any]:
     """Read a YAML config, apply `--set` overrides, validate; returns the resolved flat config."""
     overrides = flatten(load_yaml(path)) if path else {}
+    where = {}
+    if path:
+        lines = _key_lines(yaml.compose(Path(path).read_text()) or yaml.MappingNode("", []))
+        where = {k: f"{path}:{lines[k]}" for k in overrides if k in lines}
     for item in sets:
         key, value = parse_set(item)
         overrides[key] = value
-    return resolve(overrides, source=str(path) if path else "--set")
+        where[key] = f"--set {item}"
+    return resolve(overrides, source=str(path) if path else "--set", where=where)
 
 
 def run_id(cfg: dict[str, Any]) -> str:

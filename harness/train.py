@@ -282,7 +282,7 @@ def _loop(run: Run, state: _State, should_stop: Callable[[], bool] | None, progr
     bar.close()
     if diverged:
         state.wall_s = wall0 + time.perf_counter() - start
-        _log(run, f"diverged: loss {float(loss)} at {state.tokens} targets")
+        _log(run, f"diverged: loss {loss.item()} at {state.tokens} targets")
         _record(run, state, peak, final=True, diverged=True)
     status = "diverged" if diverged else "done"
     for row in state.rows:

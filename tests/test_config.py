@@ -1,0 +1,71 @@
+import subprocess
+import sys
+
+import pytest
+
+from harness import config
+from harness.errors import UserError
+
+
+def test_defaults_resolve_and_every_key_documented():
+    cfg = config.resolve({})
+    assert set(cfg) == set(config.KEYS)
+    assert all(k.doc for k in config.SCHEMA)
+    assert all(f"`{k.name}`" in config.reference() for k in config.SCHEMA)
+
+
+def test_unknown_key_in_yaml_names_file_and_line(tmp_path):
+    p = tmp_path / "c.yaml"
+    p.write_text("model:\n  d_model: 64\ntrain:\n  tokenz: 5\n")
+    with pytest.raises(UserError, match=r"c\.yaml:4: unknown key 'train\.tokenz'"):
+        config.load(p)
+
+
+def test_bad_value_and_cross_key_rule(tmp_path):
+    with pytest.raises(UserError, match=r"--set model.dropout=2: model.dropout = 2"):
+        config.load(None, ["model.dropout=2"])
+    p = tmp_path / "c.yaml"
+    p.write_text("model:\n  d_model: 64\n  n_heads: 3\n")
+    with pytest.raises(UserError, match=r"c\.yaml:3: model.n_heads = 3 does not divide"):
+        config.load(p)
+    with pytest.raises(UserError, match="bce takes loss.negatives = 1"):
+        config.resolve({"loss.kind": "bce", "loss.negatives": 8})
+
+
+def test_set_values_parse_as_yaml():
+    cfg = config.load(None, ["model.d_model=128", "loss.negatives=full", "eval.points=[0.5, 1.0]",
+                             "model.n_heads=4"])
+    assert cfg["model.d_model"] == 128 and cfg["loss.negatives"] == "full" and cfg["eval.points"] == [0.5, 1.0]
+
+
+def test_run_id_is_the_science_not_the_execution():
+    a = config.resolve({})
+    assert config.run_id(a) == config.run_id(config.resolve({}))
+    assert config.run_id(a) == config.run_id(config.resolve({"train.threads": 2, "eval.batch_users": 7}))
+    assert config.run_id(a) != config.run_id(config.resolve({"train.seed": 1}))
+
+
+def test_flatten_unflatten_roundtrip():
+    cfg = config.resolve({"data.columns": {"user": "u", "item": "i", "timestamp": "t"}, "data.name": "table",
+                          "data.path": "x.csv"})
+    assert config.flatten(config.unflatten(cfg)) == cfg
+
+
+@pytest.mark.parametrize("args,message", [
+    (["train", "missing.yaml"], "missing.yaml: cannot read"),
+    (["train", "configs/quickstart.yaml", "--set", "model.d_modl=3"], "unknown key 'model.d_modl'"),
+    (["data", "prepare", "movielens", "--set", "data.path=/nonexistent"], "/nonexistent"),
+])
+def test_cli_user_errors_are_one_line_exit_2(args, message):
+    proc = subprocess.run([sys.executable, "-m", "harness.cli", *args], capture_output=True, text=True)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0] and "Traceback" not in proc.stderr
+
+
+def test_every_command_has_help():
+    for args in (["--help"], ["train", "--help"], ["data", "prepare", "--help"]):
+        proc = subprocess.run([sys.executable, "-m", "harness.cli", *args], capture_output=True, text=True)
+        assert proc.returncode == 0 and "usage: srt-scale" in proc.stdout
+    proc = subprocess.run([sys.executable, "-m", "harness.cli", "train", "--help"], capture_output=True, text=True)
+    assert "model.d_model" in proc.stdout and "loss.negatives" in proc.stdout
