@@ -66,7 +66,7 @@ SCHEMA: list[Key] = [
        "table: interactions CSV/Parquet"),
     _k("data.items_path", None, _opt(_str), "amazon2018: metadata JSON lines; table: items CSV/Parquet"),
     _k("data.columns", None, _opt(_columns), "table: column names for user, item, timestamp, title, brand, category"),
-    _k("data.min_user_interactions", 5, _int(2), "drop users with fewer interactions (after item filtering)"),
+    _k("data.min_user_interactions", 5, _int(3), "drop users with fewer interactions (after item filtering)"),
     _k("data.item_kcore", 0, _int(0), "iteratively drop items with fewer interactions (0 = off)"),
     _k("data.scale", None, _opt(_int(1)), "nested subset: sample users (seeded) until this many interactions"),
     _k("data.subset_seed", 0, _int(0), "seed of the user order that nested subsets take prefixes of"),

@@ -107,6 +107,30 @@ class Run:
                 "n_layers": c["model.n_layers"], "n_heads": c["model.n_heads"], "d_ff": c["model.d_ff"],
                 "n_items": self.data.n_items, "n_users": self.data.n_users}
 
+    def step(self, inputs: torch.Tensor, targets: torch.Tensor, lr: float) -> tuple[float, int]:
+        """One optimizer step on a batch (inputs, targets: (B, context) ids, 0 = none) at learning rate `lr`.
+        Returns (loss, number of targets); a non-finite loss is returned without updating the model."""
+        cfg, model = self.cfg, self.model
+        inputs, targets = inputs.to(self.device), targets.to(self.device)
+        mask = targets != 0
+        n = int(mask.sum())
+        use_catalog, _ = accounting.embedding_rows(len(inputs), cfg["model.context"], n, cfg["loss.negatives"],
+                                                   cfg["loss.shared_negatives"], self.data.n_items)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=cfg["train.precision"] == "bf16"):
+            items = model.extractor.all_items() if use_catalog else None
+            h = model.encode(inputs, items)
+            loss = training_loss(model, h[mask], targets[mask], items, cfg, self.sampler)
+        if not torch.isfinite(loss):
+            return loss.item(), n
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if cfg["train.grad_clip"] > 0:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg["train.grad_clip"])
+        self.optimizer.step()
+        return loss.item(), n
+
     def evaluate(self, split: str) -> dict[str, float]:
         inputs, targets, history = self.eval_sets[split]
         m = evaluate.evaluate(self.model, inputs, targets, history if self.cfg["eval.exclude_seen"] else None,
@@ -216,11 +240,10 @@ def _record(run: Run, state: _State, peak: float, final: bool, diverged: bool = 
 
 def _loop(run: Run, state: _State, should_stop: Callable[[], bool] | None, progress: bool) -> dict | None:
     cfg, model = run.cfg, run.model
-    T, B, L, K = cfg["train.tokens"], cfg["train.batch_size"], cfg["model.context"], cfg["loss.negatives"]
+    T, B = cfg["train.tokens"], cfg["train.batch_size"]
     points = [p for p in cfg["eval.points"] if p * T > state.tokens]
     bf16 = cfg["train.precision"] == "bf16"
     peak = accounting.matmul_peak(run.device.type, torch.bfloat16 if bf16 else torch.float32)
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=bf16)
     bar = tqdm(total=T, initial=state.tokens, unit="tgt", unit_scale=True, disable=not progress,
                desc=run.id, dynamic_ncols=True)
     model.train()
@@ -239,28 +262,13 @@ def _loop(run: Run, state: _State, should_stop: Callable[[], bool] | None, progr
             t0 = time.perf_counter()
             inputs, targets = run.examples.batch(order[state.position: state.position + B])
             targets = _trim(targets, T - state.tokens)
-            inputs, targets = inputs.to(run.device), targets.to(run.device)
-            mask = targets != 0
-            n = int(mask.sum())
-            use_catalog, _ = accounting.embedding_rows(len(inputs), L, n, K, cfg["loss.shared_negatives"],
-                                                       run.data.n_items)
-            for group in run.optimizer.param_groups:
-                group["lr"] = cfg["train.lr"] * lr_factor(state.tokens / T, cfg)
-            with autocast:
-                items = model.extractor.all_items() if use_catalog else None
-                h = model.encode(inputs, items)
-                loss = training_loss(model, h[mask], targets[mask], items, cfg, run.sampler)
-            if not torch.isfinite(loss):
+            loss, n = run.step(inputs, targets, cfg["train.lr"] * lr_factor(state.tokens / T, cfg))
+            if not math.isfinite(loss):
                 diverged = True
                 break
-            run.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if cfg["train.grad_clip"] > 0:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg["train.grad_clip"])
-            run.optimizer.step()
             state.tokens += n
             state.position += B
-            state.loss_sum += loss.item() * n
+            state.loss_sum += loss * n
             state.loss_n += n
             state.train_s += time.perf_counter() - t0
             bar.update(n)
@@ -282,7 +290,7 @@ def _loop(run: Run, state: _State, should_stop: Callable[[], bool] | None, progr
     bar.close()
     if diverged:
         state.wall_s = wall0 + time.perf_counter() - start
-        _log(run, f"diverged: loss {loss.item()} at {state.tokens} targets")
+        _log(run, f"diverged: loss {loss} at {state.tokens} targets")
         _record(run, state, peak, final=True, diverged=True)
     status = "diverged" if diverged else "done"
     for row in state.rows:

@@ -69,3 +69,8 @@ def test_every_command_has_help():
         assert proc.returncode == 0 and "usage: srt-scale" in proc.stdout
     proc = subprocess.run([sys.executable, "-m", "harness.cli", "train", "--help"], capture_output=True, text=True)
     assert "model.d_model" in proc.stdout and "loss.negatives" in proc.stdout
+
+
+def test_readme_carries_the_current_config_reference():
+    from pathlib import Path
+    assert config.reference() in (Path(__file__).parent.parent / "README.md").read_text()

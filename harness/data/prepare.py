@@ -127,20 +127,21 @@ def _filter(inter: pd.DataFrame, items: pd.DataFrame, min_user: int, kcore: int,
     drops.update(users_too_few=0, interactions_users_too_few=0, items_kcore=0, interactions_kcore=0)
     while True:
         if kcore:
-            counts = inter["item"].value_counts()
-            rare = counts.index[counts < kcore]
-            mask = inter["item"].isin(rare)
-            drops["items_kcore"] += len(rare)
-            drops["interactions_kcore"] += int(mask.sum())
-            inter = inter[~mask]
-        counts = inter["user"].value_counts()
-        few = counts.index[counts < min_user]
-        mask = inter["user"].isin(few)
-        drops["users_too_few"] += len(few)
-        drops["interactions_users_too_few"] += int(mask.sum())
-        inter = inter[~mask]
-        if not kcore or inter["item"].value_counts().min() >= kcore or inter.empty:
+            inter = _drop_rare(inter, "item", kcore, drops, "items_kcore", "interactions_kcore")
+        inter = _drop_rare(inter, "user", min_user, drops, "users_too_few", "interactions_users_too_few")
+        if not kcore or inter.empty or inter["item"].value_counts().min() >= kcore:
             return inter
+
+
+def _drop_rare(inter: pd.DataFrame, column: str, minimum: int, drops: dict, count_key: str,
+               rows_key: str) -> pd.DataFrame:
+    """Drop the interactions of every user/item with fewer than `minimum`, adding to the drop counts."""
+    counts = inter[column].value_counts()
+    rare = counts.index[counts < minimum]
+    mask = inter[column].isin(rare)
+    drops[count_key] += len(rare)
+    drops[rows_key] += int(mask.sum())
+    return inter[~mask]
 
 
 def _subset(inter: pd.DataFrame, scale: int | None, seed: int) -> pd.DataFrame:
