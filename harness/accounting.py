@@ -57,8 +57,9 @@ def flops_per_target(cfg: dict, n_items: int, extractor_flops_per_item: int) -> 
 @lru_cache(maxsize=None)
 def matmul_peak(device: str = "cpu", dtype: torch.dtype = torch.float32, n: int = 2048, seconds: float = 0.5) -> float:
     """Achievable matmul FLOP/s on this device and dtype, measured now (n x n x n products for ~`seconds`)."""
-    a = torch.randn(n, n, device=device, dtype=dtype)
-    b = torch.randn(n, n, device=device, dtype=dtype)
+    gen = torch.Generator(device=device).manual_seed(0)  # never touch the global RNG that training uses
+    a = torch.randn(n, n, device=device, dtype=dtype, generator=gen)
+    b = torch.randn(n, n, device=device, dtype=dtype, generator=gen)
     sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
     a @ b
     sync()

@@ -50,9 +50,78 @@ def cmd_train(args: argparse.Namespace) -> None:
         print(f"  {k:<{width}}  {v:.5g}" if isinstance(v, float) else f"  {k:<{width}}  {v}")
 
 
+def _threads(profile: dict) -> int:
+    return int(profile["cpus_per_task"])
+
+
+def _parallel(executor: str, profile: dict) -> int:
+    if executor == "debug":
+        return 1
+    if executor == "local":
+        return profile["max_jobs"] or max(1, (os.cpu_count() or 1) // _threads(profile))
+    return int(profile["array_parallelism"])
+
+
+def cmd_plan(args: argparse.Namespace) -> None:
+    from harness import grid, plan, sweep
+
+    profile = sweep.load_profile(args.profile)
+    result = plan.plan(grid.load(args.grid), _threads(profile))
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        print(plan.format_table(result, _parallel(args.executor, profile)))
+
+
+def cmd_sweep(args: argparse.Namespace) -> None:
+    from harness import grid, plan, sweep
+
+    profile = sweep.load_profile(args.profile)
+    if args.executor == "local" and args.max_jobs:
+        profile["max_jobs"] = args.max_jobs
+    points = grid.load(args.grid)
+    out = Path(args.out or Path("sweeps") / Path(args.grid).stem)
+    planned = plan.plan(points, _threads(profile))
+    print(plan.format_table(planned, _parallel(args.executor, profile)), flush=True)
+    s = sweep.Sweep(out)
+    s.write_plan(planned, args.grid)
+    sweep.submit(s, points, args.executor, profile, retry_failed=args.retry_failed, wait=not args.no_wait,
+                 log=lambda m: print(m, flush=True))
+    _print_status(s)
+
+
+def _print_status(s) -> None:
+    from harness import sweep
+
+    counts, failing = sweep.status(s)
+    print(f"{s.root}: {sum(counts.values())} runs: " + ", ".join(f"{n} {k}" for k, n in counts.items()))
+    for run_id, state, line in failing:
+        print(f"  {run_id} {state}: {line}")
+
+
+def cmd_status(args: argparse.Namespace) -> None:
+    from harness import sweep
+
+    _print_status(sweep.Sweep(args.sweep_dir))
+
+
+def cmd_collect(args: argparse.Namespace) -> None:
+    from harness import results, sweep
+
+    s = sweep.Sweep(args.sweep_dir)
+    table, problems = results.collect(s.runs_dir, s.states())
+    for p in problems:
+        print(f"  {p}")
+    if table.empty:
+        raise UserError(f"{args.sweep_dir}: no run has written an evaluation yet")
+    parquet, csv = results.write_table(table, args.out or s.root / "results")
+    finals = table[table["final"]]
+    print(f"{len(table)} rows ({len(finals)} final, {table['run_id'].nunique()} runs) -> {parquet} and {csv}")
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="srt-scale", description="Scaling-law studies of the Scalable Recommendation "
-                                "Transformer: prepare datasets and train runs with full-catalog metrics.")
+                                "Transformer: prepare datasets, train runs, and run sweeps locally or on Slurm.")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     data = sub.add_parser("data", help="dataset commands", description="Dataset commands.")
@@ -79,6 +148,46 @@ def parser() -> argparse.ArgumentParser:
     train.add_argument("--out", default="runs", help="directory of run directories (default: ./runs)")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
     train.set_defaults(func=cmd_train)
+
+    def executor_args(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("--executor", choices=["debug", "local", "slurm"], default="local",
+                        help="debug: in this process; local: parallel processes; slurm: one sbatch job array "
+                             "(default: local)")
+        sp.add_argument("--profile", help="cluster profile YAML (slurm/*.yaml): resources, array parallelism, "
+                                          "sbatch flags, setup lines; cpus_per_task is each job's thread budget")
+
+    plan_p = sub.add_parser("plan", help="print every run of a grid with shape, N, T, K, FLOPs, estimated time",
+                            description="Resolve a grid: every run's shape (solved for its target N), actual N, "
+                                        "T, K, FLOPs and estimated time on the executor. Nothing trains.")
+    plan_p.add_argument("grid", help="grid YAML")
+    executor_args(plan_p)
+    plan_p.add_argument("--json", action="store_true", help="print the plan as JSON")
+    plan_p.set_defaults(func=cmd_plan)
+
+    sweep_p = sub.add_parser("sweep", help="submit a grid's runs (resumable; finished runs are never rerun)",
+                             description="Plan a grid and submit every run that has no finished result.json and "
+                                         "no job pending or running, through submitit.")
+    sweep_p.add_argument("grid", help="grid YAML")
+    executor_args(sweep_p)
+    sweep_p.add_argument("--out", help="sweep directory (default: sweeps/<grid name>)")
+    sweep_p.add_argument("--retry-failed", action="store_true", help="also resubmit failed, diverged and "
+                                                                     "timed-out runs")
+    sweep_p.add_argument("--max-jobs", type=int, help="local: runs at a time (default: CPUs / cpus_per_task)")
+    sweep_p.add_argument("--no-wait", action="store_true", help="slurm: return once the array is submitted")
+    sweep_p.set_defaults(func=cmd_sweep)
+
+    status_p = sub.add_parser("status", help="count a sweep's runs by state; show why runs failed",
+                              description="Counts of a sweep's runs by state (done, running, pending, failed, "
+                                          "diverged, timed_out, not_submitted) and each failing run's last log line.")
+    status_p.add_argument("sweep_dir")
+    status_p.set_defaults(func=cmd_status)
+
+    collect_p = sub.add_parser("collect", help="gather a sweep's runs into one results table",
+                               description="One row per (run, evaluation point) with DESIGN.md's columns, written "
+                                           "as Parquet and CSV.")
+    collect_p.add_argument("sweep_dir")
+    collect_p.add_argument("--out", help="table path without suffix (default: SWEEP_DIR/results)")
+    collect_p.set_defaults(func=cmd_collect)
     return p
 
 

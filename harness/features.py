@@ -24,6 +24,7 @@ from harness.errors import UserError
 from harness.io import atomic_path, cache_dir
 
 ST_MODEL = "all-MiniLM-L6-v2"
+ST_DIM = 384  # width of its sentence embeddings
 
 
 def st_model_path() -> str:
@@ -157,6 +158,19 @@ def tokenize_fields(fields: list[list[str]], lengths: list[int]) -> tuple[list[n
             arr[row, : len(ids)] = [remap[t] for t in ids]
         out.append(arr)
     return out, len(used) + 1
+
+
+def adapter_input_dim(cfg: dict) -> int:
+    """Width of what the adapter reads: the sentence embedding (st) or the concatenated pooled fields (tokens)."""
+    return ST_DIM if cfg["features.kind"] == "st" else 2 * cfg["features.token_dim"]
+
+
+def train_flops_per_item(cfg: dict) -> int:
+    """`Extractor.train_flops_per_item` of the configured extractor, without building it."""
+    if cfg["features.kind"] == "id":
+        return 0
+    adapter = _adapter(cfg["features.adapter"], adapter_input_dim(cfg), cfg["model.d_model"])
+    return adapter_flops(adapter, input_has_grad=cfg["features.kind"] == "tokens")
 
 
 def build_extractor(cfg: dict, dataset) -> Extractor:

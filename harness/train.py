@@ -8,10 +8,11 @@ from its checkpoint and ends with the same metrics as an uninterrupted one.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
-import os
 import platform
+import subprocess
 import time
 from pathlib import Path
 from typing import Callable
@@ -188,9 +189,19 @@ def _trim(targets: torch.Tensor, room: int) -> torch.Tensor:
     return targets.masked_fill(over, 0)
 
 
+@functools.lru_cache(maxsize=1)
+def _git_sha() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True,
+                             text=True, timeout=5)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.strip() or None
+
+
 def _environment() -> dict:
-    return {"host": platform.node(), "torch": torch.__version__, "srt_scale": __version__,
-            "threads": torch.get_num_threads()}
+    return {"host": platform.node(), "torch": torch.__version__, "numpy": np.__version__, "srt_scale": __version__,
+            "git_sha": _git_sha(), "threads": torch.get_num_threads()}
 
 
 def train(cfg: dict, out: str | Path = "runs", should_stop: Callable[[], bool] | None = None,

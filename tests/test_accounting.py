@@ -52,3 +52,10 @@ def test_analytic_flops_match_torch_flop_counter(kind, over, n_items):
 def test_matmul_peak_is_measured():
     peak = accounting.matmul_peak("cpu", torch.float32, n=256, seconds=0.05)
     assert 1e8 < peak < 1e14
+
+
+def test_measuring_the_peak_leaves_the_training_rng_alone():
+    torch.manual_seed(0)
+    state = torch.get_rng_state()
+    accounting.matmul_peak("cpu", torch.float32, n=128, seconds=0.01)
+    assert torch.equal(torch.get_rng_state(), state)

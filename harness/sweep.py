@@ -1,0 +1,287 @@
+"""Sweeps: a grid's runs submitted through submitit (debug, local or slurm), resumable and re-attachable.
+
+A sweep directory holds:
+- plan.json: the resolved plan (every run's config, shape, N, T, K, FLOPs, estimated time);
+- jobs.jsonl: one line per submission (run id, executor, submitit job id and folder);
+- runs/<run_id>/: the run directories (DESIGN.md section 5);
+- submitit/: submitit's scripts, pickles and job logs.
+A run is submitted again only when it has no job pending or running and no finished result.json (failed,
+diverged and timed-out runs only with retry_failed). Every run writes its own files and renames them into
+place, so jobs finishing together never corrupt each other.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import submitit
+
+from harness import config
+from harness.errors import UserError
+from harness.grid import Point
+from harness.io import cache_dir, write_json, write_text
+
+EXECUTORS = ("debug", "local", "slurm")
+STATES = ("done", "running", "pending", "failed", "diverged", "timed_out", "not_submitted")
+PROFILE_DEFAULTS: dict[str, Any] = {
+    "partition": None, "account": None, "qos": None, "time_min": 60, "mem_gb": 4, "cpus_per_task": 1,
+    "gpus_per_node": 0, "array_parallelism": 16, "max_jobs": None, "sbatch": {}, "setup": [],
+}
+
+
+def load_profile(path: str | Path | None) -> dict:
+    """A cluster profile (slurm/*.yaml): sbatch resources, array parallelism, extra flags, setup lines."""
+    if path is None:
+        return dict(PROFILE_DEFAULTS)
+    tree = config.load_yaml(path)
+    for key in tree:
+        if key not in PROFILE_DEFAULTS:
+            raise UserError(f"{path}: unknown profile key {key!r} (known: {', '.join(PROFILE_DEFAULTS)})")
+    profile = {**PROFILE_DEFAULTS, **tree}
+    if not isinstance(profile["sbatch"], dict) or not isinstance(profile["setup"], list):
+        raise UserError(f"{path}: 'sbatch' must be a mapping and 'setup' a list of shell lines")
+    for key in ("time_min", "mem_gb", "cpus_per_task", "array_parallelism"):
+        if not isinstance(profile[key], (int, float)) or profile[key] <= 0:
+            raise UserError(f"{path}: {key} = {profile[key]!r}: expected a positive number")
+    return profile
+
+
+class RunJob(submitit.helpers.Checkpointable):
+    """The job submitit runs: train one config. On USR2 (timeout or preemption) training stops at the next step
+    boundary and saves its checkpoint; then submitit's own handler requeues the job, which resumes."""
+
+    def __call__(self, cfg: dict, out: str, cache: str) -> str:
+        from harness.train import train
+
+        os.environ["SRT_SCALE_CACHE"] = cache
+        stop = threading.Event()
+        submitit_handler = signal.getsignal(signal.SIGUSR2)
+        signal.signal(signal.SIGUSR2, lambda *_: stop.set())
+        result = train(cfg, out, should_stop=stop.is_set, progress=False)
+        if result is None:
+            signal.signal(signal.SIGUSR2, submitit_handler)
+            if callable(submitit_handler):
+                submitit_handler(signal.SIGUSR2, None)  # checkpoint() + requeue + exit
+            raise RuntimeError("training was interrupted and the job could not be requeued")
+        return result["status"]
+
+
+class Sweep:
+    """A sweep directory: its plan, its job records and its runs' states."""
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+        self.runs_dir = self.root / "runs"
+        self.folder = self.root / "submitit"
+
+    @property
+    def plan(self) -> dict:
+        path = self.root / "plan.json"
+        if not path.exists():
+            raise UserError(f"{self.root}: not a sweep directory (no plan.json)")
+        return json.loads(path.read_text())
+
+    def write_plan(self, plan: dict, grid_path: str | Path) -> None:
+        """Record the plan, and the grid's text and its base config's, with the sweep."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        write_json(self.root / "plan.json", plan)
+        grid_path = Path(grid_path)
+        write_text(self.root / "grid.yaml", grid_path.read_text())
+        base = grid_path.parent / str(config.load_yaml(grid_path).get("base", ""))
+        if base.is_file():
+            write_text(self.root / "base.yaml", base.read_text())
+
+    def jobs(self) -> dict[str, dict]:
+        """Last submission record per run id (a torn last line is ignored)."""
+        records: dict[str, dict] = {}
+        path = self.root / "jobs.jsonl"
+        if path.exists():
+            for line in path.read_text().splitlines():
+                try:
+                    rec = json.loads(line)
+                except json.JSONDecodeError:
+                    continue
+                records[rec["run_id"]] = rec
+        return records
+
+    def _record(self, run_id: str, executor: str, job: submitit.Job) -> None:
+        with open(self.root / "jobs.jsonl", "a") as f:
+            f.write(json.dumps({"run_id": run_id, "executor": executor, "job_id": str(job.job_id),
+                                "submitted": time.time()}) + "\n")
+
+    def result(self, run_id: str) -> dict | None:
+        path = self.runs_dir / run_id / "result.json"
+        try:
+            return json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError):
+            return None
+
+    def state(self, run_id: str, job: dict | None = None) -> str:
+        """One of STATES."""
+        result = self.result(run_id)
+        if result is not None:
+            return {"done": "done", "diverged": "diverged"}.get(result["status"], "failed")
+        if job is None:
+            return "not_submitted"
+        return _job_state(job, self.folder)
+
+    def states(self) -> dict[str, str]:
+        jobs = self.jobs()
+        return {r["run_id"]: self.state(r["run_id"], jobs.get(r["run_id"])) for r in self.plan["runs"]}
+
+    def last_log_line(self, run_id: str, job: dict | None) -> str:
+        """The last non-empty line of the job's stderr, else of the run's train.log."""
+        candidates = []
+        if job is not None:
+            candidates.append(self.folder / f"{job['job_id']}_0_log.err")
+        candidates.append(self.runs_dir / run_id / "train.log")
+        for path in candidates:
+            if path.exists():
+                lines = [ln for ln in path.read_text(errors="replace").splitlines() if ln.strip()]
+                if lines:
+                    return lines[-1].strip()
+        return "(no log)"
+
+
+def _job_state(job: dict, folder: Path) -> str:
+    if job["executor"] == "slurm":
+        state = submitit.SlurmJob(folder, job["job_id"]).state.upper()
+        if state in ("RUNNING", "COMPLETING"):
+            return "running"
+        if state == "TIMEOUT":
+            return "timed_out"
+        if state in ("PENDING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "CONFIGURING", "SUSPENDED",
+                     "RESIZING", "UNKNOWN", "PREEMPTED"):
+            return "failed" if (folder / f"{job['job_id']}_0_result.pkl").exists() else "pending"
+        return "failed"
+    if job["executor"] == "local":
+        try:
+            os.kill(int(job["job_id"]), 0)
+            return "running"
+        except (OSError, ValueError):
+            return "failed"
+    return "failed"  # a debug job runs inside the sweep command: no result.json means it failed
+
+
+def submit(sweep: Sweep, points: list[Point], executor: str, profile: dict, retry_failed: bool = False,
+           wait: bool = True, log=print) -> dict[str, str]:
+    """Submit every point that needs it; returns {run_id: submitit job id} of what was submitted."""
+    if executor not in EXECUTORS:
+        raise UserError(f"--executor {executor!r}: expected one of {', '.join(EXECUTORS)}")
+    jobs = sweep.jobs()
+    todo, skipped = [], {}
+    for p in points:
+        state = sweep.state(p.run_id, jobs.get(p.run_id))
+        if state == "not_submitted" or (retry_failed and state in ("failed", "diverged", "timed_out")):
+            _clear_for_retry(sweep.runs_dir / p.run_id, state)
+            todo.append(p)
+        else:
+            skipped[state] = skipped.get(state, 0) + 1
+    if skipped:
+        log("not submitted: " + ", ".join(f"{n} {s}" for s, n in sorted(skipped.items())) +
+            ("" if retry_failed or not (skipped.keys() & {"failed", "diverged", "timed_out"})
+             else " (--retry-failed resubmits failed, diverged and timed-out runs)"))
+    if not todo:
+        log("nothing to submit")
+        return {}
+    threads = int(profile["cpus_per_task"])
+    cfgs = [{**p.cfg, "train.threads": threads} for p in todo]
+    args = (str(sweep.runs_dir), str(cache_dir()))
+    sweep.folder.mkdir(parents=True, exist_ok=True)
+    if executor == "slurm":
+        submitted = _submit_slurm(sweep, todo, cfgs, args, profile, wait, log)
+    else:
+        submitted = _submit_local(sweep, todo, cfgs, args, profile, executor, log)
+    return submitted
+
+
+def _clear_for_retry(run_dir: Path, state: str) -> None:
+    """A failed run resumes from its checkpoint; a diverged one starts again from scratch."""
+    if state == "not_submitted":
+        return
+    names = ["result.json"] + (["checkpoint.pt", "metrics.jsonl"] if state == "diverged" else [])
+    for name in names:
+        (run_dir / name).unlink(missing_ok=True)
+
+
+def _submit_slurm(sweep, todo, cfgs, args, profile, wait, log) -> dict[str, str]:
+    ex = submitit.AutoExecutor(folder=sweep.folder, cluster="slurm")
+    extra = {k: v for k, v in (("partition", profile["partition"]), ("account", profile["account"]),
+                               ("qos", profile["qos"])) if v}
+    ex.update_parameters(timeout_min=int(profile["time_min"]), mem_gb=profile["mem_gb"],
+                         cpus_per_task=int(profile["cpus_per_task"]), gpus_per_node=int(profile["gpus_per_node"]),
+                         slurm_array_parallelism=int(profile["array_parallelism"]), name="srt-scale",
+                         slurm_additional_parameters=dict(profile["sbatch"]), slurm_setup=list(profile["setup"]),
+                         **{f"slurm_{k}": v for k, v in extra.items()})
+    try:
+        jobs = ex.map_array(RunJob(), cfgs, [args[0]] * len(cfgs), [args[1]] * len(cfgs))
+    except (submitit.core.utils.FailedJobError, FileNotFoundError, OSError) as e:
+        raise UserError(f"sbatch failed: {str(e).strip().splitlines()[-1] if str(e).strip() else e}") from None
+    for p, job in zip(todo, jobs):
+        sweep._record(p.run_id, "slurm", job)
+    log(f"submitted {len(jobs)} run(s) as Slurm array {jobs[0].job_id.split('_')[0]}")
+    if wait:
+        wait_for(sweep, [p.run_id for p in todo], log=log)
+    return {p.run_id: str(j.job_id) for p, j in zip(todo, jobs)}
+
+
+def _submit_local(sweep, todo, cfgs, args, profile, executor, log) -> dict[str, str]:
+    """debug: one after another in this process. local: subprocesses, at most max_jobs at a time."""
+    if executor == "debug":
+        ex = submitit.AutoExecutor(folder=sweep.folder, cluster="debug")
+        max_jobs = 1
+    else:
+        ex = submitit.LocalExecutor(folder=sweep.folder)
+        ex.update_parameters(timeout_min=int(profile["time_min"]))
+        max_jobs = profile["max_jobs"] or max(1, (os.cpu_count() or 1) // int(profile["cpus_per_task"]))
+    submitted, running = {}, []
+    queue = list(zip(todo, cfgs))
+    while queue or running:
+        while queue and len(running) < max_jobs:
+            p, cfg = queue.pop(0)
+            job = ex.submit(RunJob(), cfg, *args)
+            sweep._record(p.run_id, executor, job)
+            submitted[p.run_id] = str(job.job_id)
+            running.append((p, job))
+            if executor == "debug":
+                _finish(p, job, log)
+                running.clear()
+        for item in [r for r in running if r[1].done()]:
+            _finish(*item, log)
+            running.remove(item)
+        if running:
+            time.sleep(0.5)
+    return submitted
+
+
+def _finish(point: Point, job: submitit.Job, log) -> None:
+    try:
+        log(f"{point.run_id}: {job.result()}")
+    except Exception as e:  # the run failed; its result.json and job log say why
+        log(f"{point.run_id}: failed ({str(e).strip().splitlines()[-1] if str(e).strip() else type(e).__name__})")
+
+
+def wait_for(sweep: Sweep, run_ids: list[str], poll_s: float = 2.0, log=print) -> dict[str, str]:
+    """Poll until none of `run_ids` is pending or running; returns their states."""
+    while True:
+        jobs = sweep.jobs()
+        states = {r: sweep.state(r, jobs.get(r)) for r in run_ids}
+        if not any(s in ("pending", "running") for s in states.values()):
+            return states
+        time.sleep(poll_s)
+
+
+def status(sweep: Sweep) -> tuple[dict[str, int], list[tuple[str, str, str]]]:
+    """Counts by state and (run_id, state, last log line) for failed/timed-out runs."""
+    jobs = sweep.jobs()
+    states = sweep.states()
+    counts = {s: sum(1 for v in states.values() if v == s) for s in STATES}
+    failing = [(r, s, sweep.last_log_line(r, jobs.get(r))) for r, s in states.items()
+               if s in ("failed", "timed_out", "diverged")]
+    return {k: v for k, v in counts.items() if v}, failing

@@ -1,0 +1,107 @@
+"""Grids, the shape solver and the plan."""
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from harness import accounting, config, grid, plan, shapes
+from harness.errors import UserError
+from harness.features import IdExtractor, SentenceExtractor, TokenExtractor, train_flops_per_item
+from harness.model import build_model
+
+BASE = """data:
+  synthetic: {n_users: 200, n_items: 120, mean_length: 15, max_length: 40}
+features: {kind: id}
+model: {context: 20}
+train: {batch_size: 32, tokens: 6000}
+"""
+
+
+def _write(tmp_path, text, base=BASE):
+    (tmp_path / "base.yaml").write_text(base)
+    path = tmp_path / "grid.yaml"
+    path.write_text(text)
+    return path
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.sampled_from(["st", "tokens", "id"]), st.sampled_from(["linear", "mlp"]), st.sampled_from(["pre", "post"]),
+       st.integers(1, 4), st.integers(1, 3), st.sampled_from([1, 2, 4]))
+def test_n_params_formula_counts_like_a_built_model(kind, adapter, norm, heads, layers, ff_mult):
+    d = 8 * heads
+    cfg = config.resolve({"features.kind": kind, "features.adapter": adapter, "model.norm": norm, "model.d_model": d,
+                          "model.n_heads": heads, "model.n_layers": layers, "model.d_ff": ff_mult * d,
+                          "features.token_dim": 6})
+    if kind == "st":
+        ext = SentenceExtractor(torch.zeros(3, 384).numpy(), d, adapter)
+    elif kind == "tokens":
+        ext = TokenExtractor([torch.zeros(3, 2, dtype=torch.long).numpy()] * 2, 5, 6, d, adapter)
+    else:
+        ext = IdExtractor(3, d)
+    model = build_model(cfg, ext)
+    assert shapes.n_params(cfg, d, layers, ff_mult * d) == accounting.count_params(model)["n_params"]
+    assert train_flops_per_item(cfg) == ext.train_flops_per_item
+
+
+def test_solver_follows_the_aspect_policy_and_refuses_unreachable_targets():
+    cfg = config.resolve({})
+    policy = shapes.check_policy({"aspect": 32, "head_dim": 32, "tolerance": 0.05}, "g")
+    s = shapes.solve(124_736, cfg, policy)
+    assert (s.d_model, s.n_layers, s.n_heads, s.d_ff, s.n_params) == (64, 2, 2, 256, 124_736)
+    with pytest.raises(UserError, match="cannot be reached within shape.tolerance = 0.05"):
+        shapes.solve(60_000, cfg, policy)
+    with pytest.raises(UserError, match="unknown shape key 'aspekt'"):
+        shapes.check_policy({"aspekt": 3}, "g")
+
+
+def test_product_zip_and_seeds(tmp_path):
+    path = _write(tmp_path, """base: base.yaml
+axes:
+  tokens: [3000, 6.0e+3]
+  negatives: [16, full]
+zip:
+  train.lr: [0.001, 0.002, 0.003]
+  model.dropout: [0.1, 0.2, 0.3]
+seeds: [0, 1]
+""")
+    points = grid.load(path)
+    assert len(points) == 2 * 2 * 3 * 2 and len({p.run_id for p in points}) == 24
+    assert {(p.cfg["train.lr"], p.cfg["model.dropout"]) for p in points} == {(0.001, 0.1), (0.002, 0.2), (0.003, 0.3)}
+    assert {p.cfg["train.tokens"] for p in points} == {3000, 6000}
+    assert {p.cfg["train.seed"] for p in points} == {0, 1}
+
+
+def test_n_params_axis_sets_the_shape(tmp_path):
+    path = _write(tmp_path, "base: base.yaml\naxes:\n  n_params: [1.28e+4, 1.0e+5]\n")  # id: no adapter
+    a, b = grid.load(path)
+    assert (a.cfg["model.d_model"], a.cfg["model.n_layers"]) == (32, 1)
+    assert (b.cfg["model.d_model"], b.cfg["model.n_layers"], b.cfg["model.n_heads"]) == (64, 2, 2)
+
+
+@pytest.mark.parametrize("text,message", [
+    ("base: base.yaml\naxes:\n  model.d_modl: [3]\n", r"grid\.yaml:3: unknown axis 'model.d_modl'"),
+    ("base: base.yaml\naxes:\n  tokens: []\n", "must be a non-empty list"),
+    ("base: base.yaml\naxes:\n  model.n_heads: [3]\n", "model.n_heads = 3 does not divide"),
+    ("base: base.yaml\naxes:\n  tokens: [100]\n", "smaller than one batch"),
+    ("base: base.yaml\nzip:\n  train.lr: [0.1, 0.2]\n  train.seed: [1]\n", "equal lengths"),
+    ("base: base.yaml\naxes:\n  n_params: [1.0e+5]\n  model.d_model: [64]\n", "sets model.d_model"),
+    ("base: base.yaml\nbogus: 1\n", r"grid\.yaml:2: unknown grid key 'bogus'"),
+    ("axes:\n  tokens: [6000]\n", "needs 'base"),
+])
+def test_invalid_grids_are_one_line_errors(tmp_path, text, message):
+    with pytest.raises(UserError, match=message):
+        grid.load(_write(tmp_path, text))
+
+
+def test_plan_rows_and_totals(tmp_path):
+    points = grid.load(_write(tmp_path, "base: base.yaml\naxes:\n  tokens: [3000, 6000]\n  negatives: [16, full]\n"))
+    result = plan.plan(points, threads=1)
+    rows = result["runs"]
+    assert [r["run_id"] for r in rows] == [p.run_id for p in points]
+    full = [r for r in rows if r["negatives"] == "full"]
+    assert full[1]["flops"] == pytest.approx(2 * full[0]["flops"])
+    assert all(r["est_s"] > plan.STARTUP_S for r in rows)
+    assert result["totals"]["flops"] == pytest.approx(sum(r["flops"] for r in rows))
+    text = plan.format_table(result, parallel=2)
+    assert all(p.run_id in text for p in points) and "4 runs" in text

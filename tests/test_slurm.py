@@ -1,0 +1,94 @@
+"""Sweeps on the real one-node Slurm cluster that slurm/cluster.sh starts (sbatch job arrays, sacct, requeue).
+
+In CI (CI=true) a cluster that cannot start is a failure; elsewhere these tests skip when it cannot start
+(not root, no apt)."""
+
+import json
+import os
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from harness import config, results, sweep
+from harness.train import train
+
+from test_sweep import make_sweep
+
+ROOT = Path(__file__).parent.parent
+PROFILE = ROOT / "slurm" / "local.yaml"
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    proc = subprocess.run(["bash", str(ROOT / "slurm" / "cluster.sh"), "start"], capture_output=True, text=True,
+                          timeout=900)
+    if proc.returncode != 0:
+        message = f"could not start the local Slurm cluster: {proc.stderr.strip()[-2000:]}"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+
+
+def _submit(s, points, **kw):
+    return sweep.submit(s, points, "slurm", sweep.load_profile(PROFILE), log=lambda m: None, **kw)
+
+
+def _wait_until(predicate, timeout=180, poll=0.5):
+    end = time.time() + timeout
+    while time.time() < end:
+        if predicate():
+            return True
+        time.sleep(poll)
+    raise AssertionError("timed out waiting")
+
+
+def _training_started(s, run_id):
+    log = s.runs_dir / run_id / "train.log"
+    return log.exists() and "start" in log.read_text()
+
+
+def test_grid_runs_as_a_job_array_and_matches_the_local_executor(cluster, tmp_path):
+    s, points = make_sweep(tmp_path, axes="  negatives: [8, full]\n  train.lr: [0.001, 0.003]\n", name="slurm")
+    submitted = _submit(s, points)
+    assert len({j.split("_")[0] for j in submitted.values()}) == 1  # one array
+    assert sweep.status(s)[0] == {"done": 4}
+    table, problems = results.collect(s.runs_dir, s.states())
+    assert problems == [] and table["final"].sum() == 4
+    local, _ = make_sweep(tmp_path, axes="  negatives: [8, full]\n  train.lr: [0.001, 0.003]\n", name="local")
+    sweep.submit(local, points, "local", {**sweep.load_profile(PROFILE), "max_jobs": 2}, log=lambda m: None)
+    other, _ = results.collect(local.runs_dir)
+    metrics = [c for c in table.columns if c.startswith(("valid_", "test_"))]
+    assert table[metrics].equals(other[metrics])
+    assert _submit(s, points) == {}  # resubmitting a finished sweep submits nothing
+
+
+def test_usr2_checkpoints_requeues_and_resumes_to_the_same_metrics(cluster, tmp_path):
+    s, points = make_sweep(tmp_path, axes="  train.tokens: [60000]\n", name="slurm")
+    (run_id, job_id), = _submit(s, points, wait=False).items()
+    _wait_until(lambda: _training_started(s, run_id))
+    time.sleep(2)
+    subprocess.run(["scancel", "--signal=USR2", job_id], check=True)
+    states = sweep.wait_for(s, [run_id], poll_s=1)
+    assert states == {run_id: "done"}
+    log = (s.runs_dir / run_id / "train.log").read_text()
+    assert "stopped at" in log and "resume at" in log
+    whole = train({**points[0].cfg, "train.threads": 1}, tmp_path / "whole", progress=False)
+    resumed = json.loads((s.runs_dir / run_id / "result.json").read_text())
+    for key in [k for k in whole if k.startswith(("valid_", "test_"))] + ["tokens"]:
+        assert resumed[key] == pytest.approx(whole[key], rel=1e-6, abs=1e-9), key
+
+
+def test_scancel_without_a_handler_fails_and_retry_failed_resubmits(cluster, tmp_path):
+    s, points = make_sweep(tmp_path, axes="  train.tokens: [60000]\n", name="slurm")
+    (run_id, job_id), = _submit(s, points, wait=False).items()
+    _wait_until(lambda: _training_started(s, run_id))
+    subprocess.run(["scancel", job_id], check=True)  # SIGTERM (submitit ignores it), SIGKILL after KillWait
+    _wait_until(lambda: sweep.status(s)[0] == {"failed": 1}, timeout=120, poll=1)
+    counts, failing = sweep.status(s)
+    assert failing[0][0] == run_id
+    assert _submit(s, points) == {}  # failed runs wait for --retry-failed
+    assert set(_submit(s, points, retry_failed=True)) == {run_id}
+    assert sweep.status(s)[0] == {"done": 1}
+    assert config.run_id(points[0].cfg) == run_id

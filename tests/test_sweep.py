@@ -1,0 +1,94 @@
+"""Sweeps through submitit: debug and local executors here, the real Slurm cluster in test_slurm.py."""
+
+import json
+
+import pytest
+
+from harness import grid, plan, results, sweep
+
+BASE = """data:
+  synthetic: {n_users: 150, n_items: 80, mean_length: 12, max_length: 30}
+features: {kind: id}
+model: {d_model: 16, n_heads: 1, d_ff: 32, n_layers: 1, context: 10, dropout: 0.1}
+train: {batch_size: 16, tokens: 3000}
+eval: {points: [0.5, 1.0]}
+"""
+
+
+def make_sweep(tmp_path, axes="  negatives: [8, full]\n", name="sweep"):
+    (tmp_path / "base.yaml").write_text(BASE)
+    path = tmp_path / "grid.yaml"
+    path.write_text("base: base.yaml\naxes:\n" + axes)
+    points = grid.load(path)
+    s = sweep.Sweep(tmp_path / name)
+    s.write_plan(plan.plan(points, threads=1), path)
+    return s, points
+
+
+def run(s, points, executor, **kw):
+    return sweep.submit(s, points, executor, sweep.load_profile(None), log=lambda m: None, **kw)
+
+
+def test_debug_sweep_runs_collects_and_never_reruns(tmp_path):
+    s, points = make_sweep(tmp_path)
+    assert set(run(s, points, "debug")) == {p.run_id for p in points}
+    counts, failing = sweep.status(s)
+    assert counts == {"done": 2} and failing == []
+    table, problems = results.collect(s.runs_dir, s.states())
+    assert problems == [] and len(table) == 4 and table["final"].sum() == 2
+    assert set(table["negatives"]) == {"8", "full"} and (table["status"] == "done").all()
+    assert {"features.kind", "train.tokens", "git_sha", "host"} <= set(table.columns)
+    assert run(s, points, "debug") == {}  # a finished sweep submits nothing
+    assert (s.root / "plan.json").exists() and (s.root / "grid.yaml").exists() and (s.root / "base.yaml").exists()
+
+
+def test_local_executor_matches_debug(tmp_path):
+    s_debug, points = make_sweep(tmp_path, name="debug")
+    run(s_debug, points, "debug")
+    s_local, _ = make_sweep(tmp_path, name="local")
+    submitted = run(s_local, points, "local")
+    assert len(submitted) == 2
+    a, _ = results.collect(s_debug.runs_dir)
+    b, _ = results.collect(s_local.runs_dir)
+    metrics = [c for c in a.columns if c.startswith(("valid_", "test_"))]
+    assert a[metrics].equals(b[metrics])
+
+
+def test_collect_skips_half_written_runs(tmp_path):
+    s, points = make_sweep(tmp_path, axes="  negatives: [8]\n")
+    run(s, points, "debug")
+    (s.runs_dir / "aaaaaaaaaaaa").mkdir()
+    (s.runs_dir / "aaaaaaaaaaaa" / "config.yaml").write_text("model: {d_model: 8}\n")
+    torn = s.runs_dir / "bbbbbbbbbbbb"
+    torn.mkdir()
+    (torn / "config.yaml").write_text("model: {d_model: 8}\n")
+    (torn / "metrics.jsonl").write_text('{"run_id": "bbbbbbbbbbbb", "tok')
+    table, problems = results.collect(s.runs_dir, s.states())
+    assert len(table) == 2 and table["run_id"].nunique() == 1
+    assert any("aaaaaaaaaaaa" in p and "no evaluation" in p for p in problems)
+    assert any("bbbbbbbbbbbb" in p and "unreadable" in p for p in problems)
+    parquet, csv = results.write_table(table, tmp_path / "table")
+    assert parquet.exists() and csv.exists()
+
+
+def test_failed_run_is_reported_and_retried_only_when_asked(tmp_path):
+    s, points = make_sweep(tmp_path, axes="  loss.sampler: [popularity]\n")
+    # sabotage the run: a checkpoint that cannot be loaded makes training fail inside the job
+    run_dir = s.runs_dir / points[0].run_id
+    run_dir.mkdir(parents=True)
+    (run_dir / "checkpoint.pt").write_text("not a checkpoint")
+    run(s, points, "debug")
+    counts, failing = sweep.status(s)
+    assert counts == {"failed": 1}
+    assert failing[0][0] == points[0].run_id and failing[0][2] != "(no log)"
+    assert run(s, points, "debug") == {}  # not without --retry-failed
+    (run_dir / "checkpoint.pt").unlink()
+    assert set(run(s, points, "debug", retry_failed=True)) == {points[0].run_id}
+    assert sweep.status(s)[0] == {"done": 1}
+    assert json.loads((run_dir / "result.json").read_text())["status"] == "done"
+
+
+def test_unknown_profile_key(tmp_path):
+    (tmp_path / "p.yaml").write_text("partition: debug\ncpus: 2\n")
+    with pytest.raises(Exception, match="unknown profile key 'cpus'"):
+        sweep.load_profile(tmp_path / "p.yaml")
