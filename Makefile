@@ -17,10 +17,11 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 quickstart: install
-	$(BIN)/srt-scale train configs/quickstart.yaml
+	$(BIN)/srt-scale sweep configs/quickstart.yaml --executor local --out sweeps/quickstart
+	$(BIN)/srt-scale collect sweeps/quickstart
 
 test: install
 	$(BIN)/python -m pytest -q
 
 clean:
-	rm -rf $(VENV) .srt-cache runs
+	rm -rf $(VENV) .srt-cache runs sweeps

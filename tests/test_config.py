@@ -53,7 +53,7 @@ def test_flatten_unflatten_roundtrip():
 
 @pytest.mark.parametrize("args,message", [
     (["train", "missing.yaml"], "missing.yaml: cannot read"),
-    (["train", "configs/quickstart.yaml", "--set", "model.d_modl=3"], "unknown key 'model.d_modl'"),
+    (["train", "configs/synthetic.yaml", "--set", "model.d_modl=3"], "unknown key 'model.d_modl'"),
     (["data", "prepare", "movielens", "--set", "data.path=/nonexistent"], "/nonexistent"),
 ])
 def test_cli_user_errors_are_one_line_exit_2(args, message):

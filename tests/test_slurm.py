@@ -65,10 +65,10 @@ def test_grid_runs_as_a_job_array_and_matches_the_local_executor(cluster, tmp_pa
 
 
 def test_usr2_checkpoints_requeues_and_resumes_to_the_same_metrics(cluster, tmp_path):
-    s, points = make_sweep(tmp_path, axes="  train.tokens: [60000]\n", name="slurm")
+    s, points = make_sweep(tmp_path, axes="  train.tokens: [300000]\n", name="slurm")
     (run_id, job_id), = _submit(s, points, wait=False).items()
     _wait_until(lambda: _training_started(s, run_id))
-    time.sleep(2)
+    time.sleep(1)
     subprocess.run(["scancel", "--signal=USR2", job_id], check=True)
     states = sweep.wait_for(s, [run_id], poll_s=1)
     assert states == {run_id: "done"}
@@ -81,7 +81,7 @@ def test_usr2_checkpoints_requeues_and_resumes_to_the_same_metrics(cluster, tmp_
 
 
 def test_scancel_without_a_handler_fails_and_retry_failed_resubmits(cluster, tmp_path):
-    s, points = make_sweep(tmp_path, axes="  train.tokens: [60000]\n", name="slurm")
+    s, points = make_sweep(tmp_path, axes="  train.tokens: [300000]\n", name="slurm")
     (run_id, job_id), = _submit(s, points, wait=False).items()
     _wait_until(lambda: _training_started(s, run_id))
     subprocess.run(["scancel", job_id], check=True)  # SIGTERM (submitit ignores it), SIGKILL after KillWait
