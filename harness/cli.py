@@ -119,9 +119,39 @@ def cmd_collect(args: argparse.Namespace) -> None:
     print(f"{len(table)} rows ({len(finals)} final, {table['run_id'].nunique()} runs) -> {parquet} and {csv}")
 
 
+def _analysis_input(source: str) -> tuple:
+    """TABLE (.parquet/.csv) or SWEEP_DIR (collected first when it has no results table yet) -> (table, dir)."""
+    from analysis import table as results_table
+
+    path = Path(source)
+    if path.is_dir() and (path / "plan.json").exists() and not (path / "results.parquet").exists():
+        cmd_collect(argparse.Namespace(sweep_dir=str(path), out=None))
+    return results_table.load(path), (path if path.is_dir() else path.parent)
+
+
+def cmd_analysis(args: argparse.Namespace) -> None:
+    from analysis import report
+
+    table, where = _analysis_input(args.source)
+    out = Path(args.out) if args.out else where
+    fits = report.write(table, out, n_boot=args.bootstrap, holdout_divisor=args.holdout, what=args.command)
+    print(report.summary(fits))
+    written = {"fit": "fits.json", "plot": "fits.json and figures/", "report": "fits.json, figures/ and report.md"}
+    print(f"wrote {written[args.command]} under {out}")
+
+
+def cmd_study(args: argparse.Namespace) -> None:
+    args.out = args.out or str(Path("sweeps") / Path(args.grid).stem)
+    args.retry_failed, args.no_wait = False, False
+    cmd_sweep(args)
+    cmd_collect(argparse.Namespace(sweep_dir=args.out, out=None))
+    cmd_analysis(argparse.Namespace(source=args.out, out=None, bootstrap=args.bootstrap, holdout=args.holdout,
+                                    command="report"))
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="srt-scale", description="Scaling-law studies of the Scalable Recommendation "
-                                "Transformer: prepare datasets, train runs, and run sweeps locally or on Slurm.")
+                                "Transformer: prepare datasets, train runs, sweep grids locally or on Slurm, fit scaling laws, draw figures.")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     data = sub.add_parser("data", help="dataset commands", description="Dataset commands.")
@@ -188,6 +218,31 @@ def parser() -> argparse.ArgumentParser:
     collect_p.add_argument("sweep_dir")
     collect_p.add_argument("--out", help="table path without suffix (default: SWEEP_DIR/results)")
     collect_p.set_defaults(func=cmd_collect)
+
+    def fit_args(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples over runs (default 1000)")
+        sp.add_argument("--holdout", type=float, default=10.0,
+                        help="extrapolation check: fit on C <= C_max / HOLDOUT (default 10)")
+
+    for name, text in (("fit", "fit power laws: fits.json and a summary"),
+                       ("plot", "fits and paper-style figures (PNG + PDF)"),
+                       ("report", "fits, figures and report.md")):
+        sp = sub.add_parser(name, help=text, description=f"{text[0].upper()}{text[1:]} from a results table or "
+                                                          "a sweep directory (collected first if needed).")
+        sp.add_argument("source", help="results table (.parquet/.csv) or sweep directory")
+        sp.add_argument("--out", help="output directory (default: the sweep directory or the table's directory)")
+        fit_args(sp)
+        sp.set_defaults(func=cmd_analysis)
+
+    study_p = sub.add_parser("study", help="plan -> sweep -> collect -> fit -> figures -> report",
+                             description="The whole study for a grid: plan, sweep (waiting for every run), collect, "
+                                         "fit, figures and report.md in the sweep directory.")
+    study_p.add_argument("grid", help="grid YAML")
+    executor_args(study_p)
+    study_p.add_argument("--out", help="sweep directory (default: sweeps/<grid name>)")
+    study_p.add_argument("--max-jobs", type=int, help="local: runs at a time (default: CPUs / cpus_per_task)")
+    fit_args(study_p)
+    study_p.set_defaults(func=cmd_study)
     return p
 
 

@@ -1,0 +1,80 @@
+"""Compute-optimal frontier: the envelope of the metric over training FLOPs, IsoFLOP minima (approach 2), and the
+closed-form allocation implied by a joint fit (approach 3).
+
+Approach 2 here interpolates rather than needing runs at equal C: for each N, every evaluation of its runs
+(intermediate ones included, so each N covers a wide range of C) gives the best y reached by each C, and log y is
+interpolated linearly in log C; every FLOP budget inside all N's ranges gives one IsoFLOP curve over log N, whose
+minimum comes from a parabola in log N (the vertex, when it lies inside the sampled N). N_opt(C) and
+T_opt(C) = C / (kappa N_opt) are then fitted as power laws. Intermediate evaluations of a cosine schedule sit
+above a run trained to that budget, so these minima are an approximation; approach 3 (closed form) is shown too.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from analysis import fit
+
+
+def envelope(rows: pd.DataFrame, col: str, lower_is_better: bool) -> pd.DataFrame:
+    """Best value reached at or below each FLOP count over all rows (intermediate evaluations included)."""
+    s = rows[["flops", col]].dropna().sort_values("flops")
+    best = s[col].cummin() if lower_is_better else s[col].cummax()
+    return pd.DataFrame({"flops": s["flops"].to_numpy(), col: best.to_numpy()})
+
+
+def kappa(final: pd.DataFrame) -> float:
+    """C / (N T): training FLOPs per parameter per target in this table (6 in the Chinchilla idealisation)."""
+    return float(np.median(final["flops"] / (final["n_params"] * final["tokens"])))
+
+
+def isoflop(rows: pd.DataFrame, y: np.ndarray, n_budgets: int = 6) -> dict:
+    """IsoFLOP curves and minima from every evaluation row (one FLOP budget grid across the common C range);
+    `y` is the loss-like target for each row (lower is better)."""
+    df = rows.assign(y=y)
+    curves = {}
+    for n, g in df.groupby("n_params"):
+        g = g.sort_values("flops")
+        g = g.assign(y=g["y"].cummin()).drop_duplicates("flops", keep="last")
+        if len(g) >= 2:
+            curves[n] = g
+    if len(curves) < 3:
+        return {"skipped": "IsoFLOP minima need >= 2 evaluations at each of >= 3 N"}
+    lo = max(np.log(g["flops"]).min() for g in curves.values())
+    hi = min(np.log(g["flops"]).max() for g in curves.values())
+    if hi <= lo:
+        return {"skipped": "the N values share no FLOP range"}
+    budgets, minima = np.exp(np.linspace(lo, hi, n_budgets)), []
+    for c in budgets:
+        log_n = np.log(np.array(sorted(curves)))
+        log_y = np.array([np.interp(np.log(c), np.log(g["flops"]), np.log(g["y"])) for _, g in sorted(curves.items())])
+        a, b, _ = np.polyfit(log_n, log_y, 2)
+        inside = a > 0 and log_n.min() <= -b / (2 * a) <= log_n.max()
+        minima.append({"flops": float(c), "log_n": log_n.tolist(), "log_y": log_y.tolist(),
+                       "n_opt": float(np.exp(-b / (2 * a))) if inside else None})
+    found = [m for m in minima if m["n_opt"] is not None]
+    out = {"curves": minima}
+    if len(found) >= 2:
+        c = np.array([m["flops"] for m in found])
+        n_opt = np.array([m["n_opt"] for m in found])
+        k = kappa(rows)
+        slope_n, icpt_n = np.polyfit(np.log(c), np.log(n_opt), 1)
+        slope_t, icpt_t = np.polyfit(np.log(c), np.log(c / (k * n_opt)), 1)
+        out.update(n_opt_exponent=float(slope_n), n_opt_coef=float(np.exp(icpt_n)),
+                   t_opt_exponent=float(slope_t), t_opt_coef=float(np.exp(icpt_t)))
+    else:
+        out["note"] = "fewer than 2 budgets have their minimum inside the sampled N range"
+    return out
+
+
+def closed_form(params: dict, k: float) -> dict:
+    """Minimising E + A/N^alpha + B/T^beta subject to C = k N T: N_opt = G (C/k)^(beta/(alpha+beta)),
+    T_opt = (C/k) / N_opt, G = (alpha A / (beta B))^(1/(alpha+beta))."""
+    a, b = params["alpha"], params["beta"]
+    g = (a * params["A"] / (b * params["B"])) ** (1 / (a + b))
+    return {"n_opt_exponent": b / (a + b), "t_opt_exponent": a / (a + b), "G": g, "kappa": k}
+
+
+def n_opt(cf: dict, c: np.ndarray) -> np.ndarray:
+    return cf["G"] * (np.asarray(c, float) / cf["kappa"]) ** cf["n_opt_exponent"]

@@ -1,0 +1,126 @@
+"""The fits of a results table, per metric and per K (negatives): what `srt-scale fit` writes to fits.json.
+
+Targets are loss-like: perplexity is fitted as its log (the cross-entropy, nats); NDCG@5, bounded in [0, 1], as
+its error 1 - NDCG@5 with the same forms (E >= 0), and also as the SRT paper's sigmoid in ln C on the final runs.
+Joint and single-axis fits use final rows only: an intermediate evaluation of a cosine-scheduled run is not a
+run trained to that T. IsoFLOP minima use every evaluation's validation metric (see frontier.py). The
+extrapolation check fits on runs with C <= C_max / holdout_divisor and reports the relative error of the
+prediction on the others, in the metric's own units.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from analysis import fit, frontier
+from analysis.table import METRICS, usable
+
+TARGETS = {"ppl": "ln(perplexity)", "ndcg@5": "1 - NDCG@5"}
+
+
+def to_target(metric: str, values) -> np.ndarray:
+    v = np.asarray(values, float)
+    return np.log(v) if metric == "ppl" else 1.0 - v
+
+
+def from_target(metric: str, y) -> np.ndarray:
+    y = np.asarray(y, float)
+    return np.exp(y) if metric == "ppl" else 1.0 - y
+
+
+def _joint(s: pd.DataFrame, y: np.ndarray, n_boot: int, seed: int) -> fit.Fit | str:
+    if s["n_params"].nunique() < 2 or s["tokens"].nunique() < 2:
+        return "the joint fit needs >= 2 values of N and of T"
+    if len(s) < 6:
+        return f"the joint fit has 5 parameters and needs >= 6 points (have {len(s)})"
+    f = fit.joint(s["n_params"].to_numpy(float), s["tokens"].to_numpy(float), y)
+    if n_boot:
+        fit.bootstrap(f, [s["n_params"].to_numpy(float), s["tokens"].to_numpy(float)], y, s["run_id"].to_numpy(),
+                      n_boot=n_boot, seed=seed)
+    return f
+
+
+def _single(s: pd.DataFrame, y: np.ndarray, axis: str, by: str) -> dict:
+    out = {}
+    for value, g in s.assign(y=y).groupby(by):
+        if g[axis].nunique() < 4:
+            out[str(value)] = {"skipped": f"a 3-parameter law needs >= 4 values of {axis} (have {g[axis].nunique()})"}
+            continue
+        out[str(value)] = fit.power_law(g[axis].to_numpy(float), g["y"].to_numpy()).to_dict()
+    return out
+
+
+def _holdout(s: pd.DataFrame, metric: str, col: str, divisor: float) -> dict:
+    cut = s["flops"].max() / divisor
+    train, test = s[s["flops"] <= cut], s[s["flops"] > cut]
+    out = {"c_max_fit": float(cut), "fit_points": len(train), "heldout_points": len(test)}
+    if len(test) == 0:
+        return {**out, "skipped": "no run above the cut"}
+    y = to_target(metric, train[col])
+    if len(train) >= 6 and train["n_params"].nunique() >= 2 and train["tokens"].nunique() >= 2:
+        j = fit.joint(train["n_params"].to_numpy(float), train["tokens"].to_numpy(float), y)
+        pred = from_target(metric, fit.predict_joint(j, test["n_params"], test["tokens"]))
+        out["joint_rel_error"] = _rel(pred, test[col])
+        out["joint_predictions"] = {"run_id": test["run_id"].tolist(), "predicted": pred.tolist(),
+                                    "observed": test[col].tolist()}
+    else:
+        out["joint_skipped"] = f"too few runs below the cut for the joint fit ({len(train)})"
+    if len(train) >= 4:
+        pl = fit.power_law(train["flops"].to_numpy(float), y)
+        out["power_law_c_rel_error"] = _rel(from_target(metric, fit.predict_power_law(pl, test["flops"])), test[col])
+        if metric == "ndcg@5":
+            sg = fit.sigmoid(np.log(train["flops"]), train[col])
+            out["sigmoid_c_rel_error"] = _rel(fit.predict_sigmoid(sg, np.log(test["flops"])), test[col])
+    return out
+
+
+def _rel(pred, obs) -> float:
+    obs = np.asarray(obs, float)
+    return float(np.mean(np.abs(np.asarray(pred, float) - obs) / np.abs(obs)))
+
+
+def fit_table(table: pd.DataFrame, split: str = "test", n_boot: int = 1000, holdout_divisor: float = 10.0,
+              seed: int = 0) -> dict:
+    data, summary = usable(table, split)
+    final = data[data["final"]]
+    result = {"split": split, "summary": summary, "targets": TARGETS, "n_boot": n_boot,
+              "holdout_divisor": holdout_divisor, "metrics": {}, "messages": []}
+    if final.empty:
+        result["messages"].append("no finished run with finite metrics: nothing to fit")
+        return result
+    k = frontier.kappa(final)
+    result["kappa"] = k
+    for metric in METRICS:
+        col = f"{split}_{metric}"
+        if col not in final.columns:
+            result["messages"].append(f"no column {col}: {metric} not fitted")
+            continue
+        per_k = {}
+        for negatives, s in final.groupby("negatives"):
+            y = to_target(metric, s[col])
+            entry = {"points": len(s), "n_values": sorted(s["n_params"].unique().tolist()),
+                     "t_values": sorted(s["tokens"].unique().tolist())}
+            j = _joint(s, y, n_boot, seed)
+            if isinstance(j, str):
+                entry["joint"] = {"skipped": j}
+                result["messages"].append(f"{metric}, K={negatives}: {j}")
+            else:
+                entry["joint"] = j.to_dict()
+                cf = frontier.closed_form(j.params, k)
+                if getattr(j, "samples", None):
+                    exps = [frontier.closed_form(p, k)["n_opt_exponent"] for p in j.samples]
+                    cf["n_opt_exponent_ci95"] = [float(np.percentile(exps, 2.5)), float(np.percentile(exps, 97.5))]
+                entry["closed_form"] = cf
+            entry["by_n_at_t"] = _single(s, y, "n_params", "tokens")
+            entry["by_t_at_n"] = _single(s, y, "tokens", "n_params")
+            if len(s) >= 4:
+                entry["vs_flops"] = fit.power_law(s["flops"].to_numpy(float), y).to_dict()
+            if metric == "ndcg@5" and len(s) >= 4:
+                entry["sigmoid_ln_c"] = fit.sigmoid(np.log(s["flops"].to_numpy(float)), s[col].to_numpy()).to_dict()
+            every = data[(data["negatives"] == negatives)]
+            entry["isoflop"] = frontier.isoflop(every, to_target(metric, every[col.replace(f"{split}_", "valid_")]))
+            entry["extrapolation"] = _holdout(s, metric, col, holdout_divisor)
+            per_k[str(negatives)] = entry
+        result["metrics"][metric] = per_k
+    return result

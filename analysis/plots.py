@@ -1,0 +1,254 @@
+"""Paper-style figures from a results table and its fits (PNG + PDF each). For metric in (ppl, ndcg@5):
+
+1. `<m>_vs_flops`: the metric over training FLOPs, one curve per run (intermediate evaluations) coloured by N,
+   with the compute-optimal envelope; one panel per K.
+2. `<m>_vs_n` and `<m>_vs_t`: final runs against N (one series per T) and against T (one per N), with the joint
+   fit's curves and 95% bootstrap bands.
+3. `<m>_isoflop`: IsoFLOP curves with their minima; N_opt(C) and T_opt(C) with fitted exponents.
+4. `<m>_negatives`: the effect of K at fixed N and T.
+5. `<m>_residuals`: joint-fit residuals against log N and log T; predicted against observed with the
+   extrapolation check's held-out runs marked.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import seaborn as sns  # noqa: E402
+from matplotlib.colors import LogNorm  # noqa: E402
+from matplotlib.ticker import NullFormatter  # noqa: E402
+
+from analysis import fit, frontier  # noqa: E402
+from analysis.laws import TARGETS, from_target, to_target  # noqa: E402
+
+LABELS = {"ppl": "test perplexity (full catalog)", "ndcg@5": "test NDCG@5 (full catalog)"}
+C_LABEL, N_LABEL, T_LABEL = "training compute C (FLOPs)", "non-embedding parameters N", "training targets T"
+LOWER_IS_BETTER = {"ppl": True, "ndcg@5": False}
+
+
+def _style() -> None:
+    sns.set_theme(context="paper", style="whitegrid", font_scale=1.1)
+
+
+def _k_order(values) -> list[str]:
+    return sorted({str(v) for v in values}, key=lambda k: (k == "full", float(k) if k != "full" else 0.0))
+
+
+def _panels(n: int, width: float = 4.2, height: float = 3.4):
+    fig, axes = plt.subplots(1, n, figsize=(width * n + 0.8, height), squeeze=False, constrained_layout=True)
+    return fig, list(axes[0])
+
+
+def _metric_axis(ax, metric: str, x_label: str) -> None:
+    ax.set_xscale("log")
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    if metric == "ppl":
+        ax.set_yscale("log")
+    ax.set_xlabel(x_label)
+    ax.set_ylabel(LABELS[metric])
+
+
+def _n_colors(values):
+    norm = LogNorm(vmin=min(values), vmax=max(values) * 1.0001)
+    return norm, plt.get_cmap("viridis")
+
+
+def vs_flops(rows: pd.DataFrame, metric: str, split: str = "test"):
+    """Figure 1. `rows`: every evaluation row of finished runs."""
+    col_valid, col = f"valid_{metric}", f"{split}_{metric}"
+    ks = _k_order(rows["negatives"])
+    fig, axes = _panels(len(ks))
+    norm, cmap = _n_colors(rows["n_params"])
+    for ax, k in zip(axes, ks):
+        s = rows[rows["negatives"] == k]
+        for _, g in s.groupby("run_id"):
+            g = g.sort_values("tokens")
+            ax.plot(g["flops"], g[col_valid], color=cmap(norm(g["n_params"].iloc[0])), alpha=0.8, lw=1.2,
+                    marker="o", ms=2.5)
+        env = frontier.envelope(s, col_valid, LOWER_IS_BETTER[metric])
+        ax.plot(env["flops"], env[col_valid], "k--", lw=1.4, label="compute-optimal envelope")
+        _metric_axis(ax, metric, C_LABEL)
+        ax.set_ylabel(LABELS[metric].replace("test", "validation"))
+        ax.set_title(f"K = {k}")
+        ax.legend(loc="best", fontsize=8, frameon=True)
+    fig.colorbar(plt.cm.ScalarMappable(norm=norm, cmap=cmap), ax=axes, label=N_LABEL)
+    return fig
+
+
+def _joint_of(fits: dict, metric: str, k: str) -> dict | None:
+    entry = fits["metrics"].get(metric, {}).get(k, {})
+    j = entry.get("joint", {})
+    return j if "params" in j else None
+
+
+def _band(j: dict, metric: str, n, t):
+    """Median-free band: 2.5 and 97.5 percentiles of the bootstrap fits' predictions."""
+    if not j.get("bootstrap"):
+        return None
+    preds = np.array([fit.predict_joint(fit.Fit("", p, 0, True, 0, 0), n, t) for p in j["bootstrap"]])
+    return from_target(metric, np.percentile(preds, 2.5, axis=0)), from_target(metric, np.percentile(preds, 97.5, axis=0))
+
+
+def vs_axis(final: pd.DataFrame, fits: dict, metric: str, axis: str, split: str = "test"):
+    """Figure 2: metric against N (axis='n_params', one series per T) or T (axis='tokens', one per N)."""
+    col, other = f"{split}_{metric}", "tokens" if axis == "n_params" else "n_params"
+    ks = _k_order(final["negatives"])
+    fig, axes = _panels(len(ks))
+    values = sorted(final[other].unique())
+    palette = sns.color_palette("rocket" if other == "tokens" else "viridis", len(values))
+    for ax, k in zip(axes, ks):
+        s = final[final["negatives"] == k]
+        j = _joint_of(fits, metric, k)
+        grid = np.geomspace(s[axis].min() / 1.3, s[axis].max() * 1.3, 60)
+        for color, v in zip(palette, values):
+            g = s[s[other] == v].sort_values(axis)
+            label = f"{'T' if other == 'tokens' else 'N'} = {v:.3g}"
+            ax.plot(g[axis], g[col], "o", color=color, label=label)
+            if j:
+                n, t = (grid, np.full_like(grid, v)) if axis == "n_params" else (np.full_like(grid, v), grid)
+                ax.plot(grid, from_target(metric, fit.predict_joint(fit.Fit("", j["params"], 0, True, 0, 0), n, t)),
+                        "-", color=color, lw=1.2)
+                band = _band(j, metric, n, t)
+                if band:
+                    ax.fill_between(grid, *band, color=color, alpha=0.15, lw=0)
+        _metric_axis(ax, metric, N_LABEL if axis == "n_params" else T_LABEL)
+        ax.set_title(f"K = {k}" + ("" if j else " (no joint fit)"))
+        ax.legend(fontsize=7, loc="best", frameon=True)
+    return fig
+
+
+def isoflop(final: pd.DataFrame, fits: dict, metric: str):
+    """Figure 3: IsoFLOP curves and minima (left), N_opt(C) and T_opt(C) (right), for the largest K."""
+    k = _k_order(final["negatives"])[-1]
+    entry = fits["metrics"].get(metric, {}).get(k, {})
+    iso, cf = entry.get("isoflop", {}), entry.get("closed_form")
+    fig, (ax1, ax2) = _panels(2)
+    curves = iso.get("curves", [])
+    palette = sns.color_palette("mako", max(len(curves), 1))
+    for color, c in zip(palette, curves):
+        n = np.exp(c["log_n"])
+        ax1.plot(n, from_target(metric, np.exp(c["log_y"])), "o-", color=color, label=f"C = {c['flops']:.2g}")
+        if c["n_opt"]:
+            y_min = np.exp(np.interp(np.log(c["n_opt"]), c["log_n"], c["log_y"]))
+            ax1.plot([c["n_opt"]], [from_target(metric, y_min)], "*", color=color, ms=11, mec="k")
+    _metric_axis(ax1, metric, N_LABEL)
+    ax1.set_ylabel(LABELS[metric].replace("test", "validation"))
+    ax1.set_title(f"IsoFLOP curves, K = {k}" + ("" if curves else f": {iso.get('skipped', 'none')}"))
+    if curves:
+        ax1.legend(fontsize=7, loc="best")
+    found = [c for c in curves if c["n_opt"]]
+    c_grid = np.geomspace(final["flops"].min(), final["flops"].max(), 50)
+    if found:
+        cs, ns = np.array([c["flops"] for c in found]), np.array([c["n_opt"] for c in found])
+        ax2.plot(cs, ns, "o", color="C0", label="N_opt, IsoFLOP minima")
+        ax2.plot(cs, cs / (fits["kappa"] * ns), "s", color="C1", label="T_opt, IsoFLOP minima")
+        if "n_opt_exponent" in iso:
+            ax2.plot(c_grid, iso["n_opt_coef"] * c_grid ** iso["n_opt_exponent"], "-", color="C0",
+                     label=f"N_opt ∝ C^{iso['n_opt_exponent']:.2f} (approach 2)")
+            ax2.plot(c_grid, iso["t_opt_coef"] * c_grid ** iso["t_opt_exponent"], "-", color="C1",
+                     label=f"T_opt ∝ C^{iso['t_opt_exponent']:.2f} (approach 2)")
+    if cf:
+        n_cf = frontier.n_opt(cf, c_grid)
+        ax2.plot(c_grid, n_cf, "--", color="C0", label=f"N_opt ∝ C^{cf['n_opt_exponent']:.2f} (approach 3)")
+        ax2.plot(c_grid, c_grid / (cf["kappa"] * n_cf), "--", color="C1",
+                 label=f"T_opt ∝ C^{cf['t_opt_exponent']:.2f} (approach 3)")
+        if "n_opt_exponent_ci95" in cf:
+            lo, hi = cf["n_opt_exponent_ci95"]
+            mid = c_grid[len(c_grid) // 2]
+            base = frontier.n_opt(cf, np.array([mid]))[0]
+            ax2.fill_between(c_grid, base * (c_grid / mid) ** lo, base * (c_grid / mid) ** hi, color="C0", alpha=0.12,
+                             lw=0, label="N_opt exponent 95% CI")
+    ax2.set_xscale("log")
+    ax2.set_yscale("log")
+    ax2.set_xlabel(C_LABEL)
+    ax2.set_ylabel("compute-optimal N (parameters) or T (targets)")
+    ax2.set_title("compute-optimal allocation")
+    ax2.legend(fontsize=7, loc="best")
+    return fig
+
+
+def negatives(final: pd.DataFrame, metric: str, split: str = "test"):
+    """Figure 4: the metric against K at fixed N and T."""
+    col = f"{split}_{metric}"
+    ks = _k_order(final["negatives"])
+    fig, (ax,) = _panels(1, width=5.2)
+    norm, cmap = _n_colors(final["n_params"])
+    styles = dict(zip(sorted(final["tokens"].unique()), ["-", "--", ":", "-."] * 10))
+    for (n, t), g in final.groupby(["n_params", "tokens"]):
+        g = g.set_index("negatives").reindex(ks)
+        ax.plot(range(len(ks)), g[col], styles[t], marker="o", color=cmap(norm(n)), label=f"N={n:.3g}, T={t:.3g}")
+    ax.set_xticks(range(len(ks)), ks)
+    ax.set_xlabel("negatives per target K")
+    ax.set_ylabel(LABELS[metric])
+    if metric == "ppl":
+        ax.set_yscale("log")
+    ax.legend(fontsize=6, ncol=2, loc="best")
+    fig.colorbar(plt.cm.ScalarMappable(norm=norm, cmap=cmap), ax=ax, label=N_LABEL)
+    return fig
+
+
+def residuals(final: pd.DataFrame, fits: dict, metric: str, split: str = "test"):
+    """Figure 5: joint-fit residuals against log N and log T, and the extrapolation check (largest K)."""
+    col = f"{split}_{metric}"
+    k = _k_order(final["negatives"])[-1]
+    s = final[final["negatives"] == k]
+    entry = fits["metrics"].get(metric, {}).get(k, {})
+    j = _joint_of(fits, metric, k)
+    fig, (ax1, ax2, ax3) = _panels(3, width=3.8)
+    if j:
+        pred = fit.predict_joint(fit.Fit("", j["params"], 0, True, 0, 0), s["n_params"], s["tokens"])
+        r = np.log(to_target(metric, s[col])) - np.log(pred)  # the residual the fit minimised
+        ax1.plot(s["n_params"], r, "o")
+        ax2.plot(s["tokens"], r, "o")
+    for ax, label in ((ax1, N_LABEL), (ax2, T_LABEL)):
+        ax.axhline(0, color="k", lw=0.8)
+        ax.set_xscale("log")
+        ax.set_xlabel(label)
+        ax.set_ylabel(f"log residual of {TARGETS[metric]}")
+        ax.set_title(f"joint fit, K = {k}" if j else "no joint fit")
+    ex = entry.get("extrapolation", {}).get("joint_predictions")
+    if ex:
+        ax3.plot(ex["observed"], ex["predicted"], "D", color="C3", label="held out (C > C_max/10)")
+        lo = min(ex["observed"] + ex["predicted"])
+        hi = max(ex["observed"] + ex["predicted"])
+        ax3.plot([lo, hi], [lo, hi], "k:", lw=1, label="y = x")
+        ax3.legend(fontsize=7)
+    ax3.set_xlabel(f"observed {LABELS[metric].split(' (')[0]}")
+    ax3.set_ylabel(f"predicted {LABELS[metric].split(' (')[0]}")
+    ax3.set_title("extrapolation check" + ("" if ex else ": not possible"))
+    return fig
+
+
+def save(fig, out: Path, name: str) -> list[Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    paths = [out / f"{name}.png", out / f"{name}.pdf"]
+    for p in paths:
+        fig.savefig(p, dpi=150)
+    plt.close(fig)
+    return paths
+
+
+def plot_all(rows: pd.DataFrame, fits: dict, out: str | Path, split: str = "test") -> list[Path]:
+    """Every figure for ppl and ndcg@5 into `out`; returns the PNG paths."""
+    _style()
+    out = Path(out)
+    final = rows[rows["final"]]
+    written = []
+    for metric in LABELS:
+        if f"{split}_{metric}" not in rows.columns:
+            continue
+        figures = {f"{metric}_vs_flops": vs_flops(rows, metric, split),
+                   f"{metric}_vs_n": vs_axis(final, fits, metric, "n_params", split),
+                   f"{metric}_vs_t": vs_axis(final, fits, metric, "tokens", split),
+                   f"{metric}_isoflop": isoflop(final, fits, metric),
+                   f"{metric}_negatives": negatives(final, metric, split),
+                   f"{metric}_residuals": residuals(final, fits, metric, split)}
+        for name, figure in figures.items():
+            written.append(save(figure, out, name.replace("@", ""))[0])
+    return written

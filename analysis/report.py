@@ -1,0 +1,133 @@
+"""report.md: data summary, oracle ceiling, fit tables with 95% intervals, held-out errors, compute-optimal
+exponents from both approaches, which NDCG@5 form extrapolates better, and every figure that exists."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from analysis.laws import TARGETS
+from analysis.plots import LABELS
+
+
+def _num(x) -> str:
+    return "–" if x is None or (isinstance(x, float) and not np.isfinite(x)) else f"{x:.4g}"
+
+
+def _param_rows(fit: dict) -> list[str]:
+    rows = []
+    for name, value in fit["params"].items():
+        lo, hi = fit.get("ci95", {}).get(name, (None, None))
+        rows.append(f"| {name} | {_num(value)} | {_num(lo)} – {_num(hi)} |")
+    return rows
+
+
+def render(table: pd.DataFrame, fits: dict, figures: list[Path], out: Path) -> str:
+    s = fits["summary"]
+    lines = ["# Scaling study report", "",
+             "## Data", "",
+             f"- {s['runs']} runs in the table, {s['done']} finished; excluded: "
+             + (", ".join(f"{n} {k}" for k, n in s["excluded"].items()) or "none")
+             + f"; {s['nan_rows']} final rows with non-finite metrics.",
+             f"- N from {table['n_params'].min():,} to {table['n_params'].max():,}; T from {table['tokens'].min():,} "
+             f"to {table['tokens'].max():,}; K in {{{', '.join(sorted(table['negatives'].astype(str).unique()))}}}; "
+             f"C from {table['flops'].min():.3g} to {table['flops'].max():.3g} FLOPs "
+             f"(C / (N T) = {fits.get('kappa', float('nan')):.3g} FLOPs per parameter per target).",
+             f"- Fits use the final {fits['split']} metrics; targets are loss-like: "
+             + "; ".join(f"{m} as {t}" for m, t in TARGETS.items()) + f". Bootstrap: {fits['n_boot']} resamples "
+             "over runs.", ""]
+    oracle = [c for c in table.columns if c.startswith("oracle_test_")]
+    if oracle:
+        o = table[oracle].mean()
+        lines += ["## Oracle ceiling (synthetic world)", "",
+                  f"The generator's true next-item distribution gives test NDCG@5 = {o.get('oracle_test_ndcg@5', float('nan')):.4f} "
+                  f"and test perplexity = {o.get('oracle_test_ppl', float('nan')):.2f}; the best run here reached "
+                  f"NDCG@5 = {table['test_ndcg@5'].max():.4f} and perplexity = {table['test_ppl'].min():.2f}.", ""]
+    for metric, per_k in fits["metrics"].items():
+        lines += [f"## {LABELS[metric]}", ""]
+        for k, e in per_k.items():
+            lines += [f"### K = {k} ({e['points']} final runs)", ""]
+            j = e["joint"]
+            if "params" in j:
+                lines += [f"Joint fit `{TARGETS[metric]} = {j['form']}`: R² (log) = {j['r2']:.4f}, L-BFGS "
+                          f"{'converged' if j['converged'] else 'did NOT converge'}, {j['n_points']} points.", "",
+                          "| parameter | value | 95% CI |", "|---|---|---|", *_param_rows(j), ""]
+            else:
+                lines += [f"Joint fit: {j['skipped']}.", ""]
+            cf, iso = e.get("closed_form"), e.get("isoflop", {})
+            if cf:
+                ci = cf.get("n_opt_exponent_ci95")
+                lines.append(f"- Approach 3 (closed form, C = {cf['kappa']:.3g} N T): N_opt ∝ C^{cf['n_opt_exponent']:.3f}"
+                             + (f" (95% CI {ci[0]:.3f} – {ci[1]:.3f})" if ci else "")
+                             + f", T_opt ∝ C^{cf['t_opt_exponent']:.3f}.")
+            if "n_opt_exponent" in iso:
+                lines.append(f"- Approach 2 (IsoFLOP minima): N_opt ∝ C^{iso['n_opt_exponent']:.3f}, "
+                             f"T_opt ∝ C^{iso['t_opt_exponent']:.3f}"
+                             + (f"; disagreement with approach 3 on the N_opt exponent: "
+                                f"{iso['n_opt_exponent'] - cf['n_opt_exponent']:+.3f}." if cf else "."))
+            else:
+                lines.append(f"- Approach 2 (IsoFLOP minima): {iso.get('skipped') or iso.get('note')}.")
+            ex = e.get("extrapolation", {})
+            parts = []
+            for key, name in (("joint_rel_error", "joint law"), ("power_law_c_rel_error", "power law in C"),
+                              ("sigmoid_c_rel_error", "sigmoid in ln C")):
+                if key in ex:
+                    parts.append(f"{name} {ex[key]:.1%}")
+            lines.append(f"- Extrapolation check (fit on C <= {ex.get('c_max_fit', float('nan')):.3g}: "
+                         f"{ex.get('fit_points', 0)} runs; predict {ex.get('heldout_points', 0)} larger ones): "
+                         + ("mean relative error " + ", ".join(parts) if parts else ex.get("skipped", "not possible"))
+                         + ".")
+            if metric == "ndcg@5" and "power_law_c_rel_error" in ex and "sigmoid_c_rel_error" in ex:
+                better = "the sigmoid in ln C" if ex["sigmoid_c_rel_error"] < ex["power_law_c_rel_error"] \
+                    else "the power law on 1 - NDCG@5"
+                sg, pl = e.get("sigmoid_ln_c", {}), e.get("vs_flops", {})
+                lines.append(f"- NDCG@5 form: {better} extrapolates better here (held-out error above); in-sample R² "
+                             f"sigmoid {sg.get('r2', float('nan')):.3f}, power law (log) {pl.get('r2', float('nan')):.3f}.")
+            lines.append("")
+    if fits.get("messages"):
+        lines += ["## Fits not possible", "", *[f"- {m}" for m in fits["messages"]], ""]
+    lines += ["## Figures", ""]
+    for fig in figures:
+        rel = fig.relative_to(out) if fig.is_relative_to(out) else fig
+        lines += [f"![{fig.stem}]({rel.as_posix()})", f"*{fig.stem}* (PDF beside it)", ""]
+    return "\n".join(lines)
+
+
+def write(table: pd.DataFrame, out: str | Path, fits: dict | None = None, n_boot: int = 1000,
+          holdout_divisor: float = 10.0, what: str = "report") -> dict:
+    """fits.json (what='fit'), + figures (what='plot'), + report.md (what='report') under `out`."""
+    from analysis import laws, plots
+    from analysis.table import usable
+    from harness.io import write_json, write_text
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    if fits is None:
+        fits = laws.fit_table(table, n_boot=n_boot, holdout_divisor=holdout_divisor)
+        write_json(out / "fits.json", fits)
+    if what in ("plot", "report"):
+        rows, _ = usable(table)
+        figures = plots.plot_all(rows, fits, out / "figures") if not rows[rows["final"]].empty else []
+        if what == "report":
+            write_text(out / "report.md", render(rows if len(rows) else table, fits, figures, out))
+    return fits
+
+
+def summary(fits: dict) -> str:
+    """A few lines per metric and K: the joint law's exponents with 95% intervals and the held-out error."""
+    lines = []
+    for metric, per_k in fits["metrics"].items():
+        for k, e in per_k.items():
+            j = e["joint"]
+            if "params" not in j:
+                lines.append(f"{metric} K={k}: {j['skipped']}")
+                continue
+            ci = j.get("ci95", {})
+            ex = e.get("extrapolation", {}).get("joint_rel_error")
+            lines.append(f"{metric} K={k}: {TARGETS[metric]} = E + A/N^alpha + B/T^beta, "
+                         + ", ".join(f"{p}={_num(v)} [{_num(ci.get(p, (None, None))[0])}, {_num(ci.get(p, (None, None))[1])}]"
+                                     for p, v in j["params"].items())
+                         + f", R2={j['r2']:.3f}" + (f", held-out error {ex:.1%}" if ex is not None else ""))
+    return "\n".join(lines + fits.get("messages", []))

@@ -1,0 +1,151 @@
+"""Analysis on tables generated from known laws: parameter recovery, figures read back, report, CLI, degenerate
+input. The analysis package reads only the results table."""
+
+import json
+import subprocess
+import sys
+
+import matplotlib.image
+import numpy as np
+import pandas as pd
+import pytest
+
+from analysis import fit, laws, plots, report, table
+
+TRUE = {"ppl": dict(E=1.6, A=30.0, alpha=0.34, B=400.0, beta=0.42),
+        "ndcg@5": dict(E=0.3, A=4.0, alpha=0.25, B=30.0, beta=0.3)}
+
+
+def law(p, n, t):
+    return p["E"] + p["A"] * n ** -p["alpha"] + p["B"] * t ** -p["beta"]
+
+
+def known_table(noise=0.003, seed=0, ns=(1e4, 3e4, 1e5, 3e5, 1e6), ts=(1e5, 3e5, 1e6, 3e6, 1e7)):
+    rng = np.random.default_rng(seed)
+    rows = []
+    for k, shift in (("64", 0.05), ("full", 0.0)):
+        for n in ns:
+            for t in ts:
+                run = f"{k}-{n:g}-{t:g}"
+                for frac in (0.5, 1.0):
+                    tt = t * frac
+                    eps = rng.normal(0, noise, 2)
+                    ce = (law(TRUE["ppl"], n, t) + shift) * np.exp(eps[0])
+                    err = (law(TRUE["ndcg@5"], n, t) + shift) * np.exp(eps[1])
+                    row = {"run_id": run, "status": "done", "final": frac == 1.0, "n_params": int(n),
+                           "tokens": int(tt), "flops": 6.5 * n * tt, "negatives": k, "valid_ppl": np.exp(ce) * 1.01,
+                           "valid_ndcg@5": (1 - err) * 0.99}
+                    if frac == 1.0:
+                        row.update({"test_ppl": np.exp(ce), "test_ndcg@5": 1 - err})
+                    rows.append(row)
+    return pd.DataFrame(rows)
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    t = known_table()
+    return t, laws.fit_table(t, n_boot=1000)
+
+
+@pytest.mark.parametrize("metric", ["ppl", "ndcg@5"])
+def test_joint_law_recovers_exponents_and_cis_cover_the_truth(fitted, metric):
+    _, fits = fitted
+    j = fits["metrics"][metric]["full"]["joint"]
+    assert j["converged"] and j["r2"] > 0.99
+    for p in ("alpha", "beta"):
+        assert j["params"][p] == pytest.approx(TRUE[metric][p], rel=0.05)
+    for p, true in TRUE[metric].items():
+        lo, hi = j["ci95"][p]
+        assert lo <= true <= hi, (p, lo, true, hi)
+    assert len(j["bootstrap"]) == 1000
+    cf = fits["metrics"][metric]["full"]["closed_form"]
+    b, a = TRUE[metric]["beta"], TRUE[metric]["alpha"]
+    assert cf["n_opt_exponent"] == pytest.approx(b / (a + b), abs=0.03)
+
+
+def test_single_axis_and_sigmoid_recovery():
+    x = np.geomspace(1e4, 1e7, 15)
+    rng = np.random.default_rng(1)
+    y = (0.7 + 25 * x ** -0.3) * np.exp(rng.normal(0, 0.002, x.size))
+    f = fit.power_law(x, y)
+    assert f.params["alpha"] == pytest.approx(0.3, rel=0.05) and f.params["E"] == pytest.approx(0.7, rel=0.05)
+    lc = np.linspace(20, 32, 25)
+    ys = 0.35 / (1 + np.exp(-0.7 * (lc - 26))) + 0.04 + rng.normal(0, 0.001, lc.size)
+    s = fit.sigmoid(lc, ys)
+    for name, true in dict(p=0.35, k=0.7, c0=26, q=0.04).items():
+        assert s.params[name] == pytest.approx(true, rel=0.05, abs=0.005)
+
+
+def test_bootstrap_does_not_depend_on_workers():
+    t = known_table(ns=(1e4, 1e5, 1e6), ts=(1e5, 1e6, 1e7))
+    s = t[(t["negatives"] == "full") & t["final"]]
+    x = [s["n_params"].to_numpy(float), s["tokens"].to_numpy(float)]
+    y = laws.to_target("ppl", s["test_ppl"])
+    a = fit.bootstrap(fit.joint(*x, y), x, y, s["run_id"].to_numpy(), n_boot=120, workers=2)
+    b = fit.bootstrap(fit.joint(*x, y), x, y, s["run_id"].to_numpy(), n_boot=120, workers=1)
+    assert a.ci == b.ci
+
+
+def test_extrapolation_and_isoflop(fitted):
+    _, fits = fitted
+    e = fits["metrics"]["ppl"]["full"]
+    ex = e["extrapolation"]
+    assert ex["heldout_points"] > 0 and ex["joint_rel_error"] < 0.02
+    assert "n_opt_exponent" in e["isoflop"] or "note" in e["isoflop"]
+    assert "sigmoid_c_rel_error" in fits["metrics"]["ndcg@5"]["full"]["extrapolation"]
+
+
+def test_figures_are_written_with_labelled_log_axes(fitted, tmp_path):
+    t, fits = fitted
+    rows, _ = table.usable(t)
+    written = plots.plot_all(rows, fits, tmp_path)
+    assert len(written) == 12
+    for png in written:
+        assert png.stat().st_size > 10_000 and png.with_suffix(".pdf").stat().st_size > 1_000
+        assert matplotlib.image.imread(png).shape[0] > 200
+    final = rows[rows["final"]]
+    fig = plots.vs_axis(final, fits, "ppl", "n_params")
+    ax = fig.axes[0]
+    assert ax.get_xscale() == "log" and ax.get_yscale() == "log"
+    assert ax.get_xlabel() == plots.N_LABEL and ax.get_ylabel() == plots.LABELS["ppl"]
+    assert len(ax.collections) == final["tokens"].nunique()  # one CI band per T
+    fig = plots.vs_flops(rows, "ndcg@5")
+    assert fig.axes[0].get_xscale() == "log" and fig.axes[0].get_yscale() == "linear"
+    assert fig.axes[-1].get_ylabel() == plots.N_LABEL  # the colour bar
+    assert plots.residuals(final, fits, "ppl").axes[2].get_title() == "extrapolation check"
+
+
+def test_report_names_every_figure(fitted, tmp_path):
+    t, _ = fitted
+    report.write(t, tmp_path, n_boot=0)
+    text = (tmp_path / "report.md").read_text()
+    pngs = sorted((tmp_path / "figures").glob("*.png"))
+    assert len(pngs) == 12 and all(f"figures/{p.name}" in text for p in pngs)
+    assert "Approach 3" in text and "Extrapolation check" in text and "NDCG@5 form:" in text
+    assert json.loads((tmp_path / "fits.json").read_text())["metrics"]["ppl"]["full"]["joint"]["converged"]
+
+
+def test_degenerate_inputs_give_messages_and_the_possible_fits():
+    t = known_table(ns=(1e5,), ts=(1e5, 3e5, 1e6, 1e7, 1e8))
+    t.loc[t["run_id"] == t["run_id"].iloc[0], "status"] = "diverged"
+    t.loc[t["run_id"] == t["run_id"].iloc[-1], "test_ppl"] = np.nan
+    fits = laws.fit_table(t, n_boot=0)
+    assert fits["summary"]["excluded"] == {"diverged": 1} and fits["summary"]["nan_rows"] == 1
+    assert any("needs >= 2 values of N and of T" in m for m in fits["messages"])
+    by_t = fits["metrics"]["ppl"]["full"]["by_t_at_n"]
+    assert "params" in next(iter(by_t.values()))  # the single-axis law in T is still fitted
+    few = laws.fit_table(known_table(ns=(1e4, 1e5), ts=(1e5, 1e6)), n_boot=0)
+    assert any("needs >= 6 points" in m for m in few["messages"])
+
+
+def test_cli_fit_and_missing_columns(fitted, tmp_path):
+    t, _ = fitted
+    t.to_csv(tmp_path / "table.csv", index=False)
+    proc = subprocess.run([sys.executable, "-m", "harness.cli", "fit", str(tmp_path / "table.csv"), "--bootstrap",
+                           "0"], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert "ppl K=full" in proc.stdout and (tmp_path / "fits.json").exists()
+    t.drop(columns=["flops"]).to_csv(tmp_path / "bad.csv", index=False)
+    proc = subprocess.run([sys.executable, "-m", "harness.cli", "fit", str(tmp_path / "bad.csv")],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2 and "missing column(s) flops" in proc.stderr and "Traceback" not in proc.stderr
