@@ -197,12 +197,15 @@ def parser() -> argparse.ArgumentParser:
     sweep_p = sub.add_parser("sweep", help="submit a grid's runs (resumable; finished runs are never rerun)",
                              description="Plan a grid and submit every run that has no finished result.json and "
                                          "no job pending or running, through submitit.")
-    sweep_p.add_argument("grid", help="grid YAML")
-    executor_args(sweep_p)
-    sweep_p.add_argument("--out", help="sweep directory (default: sweeps/<grid name>)")
+    def submit_args(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("grid", help="grid YAML")
+        executor_args(sp)
+        sp.add_argument("--out", help="sweep directory (default: sweeps/<grid name>)")
+        sp.add_argument("--max-jobs", type=int, help="local: runs at a time (default: CPUs / cpus_per_task)")
+
+    submit_args(sweep_p)
     sweep_p.add_argument("--retry-failed", action="store_true", help="also resubmit failed, diverged and "
                                                                      "timed-out runs")
-    sweep_p.add_argument("--max-jobs", type=int, help="local: runs at a time (default: CPUs / cpus_per_task)")
     sweep_p.add_argument("--no-wait", action="store_true", help="slurm: return once the array is submitted")
     sweep_p.set_defaults(func=cmd_sweep)
 
@@ -237,10 +240,7 @@ def parser() -> argparse.ArgumentParser:
     study_p = sub.add_parser("study", help="plan -> sweep -> collect -> fit -> figures -> report",
                              description="The whole study for a grid: plan, sweep (waiting for every run), collect, "
                                          "fit, figures and report.md in the sweep directory.")
-    study_p.add_argument("grid", help="grid YAML")
-    executor_args(study_p)
-    study_p.add_argument("--out", help="sweep directory (default: sweeps/<grid name>)")
-    study_p.add_argument("--max-jobs", type=int, help="local: runs at a time (default: CPUs / cpus_per_task)")
+    submit_args(study_p)
     fit_args(study_p)
     study_p.set_defaults(func=cmd_study)
     return p

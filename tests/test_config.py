@@ -64,7 +64,9 @@ def test_cli_user_errors_are_one_line_exit_2(args, message):
 
 
 def test_every_command_has_help():
-    for args in (["--help"], ["train", "--help"], ["data", "prepare", "--help"]):
+    commands = [["--help"], ["train", "--help"], ["data", "prepare", "--help"]] + [
+        [c, "--help"] for c in ("plan", "sweep", "status", "collect", "fit", "plot", "report", "study")]
+    for args in commands:
         proc = subprocess.run([sys.executable, "-m", "harness.cli", *args], capture_output=True, text=True)
         assert proc.returncode == 0 and "usage: srt-scale" in proc.stdout
     proc = subprocess.run([sys.executable, "-m", "harness.cli", "train", "--help"], capture_output=True, text=True)
