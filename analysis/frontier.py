@@ -14,8 +14,6 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from analysis import fit
-
 
 def envelope(rows: pd.DataFrame, col: str, lower_is_better: bool) -> pd.DataFrame:
     """Best value reached at or below each FLOP count over all rows (intermediate evaluations included)."""

@@ -59,9 +59,9 @@ def _n_colors(values):
     return norm, plt.get_cmap("viridis")
 
 
-def vs_flops(rows: pd.DataFrame, metric: str, split: str = "test"):
-    """Figure 1. `rows`: every evaluation row of finished runs."""
-    col_valid, col = f"valid_{metric}", f"{split}_{metric}"
+def vs_flops(rows: pd.DataFrame, metric: str):
+    """Figure 1: validation metric of every evaluation row of finished runs (training curves)."""
+    col_valid = f"valid_{metric}"
     ks = _k_order(rows["negatives"])
     fig, axes = _panels(len(ks))
     norm, cmap = _n_colors(rows["n_params"])
@@ -243,7 +243,7 @@ def plot_all(rows: pd.DataFrame, fits: dict, out: str | Path, split: str = "test
     for metric in LABELS:
         if f"{split}_{metric}" not in rows.columns:
             continue
-        figures = {f"{metric}_vs_flops": vs_flops(rows, metric, split),
+        figures = {f"{metric}_vs_flops": vs_flops(rows, metric),
                    f"{metric}_vs_n": vs_axis(final, fits, metric, "n_params", split),
                    f"{metric}_vs_t": vs_axis(final, fits, metric, "tokens", split),
                    f"{metric}_isoflop": isoflop(final, fits, metric),

@@ -167,14 +167,14 @@ def parse_set(item: str) -> tuple[str, Any]:
         raise UserError(f"--set {item!r}: value is not valid YAML") from None
 
 
-def _key_lines(node: yaml.Node, prefix: str = "") -> dict[str, int]:
+def key_lines(node: yaml.Node, prefix: str = "") -> dict[str, int]:
     """Dotted key -> 1-based line where it is written, from a composed YAML node tree."""
     lines: dict[str, int] = {}
     if isinstance(node, yaml.MappingNode):
         for k, v in node.value:
             key = f"{prefix}{k.value}"
             lines[key] = k.start_mark.line + 1
-            lines.update(_key_lines(v, key + "."))
+            lines.update(key_lines(v, key + "."))
     return lines
 
 
@@ -231,7 +231,7 @@ def load(path: str | Path | None, sets: list[str] = ()) -> dict[str, Any]:
     overrides = flatten(load_yaml(path)) if path else {}
     where = {}
     if path:
-        lines = _key_lines(yaml.compose(Path(path).read_text()) or yaml.MappingNode("", []))
+        lines = key_lines(yaml.compose(Path(path).read_text()) or yaml.MappingNode("", []))
         where = {k: f"{path}:{lines[k]}" for k in overrides if k in lines}
     for item in sets:
         key, value = parse_set(item)

@@ -75,7 +75,7 @@ def load(path: str | Path) -> list[Point]:
     """Every point of the grid at `path`, resolved and validated, in a stable order (duplicates removed)."""
     path = Path(path)
     tree = config.load_yaml(path)
-    lines = config._key_lines(yaml.compose(path.read_text()) or yaml.MappingNode("", []))
+    lines = config.key_lines(yaml.compose(path.read_text()) or yaml.MappingNode("", []))
     at = lambda key: f"{path}:{lines[key]}" if key in lines else str(path)  # noqa: E731
     for key in tree:
         if key not in TOP_KEYS:
