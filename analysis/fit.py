@@ -127,13 +127,11 @@ def joint(n: np.ndarray, t: np.ndarray, y: np.ndarray) -> Fit:
     return _fit_sum_of_powers([n, t], y, ["A", "alpha", "B", "beta"], "E + A/N^alpha + B/T^beta")
 
 
-def predict_power_law(fit: Fit, x: np.ndarray) -> np.ndarray:
-    p = fit.params
+def predict_power_law(p: dict, x: np.ndarray) -> np.ndarray:
     return p["E"] + p["A"] * np.asarray(x, float) ** -p["alpha"]
 
 
-def predict_joint(fit: Fit, n: np.ndarray, t: np.ndarray) -> np.ndarray:
-    p = fit.params
+def predict_joint(p: dict, n: np.ndarray, t: np.ndarray) -> np.ndarray:
     return p["E"] + p["A"] * np.asarray(n, float) ** -p["alpha"] + p["B"] * np.asarray(t, float) ** -p["beta"]
 
 
@@ -162,8 +160,7 @@ def sigmoid(log_c: np.ndarray, y: np.ndarray) -> Fit:
                bool(best.success), r2, len(y))
 
 
-def predict_sigmoid(fit: Fit, log_c: np.ndarray) -> np.ndarray:
-    p = fit.params
+def predict_sigmoid(p: dict, log_c: np.ndarray) -> np.ndarray:
     return p["p"] * expit(p["k"] * (np.asarray(log_c, float) - p["c0"])) + p["q"]
 
 

@@ -60,7 +60,7 @@ def _holdout(s: pd.DataFrame, metric: str, col: str, divisor: float) -> dict:
     y = to_target(metric, train[col])
     if len(train) >= 6 and train["n_params"].nunique() >= 2 and train["tokens"].nunique() >= 2:
         j = fit.joint(train["n_params"].to_numpy(float), train["tokens"].to_numpy(float), y)
-        pred = from_target(metric, fit.predict_joint(j, test["n_params"], test["tokens"]))
+        pred = from_target(metric, fit.predict_joint(j.params, test["n_params"], test["tokens"]))
         out["joint_rel_error"] = _rel(pred, test[col])
         out["joint_predictions"] = {"run_id": test["run_id"].tolist(), "predicted": pred.tolist(),
                                     "observed": test[col].tolist()}
@@ -68,10 +68,10 @@ def _holdout(s: pd.DataFrame, metric: str, col: str, divisor: float) -> dict:
         out["joint_skipped"] = f"too few runs below the cut for the joint fit ({len(train)})"
     if len(train) >= 4:
         pl = fit.power_law(train["flops"].to_numpy(float), y)
-        out["power_law_c_rel_error"] = _rel(from_target(metric, fit.predict_power_law(pl, test["flops"])), test[col])
+        out["power_law_c_rel_error"] = _rel(from_target(metric, fit.predict_power_law(pl.params, test["flops"])), test[col])
         if metric == "ndcg@5":
             sg = fit.sigmoid(np.log(train["flops"]), train[col])
-            out["sigmoid_c_rel_error"] = _rel(fit.predict_sigmoid(sg, np.log(test["flops"])), test[col])
+            out["sigmoid_c_rel_error"] = _rel(fit.predict_sigmoid(sg.params, np.log(test["flops"])), test[col])
     return out
 
 

@@ -88,10 +88,10 @@ def _joint_of(fits: dict, metric: str, k: str) -> dict | None:
 
 
 def _band(j: dict, metric: str, n, t):
-    """Median-free band: 2.5 and 97.5 percentiles of the bootstrap fits' predictions."""
+    """95% band: 2.5 and 97.5 percentiles of the bootstrap fits' predictions."""
     if not j.get("bootstrap"):
         return None
-    preds = np.array([fit.predict_joint(fit.Fit("", p, 0, True, 0, 0), n, t) for p in j["bootstrap"]])
+    preds = np.array([fit.predict_joint(p, n, t) for p in j["bootstrap"]])
     return from_target(metric, np.percentile(preds, 2.5, axis=0)), from_target(metric, np.percentile(preds, 97.5, axis=0))
 
 
@@ -112,7 +112,7 @@ def vs_axis(final: pd.DataFrame, fits: dict, metric: str, axis: str, split: str 
             ax.plot(g[axis], g[col], "o", color=color, label=label)
             if j:
                 n, t = (grid, np.full_like(grid, v)) if axis == "n_params" else (np.full_like(grid, v), grid)
-                ax.plot(grid, from_target(metric, fit.predict_joint(fit.Fit("", j["params"], 0, True, 0, 0), n, t)),
+                ax.plot(grid, from_target(metric, fit.predict_joint(j["params"], n, t)),
                         "-", color=color, lw=1.2)
                 band = _band(j, metric, n, t)
                 if band:
@@ -202,7 +202,7 @@ def residuals(final: pd.DataFrame, fits: dict, metric: str, split: str = "test")
     j = _joint_of(fits, metric, k)
     fig, (ax1, ax2, ax3) = _panels(3, width=3.8)
     if j:
-        pred = fit.predict_joint(fit.Fit("", j["params"], 0, True, 0, 0), s["n_params"], s["tokens"])
+        pred = fit.predict_joint(j["params"], s["n_params"], s["tokens"])
         r = np.log(to_target(metric, s[col])) - np.log(pred)  # the residual the fit minimised
         ax1.plot(s["n_params"], r, "o")
         ax2.plot(s["tokens"], r, "o")

@@ -22,6 +22,9 @@ class TrainExamples:
         self.context, self.supervision = context, supervision
         firsts, lasts = [], []
         starts, stops = dataset.offsets[:-1], dataset.offsets[1:] - 2  # training part [start, stop)
+        lengths = np.diff(dataset.offsets)
+        in_train = np.arange(len(dataset.flat)) < np.repeat(stops, lengths)
+        self.item_counts = np.bincount(dataset.flat[in_train], minlength=dataset.n_items + 1)  # popularity
         for a, b in zip(starts, stops):
             if b - a < 2:
                 continue

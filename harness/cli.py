@@ -54,14 +54,6 @@ def _threads(profile: dict) -> int:
     return int(profile["cpus_per_task"])
 
 
-def _parallel(executor: str, profile: dict) -> int:
-    if executor == "debug":
-        return 1
-    if executor == "local":
-        return profile["max_jobs"] or max(1, (os.cpu_count() or 1) // _threads(profile))
-    return int(profile["array_parallelism"])
-
-
 def cmd_plan(args: argparse.Namespace) -> None:
     from harness import grid, plan, sweep
 
@@ -70,7 +62,7 @@ def cmd_plan(args: argparse.Namespace) -> None:
     if args.json:
         print(json.dumps(result, indent=2))
     else:
-        print(plan.format_table(result, _parallel(args.executor, profile)))
+        print(plan.format_table(result, sweep.parallel_jobs(args.executor, profile)))
 
 
 def cmd_sweep(args: argparse.Namespace) -> None:
@@ -82,7 +74,7 @@ def cmd_sweep(args: argparse.Namespace) -> None:
     points = grid.load(args.grid)
     out = Path(args.out or Path("sweeps") / Path(args.grid).stem)
     planned = plan.plan(points, _threads(profile))
-    print(plan.format_table(planned, _parallel(args.executor, profile)), flush=True)
+    print(plan.format_table(planned, sweep.parallel_jobs(args.executor, profile)), flush=True)
     s = sweep.Sweep(out)
     s.write_plan(planned, args.grid)
     sweep.submit(s, points, args.executor, profile, retry_failed=args.retry_failed, wait=not args.no_wait,

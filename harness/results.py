@@ -29,7 +29,7 @@ def _rows(run_dir: Path, status: str | None) -> list[dict]:
     final_status = result.get("status") or status or "running"
     out = []
     for row in rows:
-        row = {**row, "status": final_status, **env, **{k: v for k, v in cfg.items()}}
+        row = {**row, "status": final_status, **env, **cfg}
         row["negatives"] = str(row["negatives"])
         row["loss.negatives"] = str(row["loss.negatives"])
         out.append(row)

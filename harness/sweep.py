@@ -29,6 +29,7 @@ from harness.io import cache_dir, write_json, write_text
 
 EXECUTORS = ("debug", "local", "slurm")
 STATES = ("done", "running", "pending", "failed", "diverged", "timed_out", "not_submitted")
+RETRYABLE = ("failed", "diverged", "timed_out")  # resubmitted only with retry_failed
 PROFILE_DEFAULTS: dict[str, Any] = {
     "partition": None, "account": None, "qos": None, "time_min": 60, "mem_gb": 4, "cpus_per_task": 1,
     "gpus_per_node": 0, "array_parallelism": 16, "max_jobs": None, "sbatch": {}, "setup": [],
@@ -50,6 +51,15 @@ def load_profile(path: str | Path | None) -> dict:
         if not isinstance(profile[key], (int, float)) or profile[key] <= 0:
             raise UserError(f"{path}: {key} = {profile[key]!r}: expected a positive number")
     return profile
+
+
+def parallel_jobs(executor: str, profile: dict) -> int:
+    """Runs at a time: debug 1; local max_jobs or CPUs / cpus_per_task; slurm the array parallelism."""
+    if executor == "debug":
+        return 1
+    if executor == "local":
+        return profile["max_jobs"] or max(1, (os.cpu_count() or 1) // int(profile["cpus_per_task"]))
+    return int(profile["array_parallelism"])
 
 
 class RunJob(submitit.helpers.Checkpointable):
@@ -178,14 +188,14 @@ def submit(sweep: Sweep, points: list[Point], executor: str, profile: dict, retr
     todo, skipped = [], {}
     for p in points:
         state = sweep.state(p.run_id, jobs.get(p.run_id))
-        if state == "not_submitted" or (retry_failed and state in ("failed", "diverged", "timed_out")):
+        if state == "not_submitted" or (retry_failed and state in RETRYABLE):
             _clear_for_retry(sweep.runs_dir / p.run_id, state)
             todo.append(p)
         else:
             skipped[state] = skipped.get(state, 0) + 1
     if skipped:
         log("not submitted: " + ", ".join(f"{n} {s}" for s, n in sorted(skipped.items())) +
-            ("" if retry_failed or not (skipped.keys() & {"failed", "diverged", "timed_out"})
+            ("" if retry_failed or not (skipped.keys() & set(RETRYABLE))
              else " (--retry-failed resubmits failed, diverged and timed-out runs)"))
     if not todo:
         log("nothing to submit")
@@ -195,10 +205,8 @@ def submit(sweep: Sweep, points: list[Point], executor: str, profile: dict, retr
     args = (str(sweep.runs_dir), str(cache_dir()))
     sweep.folder.mkdir(parents=True, exist_ok=True)
     if executor == "slurm":
-        submitted = _submit_slurm(sweep, todo, cfgs, args, profile, wait, log)
-    else:
-        submitted = _submit_local(sweep, todo, cfgs, args, profile, executor, log)
-    return submitted
+        return _submit_slurm(sweep, todo, cfgs, args, profile, wait, log)
+    return _submit_local(sweep, todo, cfgs, args, profile, executor, log)
 
 
 def _clear_for_retry(run_dir: Path, state: str) -> None:
@@ -235,11 +243,10 @@ def _submit_local(sweep, todo, cfgs, args, profile, executor, log) -> dict[str, 
     """debug: one after another in this process. local: subprocesses, at most max_jobs at a time."""
     if executor == "debug":
         ex = submitit.AutoExecutor(folder=sweep.folder, cluster="debug")
-        max_jobs = 1
     else:
         ex = submitit.LocalExecutor(folder=sweep.folder)
         ex.update_parameters(timeout_min=int(profile["time_min"]))
-        max_jobs = profile["max_jobs"] or max(1, (os.cpu_count() or 1) // int(profile["cpus_per_task"]))
+    max_jobs = parallel_jobs(executor, profile)
     submitted, running = {}, []
     queue = list(zip(todo, cfgs))
     while queue or running:
@@ -283,5 +290,5 @@ def status(sweep: Sweep) -> tuple[dict[str, int], list[tuple[str, str, str]]]:
     states = sweep.states()
     counts = {s: sum(1 for v in states.values() if v == s) for s in STATES}
     failing = [(r, s, sweep.last_log_line(r, jobs.get(r))) for r, s in states.items()
-               if s in ("failed", "timed_out", "diverged")]
+               if s in RETRYABLE]
     return {k: v for k, v in counts.items() if v}, failing

@@ -86,8 +86,8 @@ class Run:
         self.examples = TrainExamples(self.data, cfg["model.context"], cfg["loss.supervision"])
         if not len(self.examples):
             raise UserError(f"{cfg['data.name']}: no training targets (every user has fewer than 4 interactions)")
-        counts = np.bincount(self.data.flat[self._train_positions()], minlength=self.data.n_items + 1)
-        self.sampler = NegativeSampler(self.data.n_items, counts if cfg["loss.sampler"] == "popularity" else None,
+        popular = cfg["loss.sampler"] == "popularity"
+        self.sampler = NegativeSampler(self.data.n_items, self.examples.item_counts if popular else None,
                                        torch.Generator().manual_seed(cfg["train.seed"] + 1))
         self.optimizer = _optimizer(self.model, cfg)
         self.params = accounting.count_params(self.model)
@@ -97,10 +97,6 @@ class Run:
         if cfg["eval.max_users"] and cfg["eval.max_users"] < self.data.n_users:
             users = np.sort(np.random.default_rng(0).choice(self.data.n_users, cfg["eval.max_users"], replace=False))
         self.eval_sets = {s: eval_inputs(self.data, s, cfg["model.context"], users) for s in ("valid", "test")}
-
-    def _train_positions(self) -> np.ndarray:
-        o = self.data.offsets
-        return np.concatenate([np.arange(a, b - 2) for a, b in zip(o[:-1], o[1:])])
 
     def static_columns(self) -> dict:
         c = self.cfg
@@ -261,9 +257,12 @@ def _loop(run: Run, state: _State, should_stop: Callable[[], bool] | None, progr
     start = last_ckpt = time.perf_counter()
     wall0, diverged = state.wall_s, False
 
+    def clock() -> None:
+        state.wall_s = wall0 + time.perf_counter() - start
+
     def checkpoint() -> None:
         nonlocal last_ckpt
-        state.wall_s = wall0 + time.perf_counter() - start
+        clock()
         _save_checkpoint(run, state)
         last_ckpt = time.perf_counter()
 
@@ -285,10 +284,9 @@ def _loop(run: Run, state: _State, should_stop: Callable[[], bool] | None, progr
             bar.update(n)
             while points and state.tokens >= points[0] * T:
                 points.pop(0)
-                state.wall_s = wall0 + time.perf_counter() - start
-                _record(run, state, peak, final=state.tokens >= T)
+                clock()
+                _record(run, state, peak, final=state.tokens >= T)  # evaluate() restores train mode
                 checkpoint()
-                model.train()
             if should_stop is not None and should_stop():
                 checkpoint()
                 _log(run, f"stopped at {state.tokens} targets; checkpoint saved")
@@ -300,7 +298,7 @@ def _loop(run: Run, state: _State, should_stop: Callable[[], bool] | None, progr
             state.epoch, state.position = state.epoch + 1, 0
     bar.close()
     if diverged:
-        state.wall_s = wall0 + time.perf_counter() - start
+        clock()
         _log(run, f"diverged: loss {loss} at {state.tokens} targets")
         _record(run, state, peak, final=True, diverged=True)
     status = "diverged" if diverged else "done"
