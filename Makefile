@@ -17,8 +17,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 quickstart: install
-	$(BIN)/srt-scale sweep configs/quickstart.yaml --executor local --out sweeps/quickstart
-	$(BIN)/srt-scale collect sweeps/quickstart
+	$(BIN)/srt-scale study configs/quickstart.yaml --executor local --out sweeps/quickstart --report results/quickstart
 
 test: install
 	$(BIN)/python -m pytest -q

@@ -12,13 +12,11 @@ All fits take arrays; `x` may be N, T or C.
 from __future__ import annotations
 
 import itertools
-import multiprocessing
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
 from scipy.optimize import minimize
-from scipy.special import expit, logsumexp
+from scipy.special import expit
 
 DELTA = 1e-3
 # Box for the log-space parameters: E = e^e, A = e^a, and exponents in [0, 5] (a saturating, decreasing law).
@@ -47,6 +45,7 @@ class Fit:
     ci: dict[str, tuple[float, float]] = field(default_factory=dict)
 
     samples: list[dict[str, float]] = field(default_factory=list)
+    boot_converged: float | None = None  # fraction of bootstrap refits that met the stopping test
     _theta: np.ndarray | None = field(default=None, repr=False)  # optimum in log space: the bootstrap's start
 
     def to_dict(self) -> dict:
@@ -54,37 +53,15 @@ class Fit:
                "loss": self.loss, "converged": self.converged, "r2": self.r2, "n_points": self.n_points}
         if self.samples:
             out["bootstrap"] = [{k: float(f"{v:.6g}") for k, v in s.items()} for s in self.samples]
+            out["bootstrap_converged"] = self.boot_converged
         return out
 
 
 def _terms(theta: np.ndarray, logs: list[np.ndarray]) -> np.ndarray:
-    """(n_terms, n_points): e, then a_i - alpha_i log x_i for each axis."""
-    e, rest = theta[0], theta[1:]
-    out = [np.full(len(logs[0]), e)]
-    for i, lx in enumerate(logs):
-        out.append(rest[2 * i] - rest[2 * i + 1] * lx)
-    return np.stack(out)
-
-
-def _objective(theta: np.ndarray, logs: list[np.ndarray], logy: np.ndarray) -> tuple[float, np.ndarray]:
-    terms = _terms(theta, logs)
-    pred = logsumexp(terms, axis=0)
-    r = pred - logy
-    w = np.exp(terms - pred)  # d pred / d term
-    g = _huber_grad(r)
-    grad = [np.sum(g * w[0])]
-    for i, lx in enumerate(logs):
-        grad += [np.sum(g * w[i + 1]), np.sum(-g * w[i + 1] * lx)]
-    return float(np.sum(huber(r))), np.array(grad)
-
-
-def _lbfgs(theta0: np.ndarray, logs, logy, maxiter: int = 1000) -> tuple[np.ndarray, float, bool]:
-    """L-BFGS on the Huber objective scaled by 1/delta (same minimiser, gradients of order one)."""
-    scaled = lambda th: tuple(v / DELTA for v in _objective(th, logs, logy))  # noqa: E731
-    bounds = [BOUNDS["e"]] + [BOUNDS["a"], BOUNDS["alpha"]] * len(logs)
-    res = minimize(scaled, theta0, jac=True, method="L-BFGS-B", bounds=bounds,
-                   options={"maxiter": maxiter, "gtol": 1e-8})
-    return res.x, float(res.fun) * DELTA, bool(res.success)
+    """Log-space terms of B laws at the data: theta (B, P) -> (B, n_terms, n_points): e, then a_i - alpha_i log x_i."""
+    out = [np.broadcast_to(theta[:, :1], (len(theta), len(logs[0])))]
+    out += [theta[:, 1 + 2 * i, None] - theta[:, 2 + 2 * i, None] * lx for i, lx in enumerate(logs)]
+    return np.stack(out, axis=1)
 
 
 def _r2(logy: np.ndarray, pred: np.ndarray) -> float:
@@ -92,29 +69,32 @@ def _r2(logy: np.ndarray, pred: np.ndarray) -> float:
     return float(1 - np.sum((logy - pred) ** 2) / ss) if ss > 0 else float("nan")
 
 
-def _fit_sum_of_powers(xs: list[np.ndarray], y: np.ndarray, names: list[str], form: str,
-                       init: np.ndarray | None = None, maxiter: int = 1000) -> Fit:
-    logs, logy = [np.log(np.asarray(x, float)) for x in xs], np.log(np.asarray(y, float))
-    if init is not None:
-        starts = [init]
-    else:
-        grid_e = [-2.0, 0.0, 1.0]
-        grid_a = [1.0, 6.0]
-        grid_alpha = [0.2, 0.7]
-        starts = [np.array([e, *itertools.chain(*pairs)])
-                  for e in grid_e for pairs in itertools.product(itertools.product(grid_a, grid_alpha), repeat=len(xs))]
-    best = None
-    for theta0 in starts:  # a short run from every start, then the best one to convergence
-        theta, loss, ok = _lbfgs(theta0, logs, logy, maxiter=60 if len(starts) > 1 else maxiter)
-        if best is None or loss < best[1]:
-            best = (theta, loss, ok)
-    theta, loss, ok = _lbfgs(best[0], logs, logy, maxiter) if len(starts) > 1 else best
+def _params(theta: np.ndarray, names: list[str]) -> dict[str, float]:
+    """Log-space optimum -> named parameters: E = e^e, then (A = e^a, alpha) per axis."""
     params = {"E": float(np.exp(theta[0]))}
     for i, (a_name, alpha_name) in enumerate(zip(names[0::2], names[1::2])):
-        params[a_name] = float(np.exp(theta[1 + 2 * i]))
-        params[alpha_name] = float(theta[2 + 2 * i])
-    pred = logsumexp(_terms(theta, logs), axis=0)
-    return Fit(form, params, loss, ok, _r2(logy, pred), len(y), _theta=theta)
+        params[a_name], params[alpha_name] = float(np.exp(theta[1 + 2 * i])), float(theta[2 + 2 * i])
+    return params
+
+
+def _fit_sum_of_powers(xs: list[np.ndarray], y: np.ndarray, names: list[str], form: str) -> Fit:
+    """L-BFGS from every start of a grid (all at once, `lbfgs_batch`), the lowest objective kept."""
+    logs, logy = [np.log(np.asarray(x, float)) for x in xs], np.log(np.asarray(y, float))
+    starts = np.array([[e, *itertools.chain(*pairs)] for e in (-2.0, 0.0, 1.0)
+                       for pairs in itertools.product(itertools.product((1.0, 6.0), (0.2, 0.7)), repeat=len(xs))])
+    ones = np.ones((len(starts), len(y)))
+    objective = lambda th, rows: _batch_objective(th, logs, logy, ones[rows])  # noqa: E731
+    theta, loss, _ = lbfgs_batch(objective, starts, *_bounds(len(xs)), maxiter=100)
+    best = theta[np.argmin(loss)][None]
+    theta, loss, converged = lbfgs_batch(objective, best, *_bounds(len(xs)))  # the best start to convergence
+    pred = _logsumexp(_terms(theta, logs))[0]
+    return Fit(form, _params(theta[0], names), float(loss[0]) * DELTA, bool(converged[0]), _r2(logy, pred), len(y),
+               _theta=theta[0])
+
+
+def _bounds(n_axes: int) -> tuple[np.ndarray, np.ndarray]:
+    lo, hi = np.array([BOUNDS["e"]] + [BOUNDS["a"], BOUNDS["alpha"]] * n_axes).T
+    return lo, hi
 
 
 def power_law(x: np.ndarray, y: np.ndarray) -> Fit:
@@ -164,30 +144,107 @@ def predict_sigmoid(p: dict, log_c: np.ndarray) -> np.ndarray:
     return p["p"] * expit(p["k"] * (np.asarray(log_c, float) - p["c0"])) + p["q"]
 
 
-def _refit(args) -> list[dict[str, float]]:
-    fit_, xs, y, picks = args
-    names = [k for k in fit_.params if k != "E"]
-    return [_fit_sum_of_powers([x[p] for x in xs], y[p], names, fit_.form, init=fit_._theta, maxiter=200).params
-            for p in picks]
+def _logsumexp(terms: np.ndarray) -> np.ndarray:
+    """log sum exp over axis 1 of (B, n_terms, n_points) (finite inputs: the box keeps them finite)."""
+    m = terms.max(axis=1)
+    return m + np.log(np.exp(terms - m[:, None]).sum(axis=1))
+
+
+def _batch_objective(theta: np.ndarray, logs: list[np.ndarray], logy: np.ndarray,
+                     weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Weighted Huber objective of B independent problems scaled by 1/delta: theta (B, P), weights (B, n_points)
+    (bootstrap counts) -> objectives (B,) and gradients (B, P)."""
+    terms = _terms(theta, logs)
+    pred = _logsumexp(terms)
+    r = pred - logy
+    share = np.exp(terms - pred[:, None])
+    g = _huber_grad(r) * weights
+    grad = [np.sum(g * share[:, 0], axis=1)]
+    for i, lx in enumerate(logs):
+        grad += [np.sum(g * share[:, i + 1], axis=1), -np.sum(g * share[:, i + 1] * lx, axis=1)]
+    return np.sum(huber(r) * weights, axis=1) / DELTA, np.stack(grad, axis=1) / DELTA
+
+
+def lbfgs_batch(fun, x0: np.ndarray, lo: np.ndarray, hi: np.ndarray, maxiter: int = 2000, memory: int = 10,
+                gtol: float = 1e-7, ftol: float = 1e-13) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Projected L-BFGS on B independent problems at once, each with its own memory, step and stopping test.
+
+    fun(x (b, P), rows (b,)) -> (f (b,), grad (b, P)) for the problems `rows`; box lo <= x <= hi (P,). Per
+    problem: two-loop direction (components that would leave the box at an active bound dropped, steepest descent
+    when it is not a descent direction), backtracking Armijo line search on the projected path; only unfinished
+    problems are evaluated. Returns x (B, P), f (B,), converged (B,)."""
+    x = np.clip(x0, lo, hi).astype(float)
+    n, p = x.shape
+    f, g = fun(x, np.arange(n))
+    s_hist, y_hist, rho = np.zeros((n, memory, p)), np.zeros((n, memory, p)), np.zeros((n, memory))
+    gamma, done, it = np.ones(n), np.zeros(n, bool), np.zeros(n, int)
+    for _ in range(maxiter):
+        free = ~(((x <= lo) & (g > 0)) | ((x >= hi) & (g < 0)))
+        done |= np.max(np.abs(g * free), axis=1) < gtol
+        rows = np.flatnonzero(~done)
+        if rows.size == 0:
+            break
+        xr, fr, gr, fre = x[rows], f[rows], g[rows] * free[rows], free[rows]
+        sr, yr, rr = s_hist[rows], y_hist[rows], rho[rows]
+        q, alphas = gr.copy(), []
+        for k in range(memory):  # newest first: slot (it - 1 - k) mod memory
+            slot = (it[rows] - 1 - k) % memory
+            sk, yk, rk = sr[np.arange(rows.size), slot], yr[np.arange(rows.size), slot], rr[np.arange(rows.size), slot]
+            a = rk * np.sum(sk * q, axis=1)
+            q -= a[:, None] * yk
+            alphas.append((sk, yk, rk, a))
+        d = gamma[rows, None] * q
+        for sk, yk, rk, a in reversed(alphas):
+            d += sk * (a - rk * np.sum(yk * d, axis=1))[:, None]
+        d = -d * fre
+        steep = np.sum(d * gr, axis=1) >= 0
+        d[steep] = -gr[steep] / np.maximum(np.abs(gr[steep]).max(axis=1, keepdims=True), 1.0)
+        step = np.ones(rows.size)
+        x_new, f_new, g_new = xr.copy(), fr.copy(), g[rows].copy()
+        pending = np.arange(rows.size)
+        for _ in range(40):
+            trial = np.clip(xr[pending] + step[pending, None] * d[pending], lo, hi)
+            ft, gt = fun(trial, rows[pending])
+            ok = ft <= fr[pending] + 1e-4 * np.sum(gr[pending] * (trial - xr[pending]), axis=1)
+            hit = pending[ok]
+            x_new[hit], f_new[hit], g_new[hit] = trial[ok], ft[ok], gt[ok]
+            pending = pending[~ok]
+            if pending.size == 0:
+                break
+            step[pending] *= 0.5
+        moved = np.ones(rows.size, bool)
+        moved[pending] = False
+        stalled = ~moved | (fr - f_new <= ftol * np.maximum(np.abs(fr), 1.0))
+        sv, yv = x_new - xr, g_new - g[rows]
+        sy = np.sum(sv * yv, axis=1)
+        keep = moved & (sy > 1e-12)
+        slot = it[rows] % memory
+        s_hist[rows[keep], slot[keep]], y_hist[rows[keep], slot[keep]] = sv[keep], yv[keep]
+        rho[rows, slot] = np.where(keep, 1.0 / np.where(keep, sy, 1.0), 0.0)
+        gamma[rows[keep]] = sy[keep] / np.sum(yv[keep] ** 2, axis=1)
+        x[rows], f[rows], g[rows] = x_new, f_new, g_new
+        it[rows] += 1
+        done[rows[stalled]] = True
+    return x, f, done
 
 
 def bootstrap(fit: Fit, xs: list[np.ndarray], y: np.ndarray, groups: np.ndarray, n_boot: int = 1000,
-              seed: int = 0, workers: int = 2) -> Fit:
+              seed: int = 0, maxiter: int = 2000) -> Fit:
     """95% percentile intervals for every parameter of a sum-of-powers fit by resampling groups (runs) with
-    replacement; each resample is fitted by L-BFGS warm-started from the full-data optimum. The resamples are
-    drawn here from `seed` and fitted in `workers` processes, so the result does not depend on `workers`."""
+    replacement. A resample is a vector of counts per run, i.e. weights on the rows, so all resamples are fitted
+    at once (`lbfgs_batch`, warm-started from the full-data optimum); `fit.boot_converged` is the fraction that
+    met the stopping test within `maxiter` iterations."""
     rng = np.random.default_rng(seed)
-    uniq = np.unique(groups)
-    index = {g: np.flatnonzero(groups == g) for g in uniq}
-    picks = [np.concatenate([index[g] for g in rng.choice(uniq, len(uniq), replace=True)]) for _ in range(n_boot)]
-    chunks = [picks[i::workers] for i in range(workers)]
-    if workers > 1 and n_boot >= 100:
-        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-            parts = list(pool.map(_refit, [(fit, xs, y, c) for c in chunks]))
-    else:
-        parts = [_refit((fit, xs, y, c)) for c in chunks]
-    samples = [parts[i % workers][i // workers] for i in range(n_boot)]
+    uniq, row_group = np.unique(groups, return_inverse=True)
+    counts = rng.multinomial(len(uniq), np.full(len(uniq), 1 / len(uniq)), size=n_boot)  # (n_boot, n_groups)
+    weights = counts[:, row_group].astype(float)
+    logs, logy = [np.log(np.asarray(x, float)) for x in xs], np.log(np.asarray(y, float))
+    theta, _, converged = lbfgs_batch(lambda th, rows: _batch_objective(th, logs, logy, weights[rows]),
+                                      np.tile(fit._theta, (n_boot, 1)), *_bounds(len(logs)), maxiter=maxiter)
+    names = [k for k in fit.params if k != "E"]
+    samples = [_params(th, names) for th in theta]
     fit.ci = {k: (float(np.percentile([s[k] for s in samples], 2.5)),
                   float(np.percentile([s[k] for s in samples], 97.5))) for k in fit.params}
     fit.samples = samples
+    fit.boot_converged = float(np.mean(converged))
     return fit

@@ -52,7 +52,9 @@ def render(table: pd.DataFrame, fits: dict, figures: list[Path], out: Path) -> s
             j = e["joint"]
             if "params" in j:
                 lines += [f"Joint fit `{TARGETS[metric]} = {j['form']}`: R² (log) = {j['r2']:.4f}, L-BFGS "
-                          f"{'converged' if j['converged'] else 'did NOT converge'}, {j['n_points']} points.", "",
+                          f"{'converged' if j['converged'] else 'did NOT converge'}, {j['n_points']} points"
+                          + (f"; {100 * j['bootstrap_converged']:.0f}% of the bootstrap refits converged"
+                             if j.get("bootstrap_converged") is not None else "") + ".", "",
                           "| parameter | value | 95% CI |", "|---|---|---|", *_param_rows(j), ""]
             else:
                 lines += [f"Joint fit: {j['skipped']}.", ""]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from harness.data.augment import PairSampler
 from harness.data.prepare import Dataset
 
 
@@ -15,9 +16,11 @@ class TrainExamples:
     An example is the flat index `last` of its last target; its inputs are the `context` items before `last`
     within the same user (left-padded with 0). supervision='all': windows tile each sequence from its end, every
     position is a target, so an epoch has one target per training transition. supervision='last': one example
-    per target position, only the final position supervised (every prefix is an example, as in RecBole/SRT)."""
+    per target position, only the final position supervised (every prefix is an example, as in RecBole/SRT).
+    `augment` (the config's augment.* values) replaces the windows by pairs drawn afresh each epoch
+    (`harness.data.augment`), one supervised target each."""
 
-    def __init__(self, dataset: Dataset, context: int, supervision: str):
+    def __init__(self, dataset: Dataset, context: int, supervision: str, augment: dict | None = None):
         self.flat = torch.from_numpy(dataset.flat.copy())
         self.context, self.supervision = context, supervision
         firsts, lasts = [], []
@@ -34,6 +37,17 @@ class TrainExamples:
         self.first = torch.from_numpy(np.concatenate(firsts))
         self.last = torch.from_numpy(np.concatenate(lasts))
         self.targets_per_epoch = int(sum(max(b - a - 1, 0) for a, b in zip(starts, stops)))
+        self.pairs = None
+        if augment is not None and augment["strategy"] != "none":
+            self.pairs = PairSampler(starts, stops - starts, augment["strategy"], augment["alpha"], augment["beta"],
+                                     augment["gamma"])
+
+    def draw(self, seed: int, epoch: int) -> None:
+        """With augmentation, this epoch's examples: targets_per_epoch pairs drawn from (seed, epoch), so a
+        resumed run draws the same ones. Without, the fixed windows stay."""
+        if self.pairs is not None:
+            first, last = self.pairs.sample(self.targets_per_epoch, np.random.default_rng([seed, epoch, 7]))
+            self.first, self.last = torch.from_numpy(first), torch.from_numpy(last)
 
     def __len__(self) -> int:
         return len(self.last)

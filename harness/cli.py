@@ -136,9 +136,10 @@ def cmd_study(args: argparse.Namespace) -> None:
     args.out = args.out or str(Path("sweeps") / Path(args.grid).stem)
     args.retry_failed, args.no_wait = False, False
     cmd_sweep(args)
-    cmd_collect(argparse.Namespace(sweep_dir=args.out, out=None))
-    cmd_analysis(argparse.Namespace(source=args.out, out=None, bootstrap=args.bootstrap, holdout=args.holdout,
-                                    command="report"))
+    table = Path(args.report) / "results" if args.report else None
+    cmd_collect(argparse.Namespace(sweep_dir=args.out, out=table))
+    cmd_analysis(argparse.Namespace(source=f"{table}.parquet" if table else args.out, out=None,
+                                    bootstrap=args.bootstrap, holdout=args.holdout, command="report"))
 
 
 def parser() -> argparse.ArgumentParser:
@@ -231,8 +232,10 @@ def parser() -> argparse.ArgumentParser:
 
     study_p = sub.add_parser("study", help="plan -> sweep -> collect -> fit -> figures -> report",
                              description="The whole study for a grid: plan, sweep (waiting for every run), collect, "
-                                         "fit, figures and report.md in the sweep directory.")
+                                         "fit, figures and report.md.")
     submit_args(study_p)
+    study_p.add_argument("--report", metavar="DIR", help="write the results table, fits.json, figures/ and "
+                                                          "report.md here (default: the sweep directory)")
     fit_args(study_p)
     study_p.set_defaults(func=cmd_study)
     return p

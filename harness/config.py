@@ -108,6 +108,14 @@ SCHEMA: list[Key] = [
     _k("loss.gbce_t", 0.75, _num(0, 1), "gbce: calibration parameter t"),
     _k("loss.supervision", "all", _choice("all", "last"),
        "all: every non-pad position is a target; last: one target per example (every prefix is an example)"),
+    # augmentation: training pairs sampled as in GenPAS (harness/data/augment.py); needs loss.supervision: last
+    _k("augment.strategy", "none", _choice("none", "lt", "mt", "sw", "genpas"),
+       "none: the windows of loss.supervision; lt / mt / sw: Last-Target, Multi-Target, Slide-Window pairs; "
+       "genpas: pairs from augment.alpha, beta, gamma"),
+    _k("augment.alpha", 1.0, _num(-float("inf")), "genpas: user weight (|s_u| - 1)^alpha (.inf allowed)"),
+    _k("augment.beta", 0.0, _num(-float("inf")), "genpas: target position weight (k - 1)^beta (.inf, -.inf allowed)"),
+    _k("augment.gamma", -float("inf"), _num(-float("inf")),
+       "genpas: input start weight j^gamma (-.inf: the whole prefix)"),
     # training
     _k("train.tokens", 200_000, _int(1), "T: supervised targets to train on"),
     _k("train.batch_size", 128, _int(1), "sequences per step"),
@@ -223,6 +231,9 @@ def resolve(overrides: dict[str, Any], source: str = "config", where: dict[str, 
         raise UserError(f"{at('loss.negatives')}: loss.kind = gbce needs an integer loss.negatives")
     if cfg["data.synthetic.max_length"] < cfg["data.synthetic.mean_length"]:
         raise UserError(f"{at('data.synthetic.max_length')}: data.synthetic.max_length must be >= data.synthetic.mean_length")
+    if cfg["augment.strategy"] != "none" and cfg["loss.supervision"] != "last":
+        raise UserError(f"{at('augment.strategy')}: augment.strategy = {cfg['augment.strategy']} trains one target "
+                        "per pair: set loss.supervision: last")
     return cfg
 
 

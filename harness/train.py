@@ -83,7 +83,8 @@ class Run:
         self.data: Dataset = prepare(cfg)[0]
         torch.manual_seed(cfg["train.seed"])
         self.model = build_model(cfg, build_extractor(cfg, self.data)).to(self.device)
-        self.examples = TrainExamples(self.data, cfg["model.context"], cfg["loss.supervision"])
+        self.examples = TrainExamples(self.data, cfg["model.context"], cfg["loss.supervision"],
+                                      {k.split(".")[1]: cfg[k] for k in cfg if k.startswith("augment.")})
         if not len(self.examples):
             raise UserError(f"{cfg['data.name']}: no training targets (every user has fewer than 4 interactions)")
         popular = cfg["loss.sampler"] == "popularity"
@@ -267,6 +268,7 @@ def _loop(run: Run, state: _State, should_stop: Callable[[], bool] | None, progr
         last_ckpt = time.perf_counter()
 
     while state.tokens < T and not diverged:
+        run.examples.draw(cfg["train.seed"], state.epoch)
         order = torch.from_numpy(np.random.default_rng([cfg["train.seed"], state.epoch]).permutation(len(run.examples)))
         while state.position < len(order) and state.tokens < T:
             t0 = time.perf_counter()

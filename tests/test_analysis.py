@@ -76,14 +76,39 @@ def test_single_axis_and_sigmoid_recovery():
         assert s.params[name] == pytest.approx(true, rel=0.05, abs=0.005)
 
 
-def test_bootstrap_does_not_depend_on_workers():
+def test_batched_lbfgs_solves_each_problem_like_scipy():
+    """lbfgs_batch on B independent bounded problems: every problem reaches scipy L-BFGS-B's own optimum."""
+    from scipy.optimize import minimize
+    rng = np.random.default_rng(3)
+    centers, scales = rng.normal(0, 2, (30, 4)), rng.uniform(0.1, 10, (30, 4))
+    lo, hi = np.full(4, -1.5), np.full(4, 1.5)
+
+    def fun(x, rows):  # a scaled, shifted quartic-plus-quadratic per problem; some optima sit outside the box
+        z = x - centers[rows]
+        return np.sum(scales[rows] * (z ** 2 + 0.1 * z ** 4), axis=1), scales[rows] * (2 * z + 0.4 * z ** 3)
+
+    x, f, converged = fit.lbfgs_batch(fun, np.zeros((30, 4)), lo, hi)
+    assert converged.all()
+    for b in range(30):
+        ref = minimize(lambda v: tuple(r[0] for r in fun(v[None], np.array([b]))), np.zeros(4), jac=True,
+                       method="L-BFGS-B", bounds=list(zip(lo, hi)), options={"gtol": 1e-10})
+        assert f[b] == pytest.approx(ref.fun, rel=1e-6, abs=1e-9)
+        assert np.allclose(x[b], ref.x, atol=1e-4)
+
+
+def test_bootstrap_refits_match_individual_fits():
+    """A resample is a weight vector over runs: its batched refit has the objective of fitting that resample alone."""
     t = known_table(ns=(1e4, 1e5, 1e6), ts=(1e5, 1e6, 1e7))
     s = t[(t["negatives"] == "full") & t["final"]]
     x = [s["n_params"].to_numpy(float), s["tokens"].to_numpy(float)]
     y = laws.to_target("ppl", s["test_ppl"])
-    a = fit.bootstrap(fit.joint(*x, y), x, y, s["run_id"].to_numpy(), n_boot=120, workers=2)
-    b = fit.bootstrap(fit.joint(*x, y), x, y, s["run_id"].to_numpy(), n_boot=120, workers=1)
-    assert a.ci == b.ci
+    b = fit.bootstrap(fit.joint(*x, y), x, y, s["run_id"].to_numpy(), n_boot=5, seed=7)
+    counts = np.random.default_rng(7).multinomial(len(s), np.full(len(s), 1 / len(s)), size=5)
+    for c, sample in zip(counts, b.samples):
+        pick = np.repeat(np.arange(len(s)), c[np.argsort(np.argsort(s["run_id"].to_numpy()))])
+        alone = fit.joint(x[0][pick], x[1][pick], y[pick])
+        assert sample["alpha"] == pytest.approx(alone.params["alpha"], abs=0.01)
+        assert sample["beta"] == pytest.approx(alone.params["beta"], abs=0.01)
 
 
 def test_extrapolation_and_isoflop(fitted):
