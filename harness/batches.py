@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from harness.data.augment import PairSampler
+from harness.data.augment import PairSampler, kl_divergence
 from harness.data.prepare import Dataset
 
 
@@ -37,10 +37,17 @@ class TrainExamples:
         self.first = torch.from_numpy(np.concatenate(firsts))
         self.last = torch.from_numpy(np.concatenate(lasts))
         self.targets_per_epoch = int(sum(max(b - a - 1, 0) for a, b in zip(starts, stops)))
-        self.pairs = None
+        self.starts, self.lengths, self.pairs = starts, stops - starts, None
         if augment is not None and augment["strategy"] != "none":
-            self.pairs = PairSampler(starts, stops - starts, augment["strategy"], augment["alpha"], augment["beta"],
+            self.pairs = PairSampler(starts, self.lengths, augment["strategy"], augment["alpha"], augment["beta"],
                                      augment["gamma"])
+
+    def target_kl(self, valid_targets: np.ndarray, n_items: int) -> float:
+        """KL(validation targets || training targets) in nats (the GenPAS alignment diagnostic); the windows of
+        loss.supervision make every training transition a target once per epoch, the Multi-Target distribution."""
+        sampler = self.pairs or PairSampler(self.starts, self.lengths, "mt")
+        p_valid = np.bincount(valid_targets, minlength=n_items + 1) / len(valid_targets)
+        return kl_divergence(p_valid, sampler.target_distribution(self.flat.numpy(), n_items))
 
     def draw(self, seed: int, epoch: int) -> None:
         """With augmentation, this epoch's examples: targets_per_epoch pairs drawn from (seed, epoch), so a

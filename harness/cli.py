@@ -38,7 +38,7 @@ def cmd_data_prepare(args: argparse.Namespace) -> None:
 def cmd_train(args: argparse.Namespace) -> None:
     from harness.train import train
 
-    cfg = config.load(args.config, args.set)
+    cfg = config.load(args.config, args.set + ([f"transfer.init_from={args.init_from}"] if args.init_from else []))
     out = Path(args.out)
     print(f"run {config.run_id(cfg)} -> {out / config.run_id(cfg)}", flush=True)
     result = train(cfg, out, progress=not args.quiet)
@@ -170,6 +170,8 @@ def parser() -> argparse.ArgumentParser:
                        help="override a config key, e.g. --set model.d_model=128 (repeatable)")
     train.add_argument("--out", default="runs", help="directory of run directories (default: ./runs)")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
+    train.add_argument("--init-from", metavar="RUN_DIR", help="fine-tune from a pretraining run directory (any "
+                                                              "catalog); the same as --set transfer.init_from=RUN_DIR")
     train.set_defaults(func=cmd_train)
 
     def executor_args(sp: argparse.ArgumentParser) -> None:

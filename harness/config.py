@@ -98,6 +98,9 @@ SCHEMA: list[Key] = [
     _k("model.positions", "absolute", _choice("absolute", "relative"),
        "absolute: learned position added to the input; relative: learned per-head bias by distance to the "
        "prediction point"),
+    _k("model.zero_padding", True, _bool, "padding slots enter the first block as zero vectors (false: the "
+       "extractor's output for id 0 plus the position embedding, the uncorrected SASRec input)"),
+    _k("model.mask_padding", True, _bool, "padding is never attended as a key (false: causal mask only)"),
     _k("model.tau", 1.0, _num(1e-3), "score temperature: score = <h, item> / tau"),
     # loss
     _k("loss.kind", "softmax", _choice("softmax", "bce", "gbce"), "softmax (sampled or full), bce, gbce"),
@@ -116,6 +119,15 @@ SCHEMA: list[Key] = [
     _k("augment.beta", 0.0, _num(-float("inf")), "genpas: target position weight (k - 1)^beta (.inf, -.inf allowed)"),
     _k("augment.gamma", -float("inf"), _num(-float("inf")),
        "genpas: input start weight j^gamma (-.inf: the whole prefix)"),
+    # transfer: pretrain -> fine-tune (harness/transfer.py)
+    _k("transfer.init_from", None, _opt(_str), "a pretraining run directory whose catalog-independent weights "
+       "start this run (any catalog)"),
+    _k("transfer.method", "full", _choice("full", "progressive", "ewc"),
+       "full: train everything; progressive: unfreeze from the top block down; ewc: elastic weight consolidation"),
+    _k("transfer.unfreeze_until", 0.5, _num(0, 1), "progressive: fraction of T by which every group is unfrozen"),
+    _k("transfer.ewc_lambda", 100.0, _num(0), "ewc: penalty weight lambda"),
+    _k("transfer.fisher_sequences", 256, _int(1), "ewc: pretraining examples (one window each) for the diagonal "
+       "Fisher"),
     # training
     _k("train.tokens", 200_000, _int(1), "T: supervised targets to train on"),
     _k("train.batch_size", 128, _int(1), "sequences per step"),

@@ -41,9 +41,11 @@ class Block(nn.Module):
 
 class SRT(nn.Module):
     def __init__(self, extractor: Extractor, d_model: int, n_layers: int, n_heads: int, d_ff: int, context: int,
-                 dropout: float, norm: str, positions: str, tau: float):
+                 dropout: float, norm: str, positions: str, tau: float, zero_padding: bool = True,
+                 mask_padding: bool = True):
         super().__init__()
         self.extractor, self.context, self.tau, self.n_heads = extractor, context, tau, n_heads
+        self.zero_padding, self.mask_padding = zero_padding, mask_padding
         self.relative = positions == "relative"
         if self.relative:
             self.position = nn.Embedding(context, n_heads)  # bias[distance to the prediction point, head]
@@ -56,12 +58,14 @@ class SRT(nn.Module):
         self.final_norm = nn.LayerNorm(d_model) if norm == "pre" else nn.Identity()
 
     def attention_mask(self, ids: torch.Tensor) -> torch.Tensor:
-        """(B, 1 or H, L, L) mask: causal, padding never attended as a key (a query always sees itself, so
-        padded rows stay finite); with relative positions a float mask carrying the learned distance bias."""
+        """(B, 1 or H, L, L) mask: causal, padding never attended as a key unless mask_padding is off (a query
+        always sees itself, so padded rows stay finite); with relative positions a float mask carrying the
+        learned distance bias."""
         L = ids.shape[1]
         i = torch.arange(L, device=ids.device)
-        causal = i[None, :] <= i[:, None]
-        allowed = causal & ((ids != 0)[:, None, :] | torch.eye(L, dtype=torch.bool, device=ids.device))
+        allowed = (i[None, :] <= i[:, None]).expand(ids.shape[0], L, L)
+        if self.mask_padding:
+            allowed = allowed & ((ids != 0)[:, None, :] | torch.eye(L, dtype=torch.bool, device=ids.device))
         if not self.relative:
             return allowed[:, None]
         distance = (i[:, None] - i[None, :]).clamp(min=0)
@@ -75,7 +79,9 @@ class SRT(nn.Module):
         x = items[ids] if items is not None else self.extractor(ids)
         if not self.relative:
             x = x + self.position(torch.arange(self.context - L, self.context, device=ids.device))
-        x = self.drop(x * (ids != 0).unsqueeze(-1).to(x.dtype))
+        if self.zero_padding:
+            x = x * (ids != 0).unsqueeze(-1).to(x.dtype)
+        x = self.drop(x)
         mask = self.attention_mask(ids)
         for block in self.blocks:
             x = block(x, mask)
@@ -89,4 +95,4 @@ class SRT(nn.Module):
 def build_model(cfg: dict, extractor: Extractor) -> SRT:
     return SRT(extractor, cfg["model.d_model"], cfg["model.n_layers"], cfg["model.n_heads"], cfg["model.d_ff"],
                cfg["model.context"], cfg["model.dropout"], cfg["model.norm"], cfg["model.positions"],
-               cfg["model.tau"])
+               cfg["model.tau"], cfg["model.zero_padding"], cfg["model.mask_padding"])

@@ -22,7 +22,7 @@ import torch
 import yaml
 from tqdm import tqdm
 
-from harness import __version__, accounting, config, evaluate
+from harness import __version__, accounting, config, evaluate, transfer
 from harness.batches import TrainExamples, eval_inputs
 from harness.data.prepare import Dataset, prepare
 from harness.errors import UserError
@@ -90,6 +90,16 @@ class Run:
         popular = cfg["loss.sampler"] == "popularity"
         self.sampler = NegativeSampler(self.data.n_items, self.examples.item_counts if popular else None,
                                        torch.Generator().manual_seed(cfg["train.seed"] + 1))
+        self.progressive, self.ewc, self.transferred = None, None, []
+        if cfg["transfer.init_from"]:
+            pre_cfg, state = transfer.pretrained(cfg["transfer.init_from"])
+            self.transferred = transfer.load_weights(self.model, state, cfg["transfer.init_from"])
+            if cfg["transfer.method"] == "progressive":
+                self.progressive = transfer.Progressive(self.model, cfg["transfer.unfreeze_until"])
+            elif cfg["transfer.method"] == "ewc":
+                fisher = transfer.fisher(pre_cfg, state, self.transferred, cfg["transfer.fisher_sequences"])
+                self.ewc = transfer.EWC(self.model, {n: state[n].to(self.device) for n in self.transferred},
+                                        {n: f.to(self.device) for n, f in fisher.items()}, cfg["transfer.ewc_lambda"])
         self.optimizer = _optimizer(self.model, cfg)
         self.params = accounting.count_params(self.model)
         self.flops_per_target = accounting.flops_per_target(cfg, self.data.n_items,
@@ -98,28 +108,22 @@ class Run:
         if cfg["eval.max_users"] and cfg["eval.max_users"] < self.data.n_users:
             users = np.sort(np.random.default_rng(0).choice(self.data.n_users, cfg["eval.max_users"], replace=False))
         self.eval_sets = {s: eval_inputs(self.data, s, cfg["model.context"], users) for s in ("valid", "test")}
+        self.target_kl = self.examples.target_kl(self.eval_sets["valid"][1].numpy(), self.data.n_items)
 
     def static_columns(self) -> dict:
         c = self.cfg
         return {"run_id": self.id, **self.params, "negatives": c["loss.negatives"], "d_model": c["model.d_model"],
                 "n_layers": c["model.n_layers"], "n_heads": c["model.n_heads"], "d_ff": c["model.d_ff"],
-                "n_items": self.data.n_items, "n_users": self.data.n_users}
+                "n_items": self.data.n_items, "n_users": self.data.n_users, "target_kl": self.target_kl}
 
     def step(self, inputs: torch.Tensor, targets: torch.Tensor, lr: float) -> tuple[float, int]:
         """One optimizer step on a batch (inputs, targets: (B, context) ids, 0 = none) at learning rate `lr`.
         Returns (loss, number of targets); a non-finite loss is returned without updating the model."""
         cfg, model = self.cfg, self.model
-        inputs, targets = inputs.to(self.device), targets.to(self.device)
-        mask = targets != 0
-        n = int(mask.sum())
-        use_catalog, _ = accounting.embedding_rows(len(inputs), cfg["model.context"], n, cfg["loss.negatives"],
-                                                   cfg["loss.shared_negatives"], self.data.n_items)
+        n = int((targets != 0).sum())
         for group in self.optimizer.param_groups:
             group["lr"] = lr
-        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=cfg["train.precision"] == "bf16"):
-            items = model.extractor.all_items() if use_catalog else None
-            h = model.encode(inputs, items)
-            loss = training_loss(model, h[mask], targets[mask], items, cfg, self.sampler)
+        loss = self.loss(inputs, targets)
         if not torch.isfinite(loss):
             return loss.item(), n
         self.optimizer.zero_grad(set_to_none=True)
@@ -128,6 +132,20 @@ class Run:
             torch.nn.utils.clip_grad_norm_(model.parameters(), cfg["train.grad_clip"])
         self.optimizer.step()
         return loss.item(), n
+
+    def loss(self, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """The training loss of a batch (inputs, targets: (B, context) ids, 0 = none), with the EWC penalty."""
+        cfg, model = self.cfg, self.model
+        inputs, targets = inputs.to(self.device), targets.to(self.device)
+        mask = targets != 0
+        use_catalog, _ = accounting.embedding_rows(len(inputs), cfg["model.context"], int(mask.sum()),
+                                                   cfg["loss.negatives"], cfg["loss.shared_negatives"],
+                                                   self.data.n_items)
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=cfg["train.precision"] == "bf16"):
+            items = model.extractor.all_items() if use_catalog else None
+            h = model.encode(inputs, items)
+            loss = training_loss(model, h[mask], targets[mask], items, cfg, self.sampler)
+        return loss + self.ewc.penalty() if self.ewc is not None else loss
 
     def evaluate(self, split: str) -> dict[str, float]:
         inputs, targets, history = self.eval_sets[split]
@@ -274,6 +292,8 @@ def _loop(run: Run, state: _State, should_stop: Callable[[], bool] | None, progr
             t0 = time.perf_counter()
             inputs, targets = run.examples.batch(order[state.position: state.position + B])
             targets = _trim(targets, T - state.tokens)
+            if run.progressive is not None:
+                run.progressive.apply(state.tokens / T)
             loss, n = run.step(inputs, targets, cfg["train.lr"] * lr_factor(state.tokens / T, cfg))
             if not math.isfinite(loss):
                 diverged = True

@@ -116,6 +116,11 @@ def test_training_on_genpas_pairs(tiny, tmp_path):
     assert len(run.examples) == run.examples.targets_per_epoch
     result = train(cfg, tmp_path, progress=False)
     assert result["status"] == "done" and result["tokens"] == 3000 and math.isfinite(result["test_ppl"])
+    lt = Run(tiny(augment__strategy="lt", loss__supervision="last"), tmp_path)
+    windows = Run(tiny(), tmp_path)  # every transition once per epoch: the Multi-Target distribution
+    mt = Run(tiny(augment__strategy="mt", loss__supervision="last"), tmp_path)
+    assert windows.target_kl == pytest.approx(mt.target_kl) and 0 < mt.target_kl
+    assert result["target_kl"] == pytest.approx(run.target_kl) and lt.target_kl != pytest.approx(mt.target_kl)
 
 
 def test_augment_needs_last_position_supervision(tiny):

@@ -38,6 +38,18 @@ def test_padding_never_contributes(kind, norm, positions):
     assert torch.isfinite(m.encode(torch.zeros(2, 8, dtype=torch.long))).all()
 
 
+@pytest.mark.parametrize("off", ["model.mask_padding", "model.zero_padding"])
+def test_uncorrected_padding_leaks_into_real_positions(off):
+    """The SASRec ablations: with padding attended as a key (or entering as a non-zero vector it is attended
+    through) the padded sequence's hidden states differ from the unpadded one's."""
+    seq = torch.tensor([[5, 9, 3, 17]])
+    padded = torch.cat([torch.zeros(1, 4, dtype=torch.long), seq], dim=1)
+    leaky = _model("st", **{off: False, "model.mask_padding": False})
+    assert not torch.allclose(leaky.encode(padded)[:, 4:], leaky.encode(seq), atol=1e-4)
+    corrected = _model("st")
+    torch.testing.assert_close(corrected.encode(padded)[:, 4:], corrected.encode(seq), rtol=1e-5, atol=1e-5)
+
+
 def test_causal():
     m = _model()
     a = torch.tensor([[1, 2, 3, 4, 5, 6, 7, 8]])

@@ -1,0 +1,89 @@
+"""Pretrain on catalog A, fine-tune on catalog B (another synthetic world with a different item count): weights
+carry over, progressive unfreezing freezes what it should, EWC keeps weights nearer their anchors."""
+
+import math
+
+import pytest
+import torch
+
+from harness import config
+from harness.errors import UserError
+from harness.train import Run, train
+
+CATALOG_B = {"data__synthetic__n_items": 150, "data__synthetic__seed": 5}
+
+
+@pytest.fixture(scope="module")
+def pretrained(tmp_path_factory):
+    from conftest import TINY
+    cfg = config.resolve({**TINY, "features.kind": "st"})
+    out = tmp_path_factory.mktemp("pre")
+    train(cfg, out, progress=False)
+    run_dir = out / config.run_id(cfg)
+    return run_dir, torch.load(run_dir / "checkpoint.pt", weights_only=False)["model"]
+
+
+def distance(model, state, names):
+    params = dict(model.named_parameters())
+    return sum(float(((params[n] - state[n]) ** 2).sum()) for n in names)
+
+
+def test_checkpoint_from_catalog_a_loads_and_trains_on_catalog_b(tiny, pretrained, tmp_path):
+    run_dir, state = pretrained
+    cfg = tiny(features__kind="st", transfer__init_from=str(run_dir), **CATALOG_B)
+    run = Run(cfg, tmp_path)
+    assert run.data.n_items > 120 and "extractor.adapter.weight" in run.transferred
+    assert len(run.transferred) == len(list(run.model.named_parameters()))  # st: nothing is catalog-specific
+    assert distance(run.model, state, run.transferred) == 0
+    result = train(cfg, tmp_path, progress=False)
+    assert result["status"] == "done" and math.isfinite(result["test_ppl"])
+    scratch = train(tiny(features__kind="st", **CATALOG_B), tmp_path, progress=False)
+    assert result["test_ppl"] != scratch["test_ppl"]
+
+
+def test_id_tables_start_fresh(tiny, tmp_path_factory):
+    from conftest import TINY
+    pre = config.resolve({**TINY, "features.kind": "id"})
+    out = tmp_path_factory.mktemp("pre_id")
+    train(pre, out, progress=False)
+    run = Run(tiny(features__kind="id", transfer__init_from=str(out / config.run_id(pre)), **CATALOG_B), out)
+    assert "extractor.table.weight" not in run.transferred and run.transferred
+    assert run.model.extractor.table.weight.shape[0] == run.data.n_items + 1 > 121
+
+
+def test_progressive_unfreezing_from_the_top(tiny, pretrained, tmp_path):
+    run_dir, state = pretrained
+    cfg = tiny(features__kind="st", model__n_layers=2, transfer__init_from=str(run_dir),
+               transfer__method="progressive", transfer__unfreeze_until=0.5, **CATALOG_B)
+    with pytest.raises(UserError, match="blocks.1.qkv.weight is"):  # the pretraining run has one block
+        Run(cfg, tmp_path)
+    cfg = tiny(features__kind="st", transfer__init_from=str(run_dir), transfer__method="progressive",
+               transfer__unfreeze_until=0.5, **CATALOG_B)
+    run = Run(cfg, tmp_path)
+    assert run.progressive.apply(0.0) == 1  # groups: [final norm + block 0], [positions + extractor]
+    assert not run.model.extractor.adapter.weight.requires_grad and run.model.blocks[0].qkv.weight.requires_grad
+    inputs, targets = run.examples.batch(torch.arange(32))
+    run.step(inputs, targets, 1e-3)
+    assert torch.equal(run.model.extractor.adapter.weight, state["extractor.adapter.weight"])
+    assert not torch.equal(run.model.blocks[0].qkv.weight, state["blocks.0.qkv.weight"])
+    assert run.progressive.apply(0.49) == 1 and run.progressive.apply(0.5) == 2
+    assert all(p.requires_grad for p in run.model.parameters())
+    assert train(cfg, tmp_path, progress=False)["status"] == "done"
+
+
+def test_ewc_keeps_weights_near_the_pretrained_ones(tiny, pretrained, tmp_path):
+    run_dir, state = pretrained
+    moved = {}
+    for method, lam in (("full", 0.0), ("ewc", 1e4)):
+        cfg = tiny(features__kind="st", transfer__init_from=str(run_dir), transfer__method=method,
+                   transfer__ewc_lambda=lam, **CATALOG_B)
+        run = Run(cfg, tmp_path)
+        if method == "ewc":
+            assert float(run.ewc.penalty()) == 0.0
+            assert all((f >= 0).all() for _, _, f in run.ewc.terms)
+            assert sum(float(f.sum()) for _, _, f in run.ewc.terms) > 0
+        order = torch.randperm(len(run.examples), generator=torch.Generator().manual_seed(0))
+        for b in range(20):
+            run.step(*run.examples.batch(order[b * 32:(b + 1) * 32]), 1e-3)
+        moved[method] = distance(run.model, state, run.transferred)
+    assert moved["ewc"] < 0.5 * moved["full"]
