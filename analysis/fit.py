@@ -166,13 +166,14 @@ def _batch_objective(theta: np.ndarray, logs: list[np.ndarray], logy: np.ndarray
 
 
 def lbfgs_batch(fun, x0: np.ndarray, lo: np.ndarray, hi: np.ndarray, maxiter: int = 2000, memory: int = 10,
-                gtol: float = 1e-7, ftol: float = 1e-13) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                gtol: float = 1e-7, ftol: float = 2.2e-9) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Projected L-BFGS on B independent problems at once, each with its own memory, step and stopping test.
 
     fun(x (b, P), rows (b,)) -> (f (b,), grad (b, P)) for the problems `rows`; box lo <= x <= hi (P,). Per
     problem: two-loop direction (components that would leave the box at an active bound dropped, steepest descent
     when it is not a descent direction), backtracking Armijo line search on the projected path; only unfinished
-    problems are evaluated. Returns x (B, P), f (B,), converged (B,)."""
+    problems are evaluated. A problem stops when its projected gradient is below `gtol` or an iteration lowers f
+    by at most ftol x max(|f|, 1) (scipy L-BFGS-B's default factr). Returns x (B, P), f (B,), converged (B,)."""
     x = np.clip(x0, lo, hi).astype(float)
     n, p = x.shape
     f, g = fun(x, np.arange(n))

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from analysis import fit
 from analysis.laws import TARGETS
 from analysis.plots import LABELS
 
@@ -16,24 +17,29 @@ def _num(x) -> str:
     return "–" if x is None or (isinstance(x, float) and not np.isfinite(x)) else f"{x:.4g}"
 
 
-def _param_rows(fit: dict) -> list[str]:
+def _param_rows(law: dict) -> list[str]:
     rows = []
-    for name, value in fit["params"].items():
-        lo, hi = fit.get("ci95", {}).get(name, (None, None))
-        rows.append(f"| {name} | {_num(value)} | {_num(lo)} – {_num(hi)} |")
+    lo_bound, hi_bound = fit.BOUNDS["alpha"]
+    for name, value in law["params"].items():
+        lo, hi = law.get("ci95", {}).get(name, (None, None))
+        note = ""
+        if name in ("alpha", "beta") and min(value - lo_bound, hi_bound - value) < 1e-2:
+            note = f" (at the bound of [{lo_bound:g}, {hi_bound:g}]: this term is not identified by the data)"
+        rows.append(f"| {name} | {_num(value)}{note} | {_num(lo)} – {_num(hi)} |")
     return rows
 
 
 def render(table: pd.DataFrame, fits: dict, figures: list[Path], out: Path) -> str:
     s = fits["summary"]
+    final = table[table["final"]]
     lines = ["# Scaling study report", "",
              "## Data", "",
              f"- {s['runs']} runs in the table, {s['done']} finished; excluded: "
              + (", ".join(f"{n} {k}" for k, n in s["excluded"].items()) or "none")
              + f"; {s['nan_rows']} final rows with non-finite metrics.",
-             f"- N from {table['n_params'].min():,} to {table['n_params'].max():,}; T from {table['tokens'].min():,} "
-             f"to {table['tokens'].max():,}; K in {{{', '.join(sorted(table['negatives'].astype(str).unique()))}}}; "
-             f"C from {table['flops'].min():.3g} to {table['flops'].max():.3g} FLOPs "
+             f"- Final runs: N from {final['n_params'].min():,} to {final['n_params'].max():,}; T from "
+             f"{final['tokens'].min():,} to {final['tokens'].max():,}; K in {{{', '.join(sorted(table['negatives'].astype(str).unique()))}}}; "
+             f"C from {final['flops'].min():.3g} to {final['flops'].max():.3g} FLOPs "
              f"(C / (N T) = {fits.get('kappa', float('nan')):.3g} FLOPs per parameter per target).",
              f"- Fits use the final {fits['split']} metrics; targets are loss-like: "
              + "; ".join(f"{m} as {t}" for m, t in TARGETS.items()) + f". Bootstrap: {fits['n_boot']} resamples "

@@ -1,34 +1,48 @@
-"""Training throughput and MFU for model shapes on the synthetic world.
+"""Training throughput and MFU for a ladder of model shapes on the synthetic world.
 
-Prints targets/s, achieved model FLOP/s and MFU against the matmul peak measured in this process, and writes
-benchmarks/out/bench_train.json. Each shape is `d_model,n_layers,context,batch,K` (K an integer or 'full').
+Prints targets/s, achieved model FLOP/s and MFU against the matmul peak measured in this process (fp32; bf16 too
+on a CUDA device), and writes benchmarks/out/bench_train.json. A case is
+`d_model,n_layers,context,batch,K[,kind[,supervision]]` (K an integer or 'full'; kind st/tokens/id; supervision
+all/last: 'last' trains one target per sequence, as RecBole and the SRT code do).
 
-    python benchmarks/bench_train.py                       # the reference shape: 256,4,50,256,256
-    python benchmarks/bench_train.py 64,2,50,128,full 256,4,50,256,256 --kind id
+    python benchmarks/bench_train.py                       # the ladder (LADDER below)
+    python benchmarks/bench_train.py 256,4,50,256,256      # the reference shape only
+    python benchmarks/bench_train.py 512,8,50,128,256,st,all --device cuda --precision bf16
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 
+from common import report
 from harness import accounting, config
 from harness.train import Run
 
 
-def measure(shape: str, kind: str, steps: int, warmup: int, n_items: int) -> dict:
-    d, layers, context, batch, k = shape.split(",")
+LADDER = [
+    "64,1,50,256,256", "128,2,50,256,256", "256,4,50,256,256", "512,8,50,64,256",   # width and depth
+    "256,4,200,64,256",                                                            # context 200
+    "256,4,50,256,1", "256,4,50,256,4096", "256,4,50,256,full",                    # negatives K
+    "256,4,50,256,256,tokens", "256,4,50,256,256,id",                              # extractors
+    "256,4,50,256,256,st,last",                                                    # last-position supervision
+]
+
+
+def measure(case: str, steps: int, warmup: int, n_items: int, device: str, precision: str) -> dict:
+    d, layers, context, batch, k, *rest = case.split(",")
+    kind = rest[0] if rest else "st"
+    supervision = rest[1] if len(rest) > 1 else "all"
     cfg = config.resolve({
         "data.synthetic.n_users": 1500, "data.synthetic.n_items": n_items, "data.synthetic.mean_length": 300,
         "data.synthetic.max_length": 600, "features.kind": kind, "model.d_model": int(d),
         "model.n_layers": int(layers), "model.n_heads": max(1, int(d) // 64), "model.d_ff": 4 * int(d),
         "model.context": int(context), "train.batch_size": int(batch),
-        "loss.negatives": k if k == "full" else int(k)})
+        "loss.negatives": k if k == "full" else int(k), "loss.supervision": supervision,
+        "train.device": device, "train.precision": precision})
     run = Run(cfg, "unused")
     order = torch.from_numpy(np.random.default_rng(0).permutation(len(run.examples)))
     batches = [run.examples.batch(order[i * run.cfg["train.batch_size"]:(i + 1) * run.cfg["train.batch_size"]])
@@ -38,33 +52,33 @@ def measure(shape: str, kind: str, steps: int, warmup: int, n_items: int) -> dic
     n_targets, start = 0, time.perf_counter()
     for inputs, targets in batches[warmup:]:
         n_targets += run.step(inputs, targets, 1e-4)[1]
+    if run.device.type == "cuda":
+        torch.cuda.synchronize()
     seconds = time.perf_counter() - start
-    flops = run.flops_per_target  # C per target for full windows; padded positions are not counted as work
-    peak = accounting.matmul_peak("cpu", torch.float32)
+    peak = accounting.matmul_peak(run.device.type, torch.bfloat16 if precision == "bf16" else torch.float32)
     tps = n_targets / seconds
-    return {"shape": shape, "kind": kind, "n_params": run.params["n_params"],
-            "padding": 1 - n_targets / (steps * cfg["train.batch_size"] * cfg["model.context"]),
+    flops = run.flops_per_target  # C per target for full windows; padded positions are not counted as work
+    return {"shape": case, "kind": kind, "supervision": supervision, "precision": precision,
+            "device": run.device.type, "n_params": run.params["n_params"],
+            "padding": 1 - n_targets / (steps * cfg["train.batch_size"] * (cfg["model.context"] if supervision == "all"
+                                                                           else 1)),
             "targets_per_s": tps, "flops_per_target": flops, "model_flops_per_s": flops * tps, "peak_flops_per_s": peak,
             "mfu": flops * tps / peak, "threads": torch.get_num_threads()}
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("shapes", nargs="*", default=["256,4,50,256,256"])
-    p.add_argument("--kind", default="st", choices=["st", "tokens", "id"])
+    p.add_argument("cases", nargs="*", default=LADDER)
+    p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    p.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
     p.add_argument("--steps", type=int, default=10)
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--n-items", type=int, default=5000)
     args = p.parse_args()
-    rows = [measure(s, args.kind, args.steps, args.warmup, args.n_items) for s in args.shapes]
-    print(f"{'shape d,L,ctx,B,K':<22}{'kind':<7}{'N':>10}{'pad':>6}{'targets/s':>12}{'GFLOP/s':>10}{'peak':>8}"
-          f"{'MFU':>7}")
-    for r in rows:
-        print(f"{r['shape']:<22}{r['kind']:<7}{r['n_params']:>10,}{r['padding']:>6.1%}{r['targets_per_s']:>12,.0f}"
-              f"{r['model_flops_per_s'] / 1e9:>10.1f}{r['peak_flops_per_s'] / 1e9:>8.1f}{r['mfu']:>7.1%}")
-    out = Path(__file__).parent / "out"
-    out.mkdir(exist_ok=True)
-    (out / "bench_train.json").write_text(json.dumps(rows, indent=2))
+    rows = [measure(c, args.steps, args.warmup, args.n_items, args.device, args.precision) for c in args.cases]
+    report("bench_train", rows, [("shape", "case", "<24"), ("n_params", "N", ",d"), ("padding", "pad", ".1%"),
+                                 ("targets_per_s", "targets/s", ",.0f"), ("model_flops_per_s", "FLOP/s", ".3g"),
+                                 ("peak_flops_per_s", "peak", ".3g"), ("mfu", "MFU", ".1%")])
 
 
 if __name__ == "__main__":

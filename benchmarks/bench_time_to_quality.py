@@ -1,0 +1,80 @@
+"""Time to quality: wall time for a config's model to reach a validation metric on its dataset.
+
+Trains the config exactly as `srt-scale train` does (same batches, learning-rate schedule over its T) and
+evaluates the validation split every `--every` steps; stops at the first evaluation reaching the goal. Reports
+the training time, the training + evaluation time, and the setup time (dataset and text features, from cache
+when warm) separately.
+
+    python benchmarks/bench_time_to_quality.py                           # configs/ml100k.yaml, NDCG@10 >= 0.05
+    python benchmarks/bench_time_to_quality.py --set features.kind=id --goal 0.08
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from common import report
+from harness import config
+from harness.train import Run, _trim, lr_factor
+
+ROOT = Path(__file__).parent.parent
+
+
+def measure(cfg: dict, metric: str, goal: float, every: int) -> dict:
+    t0 = time.perf_counter()
+    run = Run(cfg, "unused")
+    setup = time.perf_counter() - t0
+    T, B = cfg["train.tokens"], cfg["train.batch_size"]
+    tokens, steps, train_s, eval_s, epoch, curve = 0, 0, 0.0, 0.0, 0, []
+    reached = None
+    while tokens < T and reached is None:
+        run.examples.draw(cfg["train.seed"], epoch)
+        order = torch.from_numpy(np.random.default_rng([cfg["train.seed"], epoch]).permutation(len(run.examples)))
+        for lo in range(0, len(order), B):
+            s = time.perf_counter()
+            inputs, targets = run.examples.batch(order[lo:lo + B])
+            _, n = run.step(inputs, _trim(targets, T - tokens), cfg["train.lr"] * lr_factor(tokens / T, cfg))
+            tokens, steps, train_s = tokens + n, steps + 1, train_s + time.perf_counter() - s
+            if steps % every == 0 or tokens >= T:
+                s = time.perf_counter()
+                value = run.evaluate("valid")[f"valid_{metric}"]
+                run.model.train()
+                eval_s += time.perf_counter() - s
+                curve.append((tokens, train_s, value))
+                if value >= goal:
+                    reached = value
+                    break
+            if tokens >= T:
+                break
+        epoch += 1
+    return {"metric": metric, "goal": goal, "reached": reached, "tokens": tokens, "steps": steps,
+            "epochs": tokens / run.examples.targets_per_epoch, "train_s": train_s, "train_eval_s": train_s + eval_s,
+            "setup_s": setup, "targets_per_s": tokens / train_s, "curve": curve, "threads": torch.get_num_threads()}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--config", default=str(ROOT / "configs" / "ml100k.yaml"))
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--metric", default="ndcg@10")
+    p.add_argument("--goal", type=float, default=0.05)
+    p.add_argument("--every", type=int, default=25, help="evaluate every this many steps")
+    a = p.parse_args()
+    row = measure(config.load(a.config, a.set), a.metric, a.goal, a.every)
+    row["config"] = a.config
+    row["sets"] = a.set
+    for tokens, seconds, value in row["curve"]:
+        print(f"  {tokens:>10,} targets  {seconds:7.1f} s  valid {a.metric} {value:.4f}")
+    report("bench_time_to_quality", [row], [("goal", "goal", ".3f"), ("reached", "reached", ".4f"),
+                                            ("train_s", "train s", ".1f"), ("train_eval_s", "train+eval s", ".1f"),
+                                            ("setup_s", "setup s", ".1f"), ("tokens", "targets", ",d"),
+                                            ("epochs", "epochs", ".2f"), ("targets_per_s", "targets/s", ",.0f")])
+
+
+if __name__ == "__main__":
+    main()
