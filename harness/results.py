@@ -2,7 +2,8 @@
 
 Columns are DESIGN.md section 3's: the metrics rows of each run's metrics.jsonl (run_id, final, n_params, tokens,
 flops, metrics, ...), the run's status (from result.json, or the sweep's job state while it has none), the
-config keys as dotted columns, and host, versions and git sha from result.json. A run directory that is still
+config keys as dotted columns, and host, versions, git sha and the dataset's oracle figures (synthetic world)
+from result.json. A run directory that is still
 being written (no metrics yet, or a torn file) is skipped and reported, never half-read.
 """
 
@@ -26,6 +27,7 @@ def _rows(run_dir: Path, status: str | None) -> list[dict]:
     result_path = run_dir / "result.json"
     result = json.loads(result_path.read_text()) if result_path.exists() else {}
     env = {k: result.get(k) for k in ENVIRONMENT}
+    env.update({k: v for k, v in result.items() if k.startswith("oracle_")})  # the dataset's ceiling, if known
     final_status = result.get("status") or status or "running"
     out = []
     for row in rows:

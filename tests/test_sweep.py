@@ -38,6 +38,7 @@ def test_debug_sweep_runs_collects_and_never_reruns(tmp_path):
     assert problems == [] and len(table) == 4 and table["final"].sum() == 2
     assert set(table["negatives"]) == {"8", "full"} and (table["status"] == "done").all()
     assert {"features.kind", "train.tokens", "git_sha", "host"} <= set(table.columns)
+    assert table["oracle_test_ndcg@5"].between(0, 1).all() and (table["oracle_test_ppl"] > 1).all()
     assert run(s, points, "debug") == {}  # a finished sweep submits nothing
     assert (s.root / "plan.json").exists() and (s.root / "grid.yaml").exists() and (s.root / "base.yaml").exists()
 
