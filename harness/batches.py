@@ -7,27 +7,26 @@ import numpy as np
 import torch
 
 from harness.data.augment import PairSampler, kl_divergence
-from harness.data.prepare import Dataset
+from harness.data.prepare import Dataset, positions
 
 
 class TrainExamples:
-    """Windows over the training part of each sequence (all but the last two items).
+    """Windows over training parts [starts, stops) of a flat item array (for a dataset: every user's sequence but
+    its last two items, `Dataset.training_parts`; synthetic walks may add parts, `harness.data.walks`).
 
     An example is the flat index `last` of its last target; its inputs are the `context` items before `last`
-    within the same user (left-padded with 0). supervision='all': windows tile each sequence from its end, every
+    within the same part (left-padded with 0). supervision='all': windows tile each part from its end, every
     position is a target, so an epoch has one target per training transition. supervision='last': one example
     per target position, only the final position supervised (every prefix is an example, as in RecBole/SRT).
     `augment` (the config's augment.* values) replaces the windows by pairs drawn afresh each epoch
     (`harness.data.augment`), one supervised target each."""
 
-    def __init__(self, dataset: Dataset, context: int, supervision: str, augment: dict | None = None):
-        self.flat = torch.from_numpy(dataset.flat.copy())
+    def __init__(self, flat: np.ndarray, starts: np.ndarray, stops: np.ndarray, n_items: int, context: int,
+                 supervision: str, augment: dict | None = None):
+        self.flat = torch.from_numpy(np.array(flat, dtype=np.int64))
         self.context, self.supervision = context, supervision
         firsts, lasts = [], []
-        starts, stops = dataset.offsets[:-1], dataset.offsets[1:] - 2  # training part [start, stop)
-        lengths = np.diff(dataset.offsets)
-        in_train = np.arange(len(dataset.flat)) < np.repeat(stops, lengths)
-        self.item_counts = np.bincount(dataset.flat[in_train], minlength=dataset.n_items + 1)  # popularity
+        self.item_counts = np.bincount(flat[positions(starts, stops)[0]], minlength=n_items + 1)  # popularity
         for a, b in zip(starts, stops):
             if b - a < 2:
                 continue

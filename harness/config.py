@@ -119,9 +119,17 @@ SCHEMA: list[Key] = [
     _k("augment.beta", 0.0, _num(-float("inf")), "genpas: target position weight (k - 1)^beta (.inf, -.inf allowed)"),
     _k("augment.gamma", -float("inf"), _num(-float("inf")),
        "genpas: input start weight j^gamma (-.inf: the whole prefix)"),
+    # synthetic training sequences: node2vec walks on the real training split's co-occurrence graph (data/walks.py)
+    _k("walks.mode", "none", _choice("none", "only", "add"),
+       "none: train on real sequences; only: on walks alone; add: on real sequences and walks"),
+    _k("walks.users", None, _opt(_int(1)), "walks to generate (null: as many as real users)"),
+    _k("walks.p", 1.0, _num(1e-6), "node2vec return parameter p (weight 1/p for stepping back)"),
+    _k("walks.q", 1.0, _num(1e-6), "node2vec in-out parameter q (weight 1/q for moving away from the last item)"),
+    _k("walks.window", 1, _int(1), "items at most this many positions apart in a history share an edge"),
+    _k("walks.seed", 0, _int(0), "seed of the walks"),
     # transfer: pretrain -> fine-tune (harness/transfer.py)
-    _k("transfer.init_from", None, _opt(_str), "a pretraining run directory whose catalog-independent weights "
-       "start this run (any catalog)"),
+    _k("transfer.init_from", None, _opt(_str), "a pretraining run directory, or a run config YAML (trained first "
+       "under <cache>/pretrained/ if needed), whose catalog-independent weights start this run (any catalog)"),
     _k("transfer.method", "full", _choice("full", "progressive", "ewc"),
        "full: train everything; progressive: unfreeze from the top block down; ewc: elastic weight consolidation"),
     _k("transfer.unfreeze_until", 0.5, _num(0, 1), "progressive: fraction of T by which every group is unfrozen"),

@@ -25,6 +25,7 @@ from tqdm import tqdm
 from harness import __version__, accounting, config, evaluate, transfer
 from harness.batches import TrainExamples, eval_inputs
 from harness.data.prepare import Dataset, prepare
+from harness.data.walks import training_sequences
 from harness.errors import UserError
 from harness.features import build_extractor
 from harness.io import atomic_path, write_json, write_text
@@ -83,7 +84,8 @@ class Run:
         self.data: Dataset = prepare(cfg)[0]
         torch.manual_seed(cfg["train.seed"])
         self.model = build_model(cfg, build_extractor(cfg, self.data)).to(self.device)
-        self.examples = TrainExamples(self.data, cfg["model.context"], cfg["loss.supervision"],
+        self.examples = TrainExamples(*training_sequences(self.data, cfg), self.data.n_items, cfg["model.context"],
+                                      cfg["loss.supervision"],
                                       {k.split(".")[1]: cfg[k] for k in cfg if k.startswith("augment.")})
         if not len(self.examples):
             raise UserError(f"{cfg['data.name']}: no training targets (every user has fewer than 4 interactions)")

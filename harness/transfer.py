@@ -15,6 +15,7 @@ Methods (one learning-rate schedule over the whole fine-tune, never restarted pe
 
 from __future__ import annotations
 
+import fcntl
 from pathlib import Path
 
 import numpy as np
@@ -22,16 +23,29 @@ import torch
 
 from harness import config
 from harness.errors import UserError
+from harness.io import cache_dir
 
 CATALOG_SPECIFIC = ("extractor.table.", "extractor.tables.")
 
 
-def pretrained(run_dir: str | Path) -> tuple[dict, dict]:
-    """(config, model state) of a pretraining run directory."""
-    run_dir = Path(run_dir)
+def pretrained(source: str | Path) -> tuple[dict, dict]:
+    """(config, model state) of a pretraining run: a run directory, or a run config YAML whose run is trained
+    first if it has not been (under <cache>/pretrained/<run_id>, once: concurrent jobs wait on a file lock)."""
+    run_dir = Path(source)
+    if run_dir.suffix in (".yaml", ".yml"):
+        cfg = config.load(run_dir)
+        root = cache_dir() / "pretrained"
+        root.mkdir(parents=True, exist_ok=True)
+        from harness.train import train  # train.py imports this module: import here to avoid a cycle
+
+        with open(root / f"{config.run_id(cfg)}.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            train(cfg, root, progress=False)
+        run_dir = root / config.run_id(cfg)
     ckpt, cfg_path = run_dir / "checkpoint.pt", run_dir / "config.yaml"
     if not ckpt.exists() or not cfg_path.exists():
-        raise UserError(f"transfer.init_from = {run_dir}: not a run directory (needs checkpoint.pt and config.yaml)")
+        raise UserError(f"transfer.init_from = {run_dir}: not a run directory (needs checkpoint.pt and config.yaml) "
+                        "or a run config YAML")
     return config.load(cfg_path), torch.load(ckpt, map_location="cpu", weights_only=False)["model"]
 
 
@@ -94,7 +108,7 @@ def fisher(pre_cfg: dict, state: dict, names: list[str], sequences: int) -> dict
     """Diagonal empirical Fisher of the pretraining loss: the mean over `sequences` pretraining examples (drawn
     with the pretraining seed; each a training window of one user) of the squared gradient of that example's
     loss, for each parameter in `names` (the model in eval mode: no dropout)."""
-    from harness.train import Run  # Run builds this module's users: import here to avoid a cycle
+    from harness.train import Run  # train.py imports this module: import here to avoid a cycle
 
     run = Run({**pre_cfg, "transfer.init_from": None}, "unused")
     run.model.load_state_dict(state, strict=False)

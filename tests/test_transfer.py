@@ -87,3 +87,19 @@ def test_ewc_keeps_weights_near_the_pretrained_ones(tiny, pretrained, tmp_path):
             run.step(*run.examples.batch(order[b * 32:(b + 1) * 32]), 1e-3)
         moved[method] = distance(run.model, state, run.transferred)
     assert moved["ewc"] < 0.5 * moved["full"]
+
+
+def test_init_from_a_config_trains_the_pretraining_run_once(tiny, tmp_path):
+    import yaml
+    from conftest import TINY
+    from harness.io import cache_dir
+    pre = tmp_path / "pre.yaml"
+    pre.write_text(yaml.safe_dump(config.unflatten(config.resolve({**TINY, "features.kind": "st",
+                                                                   "train.tokens": 2000}))))
+    cfg = tiny(features__kind="st", transfer__init_from=str(pre), **CATALOG_B)
+    run = Run(cfg, tmp_path)
+    pre_dir = cache_dir() / "pretrained" / config.run_id(config.load(pre))
+    assert (pre_dir / "result.json").exists() and run.transferred
+    stamp = (pre_dir / "checkpoint.pt").stat().st_mtime_ns
+    Run(cfg, tmp_path)
+    assert (pre_dir / "checkpoint.pt").stat().st_mtime_ns == stamp  # trained once

@@ -54,9 +54,20 @@ class Dataset:
     def n_items(self) -> int:
         return int(self.manifest["n_items"])
 
+    def training_parts(self) -> tuple[np.ndarray, np.ndarray]:
+        """Each user's training part [start, stop) of `flat`: all but the validation and test items."""
+        return self.offsets[:-1], self.offsets[1:] - 2
+
     def item_texts(self) -> list[str]:
         """One string per item id 1..n_items: 'title | brand | category' with empty fields left out."""
         return [" | ".join(x for x in row if x) for row in self.items[readers.TEXT_FIELDS].itertuples(index=False)]
+
+
+def positions(starts: np.ndarray, stops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Every flat index in the parts [starts, stops), in order, and the part each belongs to."""
+    lengths = stops - starts
+    part = np.repeat(np.arange(len(starts)), lengths)
+    return np.arange(lengths.sum()) + np.repeat(starts - np.cumsum(lengths) + lengths, lengths), part
 
 
 def _source_fingerprint(cfg: dict) -> tuple[str, dict]:
