@@ -56,8 +56,8 @@ def main() -> None:
     p.add_argument("--users", type=int, default=10_000)
     p.add_argument("--d-model", type=int, default=64)
     p.add_argument("--exclude-seen", action="store_true")
-    p.add_argument("--batch-users", type=int, default=512)
-    p.add_argument("--chunk-items", type=int, default=65536)
+    p.add_argument("--batch-users", type=int, default=256)
+    p.add_argument("--chunk-items", type=int, default=4096)
     p.add_argument("--one", action="store_true", help=argparse.SUPPRESS)
     a = p.parse_args()
     if a.one:

@@ -155,8 +155,8 @@ SCHEMA: list[Key] = [
     _k("eval.points", [0.25, 0.5, 1.0], _points, "fractions of T at which validation metrics are recorded"),
     _k("eval.exclude_seen", False, _bool, "exclude the user's history items from the ranking"),
     _k("eval.max_users", None, _opt(_int(1)), "evaluate a seeded sample of this many users (null = all)"),
-    _k("eval.batch_users", 512, _int(1), "users scored per chunk", hashed=False),
-    _k("eval.chunk_items", 65536, _int(1), "items scored per chunk (bounds memory)", hashed=False),
+    _k("eval.batch_users", 256, _int(1), "users scored per chunk", hashed=False),
+    _k("eval.chunk_items", 4096, _int(1), "items scored per chunk (bounds memory)", hashed=False),
 ]
 KEYS: dict[str, Key] = {k.name: k for k in SCHEMA}
 

@@ -49,7 +49,8 @@ def rank_and_nll(h: torch.Tensor, targets: torch.Tensor, items: torch.Tensor, ta
     1..n_items: pessimistic ranks (U,) and cross-entropies (U,). `history` (per user) excludes seen items from
     the ranking (never the target itself)."""
     U = len(h)
-    s_true = (h * items[targets - 1]).sum(1) / tau
+    h = h / tau  # scores = <h, item> / tau without a pass over every score
+    s_true = (h * items[targets - 1]).sum(1)
     tol = 1e-6 * s_true.abs().clamp(min=1.0)
     above = torch.zeros(U, dtype=torch.long, device=h.device)
     lse = torch.full((U,), float("-inf"), device=h.device)
@@ -60,7 +61,7 @@ def rank_and_nll(h: torch.Tensor, targets: torch.Tensor, items: torch.Tensor, ta
         keep = seen_items != targets[seen_rows]
         seen_rows, seen_items = seen_rows[keep], seen_items[keep]
     for lo in range(0, len(items), chunk):
-        scores = h @ items[lo: lo + chunk].T / tau  # (U, C) for ids lo+1 .. lo+C
+        scores = h @ items[lo: lo + chunk].T  # (U, C) for ids lo+1 .. lo+C
         lse = torch.logaddexp(lse, torch.logsumexp(scores, dim=1))
         in_chunk = (targets - 1 >= lo) & (targets - 1 < lo + scores.shape[1])
         scores[rows[in_chunk], targets[in_chunk] - 1 - lo] = float("-inf")
@@ -73,7 +74,7 @@ def rank_and_nll(h: torch.Tensor, targets: torch.Tensor, items: torch.Tensor, ta
 
 @torch.no_grad()
 def evaluate(model: SRT, inputs: torch.Tensor, targets: torch.Tensor, history: list[np.ndarray] | None,
-             batch_users: int = 512, chunk_items: int = 65536) -> dict[str, float]:
+             batch_users: int = 256, chunk_items: int = 4096) -> dict[str, float]:
     """Full-catalog metrics (METRICS) of `model` in eval mode for left-padded inputs (U, L) and targets (U,)."""
     was_training = model.training
     model.eval()
