@@ -20,7 +20,7 @@ import torch
 
 from common import report
 from harness import config
-from harness.train import Run, _trim, lr_factor
+from harness.train import Run, lr_factor, trim_to_budget
 
 ROOT = Path(__file__).parent.parent
 
@@ -38,7 +38,8 @@ def measure(cfg: dict, metric: str, goal: float, every: int) -> dict:
         for lo in range(0, len(order), B):
             s = time.perf_counter()
             inputs, targets = run.examples.batch(order[lo:lo + B])
-            _, n = run.step(inputs, _trim(targets, T - tokens), cfg["train.lr"] * lr_factor(tokens / T, cfg))
+            lr = cfg["train.lr"] * lr_factor(tokens / T, cfg)
+            _, n = run.step(inputs, trim_to_budget(targets, T - tokens), lr)
             tokens, steps, train_s = tokens + n, steps + 1, train_s + time.perf_counter() - s
             if steps % every == 0 or tokens >= T:
                 s = time.perf_counter()

@@ -199,7 +199,7 @@ def _log(run: Run, message: str) -> None:
         f.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {message}\n")
 
 
-def _trim(targets: torch.Tensor, room: int) -> torch.Tensor:
+def trim_to_budget(targets: torch.Tensor, room: int) -> torch.Tensor:
     """Keep only the first `room` targets (row-major) so the run stops at exactly T."""
     mask = targets != 0
     over = mask.flatten().cumsum(0).view_as(mask) > room
@@ -293,7 +293,7 @@ def _loop(run: Run, state: _State, should_stop: Callable[[], bool] | None, progr
         while state.position < len(order) and state.tokens < T:
             t0 = time.perf_counter()
             inputs, targets = run.examples.batch(order[state.position: state.position + B])
-            targets = _trim(targets, T - state.tokens)
+            targets = trim_to_budget(targets, T - state.tokens)
             if run.progressive is not None:
                 run.progressive.apply(state.tokens / T)
             loss, n = run.step(inputs, targets, cfg["train.lr"] * lr_factor(state.tokens / T, cfg))
