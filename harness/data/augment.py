@@ -66,7 +66,8 @@ class PairSampler:
     def __init__(self, starts: np.ndarray, lengths: np.ndarray, strategy: str, alpha: float = 1.0,
                  beta: float = 0.0, gamma: float = -INF):
         keep = lengths >= 2
-        self.starts, self.lengths = np.asarray(starts)[keep].astype(np.int64), np.asarray(lengths)[keep].astype(np.int64)
+        self.starts = np.asarray(starts)[keep].astype(np.int64)
+        self.lengths = np.asarray(lengths)[keep].astype(np.int64)
         if strategy in STRATEGIES:
             alpha, beta, gamma = STRATEGIES[strategy]
         self.alpha, self.beta, self.gamma = alpha, beta, gamma
