@@ -15,7 +15,6 @@ import argparse
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from common import report
@@ -33,8 +32,7 @@ def measure(cfg: dict, metric: str, goal: float, every: int) -> dict:
     tokens, steps, train_s, eval_s, epoch, curve = 0, 0, 0.0, 0.0, 0, []
     reached = None
     while tokens < T and reached is None:
-        run.examples.draw(cfg["train.seed"], epoch)
-        order = torch.from_numpy(np.random.default_rng([cfg["train.seed"], epoch]).permutation(len(run.examples)))
+        order = run.examples.epoch_order(cfg["train.seed"], epoch)
         for lo in range(0, len(order), B):
             s = time.perf_counter()
             inputs, targets = run.examples.batch(order[lo:lo + B])

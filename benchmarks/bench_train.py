@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import time
 
-import numpy as np
 import torch
 
 from common import report
@@ -44,7 +43,7 @@ def measure(case: str, steps: int, warmup: int, n_items: int, device: str, preci
         "loss.negatives": k if k == "full" else int(k), "loss.supervision": supervision,
         "train.device": device, "train.precision": precision})
     run = Run(cfg, "unused")
-    order = torch.from_numpy(np.random.default_rng(0).permutation(len(run.examples)))
+    order = run.examples.epoch_order(0, 0)
     batches = [run.examples.batch(order[i * run.cfg["train.batch_size"]:(i + 1) * run.cfg["train.batch_size"]])
                for i in range(warmup + steps)]
     for inputs, targets in batches[:warmup]:

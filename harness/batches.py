@@ -48,12 +48,13 @@ class TrainExamples:
         p_valid = np.bincount(valid_targets, minlength=n_items + 1) / len(valid_targets)
         return kl_divergence(p_valid, sampler.target_distribution(self.flat.numpy(), n_items))
 
-    def draw(self, seed: int, epoch: int) -> None:
-        """With augmentation, this epoch's examples: targets_per_epoch pairs drawn from (seed, epoch), so a
-        resumed run draws the same ones. Without, the fixed windows stay."""
+    def epoch_order(self, seed: int, epoch: int) -> torch.Tensor:
+        """The example indices of epoch `epoch`, shuffled from (seed, epoch), so a resumed run sees the same ones.
+        With augmentation the epoch's examples are first drawn afresh: targets_per_epoch pairs."""
         if self.pairs is not None:
             first, last = self.pairs.sample(self.targets_per_epoch, np.random.default_rng([seed, epoch, 7]))
             self.first, self.last = torch.from_numpy(first), torch.from_numpy(last)
+        return torch.from_numpy(np.random.default_rng([seed, epoch]).permutation(len(self.last)))
 
     def __len__(self) -> int:
         return len(self.last)

@@ -11,7 +11,6 @@ import json
 import platform
 import time
 
-import numpy as np
 import torch
 
 from harness import accounting, config
@@ -38,7 +37,7 @@ def calibrate(threads: int) -> float:
         cfg = config.resolve({"data.synthetic.n_users": 500, "data.synthetic.n_items": 1000,
                               "data.synthetic.mean_length": 60, "features.kind": "id"})
         run = Run(cfg, cache_dir() / "calibration")
-        order = torch.from_numpy(np.random.default_rng(0).permutation(len(run.examples)))
+        order = run.examples.epoch_order(0, 0)
         B, n, start, step = cfg["train.batch_size"], 0, None, 0
         while start is None or time.perf_counter() - start < 2.0:
             if step == 2:

@@ -288,8 +288,7 @@ def _loop(run: Run, state: _State, should_stop: Callable[[], bool] | None, progr
         last_ckpt = time.perf_counter()
 
     while state.tokens < T and not diverged:
-        run.examples.draw(cfg["train.seed"], state.epoch)
-        order = torch.from_numpy(np.random.default_rng([cfg["train.seed"], state.epoch]).permutation(len(run.examples)))
+        order = run.examples.epoch_order(cfg["train.seed"], state.epoch)
         while state.position < len(order) and state.tokens < T:
             t0 = time.perf_counter()
             inputs, targets = run.examples.batch(order[state.position: state.position + B])

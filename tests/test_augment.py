@@ -110,7 +110,7 @@ def test_training_on_genpas_pairs(tiny, tmp_path):
     cfg = tiny(augment__strategy="genpas", augment__alpha=1.0, augment__beta=1.0, augment__gamma=0.0,
                loss__supervision="last", train__tokens=3000)
     run = Run(cfg, tmp_path)
-    run.examples.draw(0, 0)
+    run.examples.epoch_order(0, 0)
     inputs, targets = run.examples.batch(torch.arange(64))
     assert (targets[:, :-1] == 0).all() and (targets[:, -1] > 0).all()  # one target per pair, at the end
     assert len(run.examples) == run.examples.targets_per_epoch
