@@ -21,17 +21,18 @@ from __future__ import annotations
 
 import numpy as np
 
+from harness.data.prepare import positions
+
 INF = float("inf")
 STRATEGIES = {"lt": (0.0, INF, -INF), "mt": (1.0, 0.0, -INF), "sw": (None, 1.0, 0.0)}  # alpha None: pair counts
 
 
-def _log_weights(m: np.ndarray, exponent: float) -> np.ndarray:
-    """log of m^exponent for m >= 1, with the infinite exponents as limits: only the largest (+inf) or the
-    smallest (-inf) m keeps weight (log 0 = -inf elsewhere)."""
+def _log_weights(m: np.ndarray, exponent: float, lo, hi) -> np.ndarray:
+    """log of m^exponent for m >= 1, with the infinite exponents as limits: only m = hi (+inf) or m = lo (-inf)
+    keeps weight (log 0 = -inf elsewhere); lo and hi are scalars or per-row arrays."""
     m = np.asarray(m, float)
     if np.isinf(exponent):
-        pick = m.max() if exponent > 0 else m.min()
-        return np.where(m == pick, 0.0, -INF)
+        return np.where(m == (hi if exponent > 0 else lo), 0.0, -INF)
     return exponent * np.log(m)
 
 
@@ -72,7 +73,7 @@ class PairSampler:
             alpha, beta, gamma = STRATEGIES[strategy]
         self.alpha, self.beta, self.gamma = alpha, beta, gamma
         n = self.lengths.astype(float)
-        log_w = np.log(n * (n - 1) / 2) if alpha is None else _log_weights(n - 1, alpha)
+        log_w = np.log(n * (n - 1) / 2) if alpha is None else _log_weights(n - 1, alpha, n.min() - 1, n.max() - 1)
         p = np.exp(log_w - log_w.max())
         self.user_cdf = np.cumsum(p / p.sum())
         longest = int(self.lengths.max()) if len(self.lengths) else 0
@@ -89,17 +90,14 @@ class PairSampler:
         return start + j - 1, start + k - 1
 
     def target_distribution(self, flat: np.ndarray, n_items: int) -> np.ndarray:
-        """Exact probability of each item id 0..n_items being the sampled target, (n_items + 1,)."""
-        p_user = np.diff(self.user_cdf, prepend=0.0)
-        probs = np.zeros(n_items + 1)
-        for pu, start, n in zip(p_user, self.starts, self.lengths):
-            if pu == 0:
-                continue
-            m = np.arange(1, n)  # k - 1
-            log_w = _log_weights(m, self.beta)
-            w = np.exp(log_w - log_w.max())
-            np.add.at(probs, flat[start + m], pu * w / w.sum())  # target s_u[k] sits at flat[start + k - 1]
-        return probs
+        """Exact probability of each item id 0..n_items being the sampled target, (n_items + 1,): every target
+        position k of every user, P(u) (k - 1)^beta / sum_{i <= n_u - 1} i^beta, summed by item."""
+        pos, part = positions(self.starts + 1, self.starts + self.lengths)  # s_u[k] sits at flat[start + k - 1]
+        m, upper = pos - self.starts[part], self.lengths[part] - 1  # k - 1 in 1..n_u - 1
+        with np.errstate(divide="ignore"):  # users that step 1 never draws (alpha = +-inf) have log P(u) = -inf
+            log_p = (np.log(np.diff(self.user_cdf, prepend=0.0))[part] + _log_weights(m, self.beta, 1, upper)
+                     - self.k_table[upper])
+        return np.bincount(flat[pos], weights=np.exp(log_p), minlength=n_items + 1)
 
 
 def kl_divergence(p_valid: np.ndarray, p_train: np.ndarray, smoothing: float = 1e-3) -> float:
