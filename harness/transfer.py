@@ -18,7 +18,6 @@ from __future__ import annotations
 import fcntl
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from harness import config
@@ -111,13 +110,13 @@ def fisher(pre_cfg: dict, state: dict, names: list[str], sequences: int) -> dict
     from harness.train import Run  # train.py imports this module: import here to avoid a cycle
 
     run = Run({**pre_cfg, "transfer.init_from": None}, "unused")
-    run.model.load_state_dict(state, strict=False)
+    run.model.load_state_dict(state)
     run.model.eval()
     params = dict(run.model.named_parameters())
     total = {n: torch.zeros_like(params[n]) for n in names}
-    order = np.random.default_rng([pre_cfg["train.seed"], 99]).permutation(len(run.examples))[:sequences]
+    order = run.examples.epoch_order(pre_cfg["train.seed"], 99)[:sequences]  # a fixed, seeded sample
     for i in order:
-        inputs, targets = run.examples.batch(torch.tensor([int(i)]))
+        inputs, targets = run.examples.batch(i[None])
         run.model.zero_grad(set_to_none=True)
         run.loss(inputs, targets).backward()
         for n in names:
