@@ -29,8 +29,16 @@ def metrics_from_ranks(ranks: torch.Tensor, nll: torch.Tensor) -> dict[str, floa
         "hr@5": float((r <= 5).double().mean()),
         "hr@10": float((r <= 10).double().mean()),
         "mrr": float((1.0 / r).mean()),
-        "ppl": math.exp(float(nll.double().mean())),
+        "ppl": perplexity(float(nll.double().mean())),
     }
+
+
+def perplexity(mean_nll: float) -> float:
+    """exp(mean cross-entropy in nats); inf where that overflows a float (a diverged model), NaN stays NaN."""
+    try:
+        return math.exp(mean_nll)
+    except OverflowError:
+        return math.inf
 
 
 @torch.no_grad()

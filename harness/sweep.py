@@ -5,9 +5,11 @@ A sweep directory holds:
 - jobs.jsonl: one line per submission (run id, executor, submitit job id and folder);
 - runs/<run_id>/: the run directories (DESIGN.md section 5);
 - submitit/: submitit's scripts, pickles and job logs.
-A run is submitted again only when it has no job pending or running and no finished result.json (failed,
-diverged and timed-out runs only with retry_failed). Every run writes its own files and renames them into
-place, so jobs finishing together never corrupt each other.
+A run's state comes from its result.json (done, diverged, failed: it raised) or, while it has none, from its
+job: pending, running, timed_out, or interrupted when the job is gone without an outcome (SIGKILL, OOM killer,
+node failure, scancel). Not-submitted and interrupted runs are submitted by every sweep (an interrupted one
+resumes from its checkpoint); failed, diverged and timed-out runs only with retry_failed. Every run writes its
+own files and renames them into place, so jobs finishing together never corrupt each other.
 """
 
 from __future__ import annotations
@@ -28,7 +30,8 @@ from harness.grid import Point
 from harness.io import cache_dir, write_json, write_text
 
 EXECUTORS = ("debug", "local", "slurm")
-STATES = ("done", "running", "pending", "failed", "diverged", "timed_out", "not_submitted")
+STATES = ("done", "running", "pending", "interrupted", "failed", "diverged", "timed_out", "not_submitted")
+RESUMED = ("not_submitted", "interrupted")  # submitted by every sweep
 RETRYABLE = ("failed", "diverged", "timed_out")  # resubmitted only with retry_failed
 PROFILE_DEFAULTS: dict[str, Any] = {
     "partition": None, "account": None, "qos": None, "time_min": 60, "mem_gb": 4, "cpus_per_task": 1,
@@ -73,7 +76,14 @@ class RunJob(submitit.helpers.Checkpointable):
         stop = threading.Event()
         submitit_handler = signal.getsignal(signal.SIGUSR2)
         signal.signal(signal.SIGUSR2, lambda *_: stop.set())
-        result = train(cfg, out, should_stop=stop.is_set, progress=False)
+        try:
+            result = train(cfg, out, should_stop=stop.is_set, progress=False)
+        except Exception as e:  # train() records failures once its run is built; this covers what comes before
+            path = Path(out) / config.run_id(cfg) / "result.json"
+            if not path.exists():
+                write_json(path, {"run_id": config.run_id(cfg), "status": "failed", "final": True, "tokens": 0,
+                                  "error": f"{type(e).__name__}: {e}"})
+            raise
         if result is None:
             signal.signal(signal.SIGUSR2, submitit_handler)
             if callable(submitit_handler):
@@ -160,6 +170,8 @@ class Sweep:
 
 
 def _job_state(job: dict, folder: Path) -> str:
+    """State of a run without result.json from its job. A job that raised has written result.json (RunJob), so
+    a job that is gone without one was interrupted. A debug job ran inside a sweep command that died."""
     if job["executor"] == "slurm":
         state = submitit.SlurmJob(folder, job["job_id"]).state.upper()
         if state in ("RUNNING", "COMPLETING"):
@@ -168,15 +180,23 @@ def _job_state(job: dict, folder: Path) -> str:
             return "timed_out"
         if state in ("PENDING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "CONFIGURING", "SUSPENDED",
                      "RESIZING", "UNKNOWN", "PREEMPTED"):
-            return "failed" if (folder / f"{job['job_id']}_0_result.pkl").exists() else "pending"
-        return "failed"
-    if job["executor"] == "local":
-        try:
-            os.kill(int(job["job_id"]), 0)
-            return "running"
-        except (OSError, ValueError):
-            return "failed"
-    return "failed"  # a debug job runs inside the sweep command: no result.json means it failed
+            return "interrupted" if (folder / f"{job['job_id']}_0_result.pkl").exists() else "pending"
+        return "interrupted"
+    if job["executor"] == "local" and _alive(job["job_id"]):
+        return "running"
+    return "interrupted"
+
+
+def _alive(pid: str) -> bool:
+    """Whether process `pid` exists and is not a zombie (a killed job whose parent has not reaped it yet)."""
+    try:
+        os.kill(int(pid), 0)
+    except (OSError, ValueError):
+        return False
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
 
 
 def submit(sweep: Sweep, points: list[Point], executor: str, profile: dict, retry_failed: bool = False,
@@ -188,7 +208,7 @@ def submit(sweep: Sweep, points: list[Point], executor: str, profile: dict, retr
     todo, skipped = [], {}
     for p in points:
         state = sweep.state(p.run_id, jobs.get(p.run_id))
-        if state == "not_submitted" or (retry_failed and state in RETRYABLE):
+        if state in RESUMED or (retry_failed and state in RETRYABLE):
             _clear_for_retry(sweep.runs_dir / p.run_id, state)
             todo.append(p)
         else:
@@ -210,8 +230,8 @@ def submit(sweep: Sweep, points: list[Point], executor: str, profile: dict, retr
 
 
 def _clear_for_retry(run_dir: Path, state: str) -> None:
-    """A failed run resumes from its checkpoint; a diverged one starts again from scratch."""
-    if state == "not_submitted":
+    """A failed or interrupted run resumes from its checkpoint; a diverged one starts again from scratch."""
+    if state in RESUMED:
         return
     names = ["result.json"] + (["checkpoint.pt", "metrics.jsonl"] if state == "diverged" else [])
     for name in names:
@@ -285,10 +305,10 @@ def wait_for(sweep: Sweep, run_ids: list[str], poll_s: float = 2.0, log=print) -
 
 
 def status(sweep: Sweep) -> tuple[dict[str, int], list[tuple[str, str, str]]]:
-    """Counts by state and (run_id, state, last log line) for failed/timed-out runs."""
+    """Counts by state and (run_id, state, last log line) for interrupted, failed, diverged and timed-out runs."""
     jobs = sweep.jobs()
     states = sweep.states()
     counts = {s: sum(1 for v in states.values() if v == s) for s in STATES}
     failing = [(r, s, sweep.last_log_line(r, jobs.get(r))) for r, s in states.items()
-               if s in RETRYABLE]
+               if s in RETRYABLE or s == "interrupted"]
     return {k: v for k, v in counts.items() if v}, failing

@@ -22,13 +22,13 @@ import torch
 import yaml
 from tqdm import tqdm
 
-from harness import __version__, accounting, config, evaluate, transfer
+from harness import __version__, accounting, checkpoint, config, evaluate, transfer
 from harness.batches import TrainExamples, eval_inputs
 from harness.data.prepare import Dataset, prepare
 from harness.data.walks import training_sequences
 from harness.errors import UserError
 from harness.features import build_extractor
-from harness.io import atomic_path, write_json, write_text
+from harness.io import write_json, write_text
 from harness.losses import NegativeSampler, training_loss
 from harness.model import SRT, build_model
 
@@ -160,7 +160,7 @@ class _State:
     """Training progress that a checkpoint must restore for an exact resume."""
 
     def __init__(self) -> None:
-        self.tokens, self.epoch, self.position = 0, 0, 0
+        self.tokens, self.epoch, self.position, self.steps = 0, 0, 0, 0
         self.train_s, self.wall_s, self.loss_sum, self.loss_n = 0.0, 0.0, 0.0, 0
         self.rows: list[dict] = []
 
@@ -172,9 +172,8 @@ def _save_checkpoint(run: Run, state: _State) -> None:
     blob = {"model": run.model.state_dict(), "optimizer": run.optimizer.state_dict(),
             "sampler_rng": run.sampler.generator.get_state(), "torch_rng": torch.get_rng_state(),
             "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
-            "state": state.to_dict()}
-    with atomic_path(run.dir / "checkpoint.pt") as tmp:
-        torch.save(blob, tmp)
+            "state": checkpoint.plain(state.to_dict())}
+    checkpoint.save(run.dir / "checkpoint.pt", blob)
     write_text(run.dir / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in state.rows))
 
 
@@ -183,7 +182,7 @@ def _load_checkpoint(run: Run) -> _State:
     path = run.dir / "checkpoint.pt"
     if not path.exists():
         return state
-    blob = torch.load(path, map_location=run.device, weights_only=False)
+    blob = checkpoint.load(path, run.device)
     run.model.load_state_dict(blob["model"])
     run.optimizer.load_state_dict(blob["optimizer"])
     run.sampler.generator.set_state(blob["sampler_rng"])
@@ -234,36 +233,46 @@ def train(cfg: dict, out: str | Path = "runs", should_stop: Callable[[], bool] |
     run = Run(cfg, out)
     run.dir.mkdir(parents=True, exist_ok=True)
     write_text(run.dir / "config.yaml", yaml.safe_dump(config.unflatten(cfg), sort_keys=False))
-    state = _load_checkpoint(run)
-    _log(run, f"{'resume at ' + str(state.tokens) if state.tokens else 'start'}: {run.static_columns()} "
-              f"dataset {run.data.root.name} C/target {run.flops_per_target:.4g}")
-    try:
+    state = _State()
+    try:  # from here on, a run that raises records why (status failed); one whose process dies records nothing
+        state = _load_checkpoint(run)
+        _log(run, f"{'resume at ' + str(state.tokens) if state.tokens else 'start'}: {run.static_columns()} "
+                  f"dataset {run.data.root.name} C/target {run.flops_per_target:.4g}")
         return _loop(run, state, should_stop, progress)
     except Exception as e:
-        if not isinstance(e, UserError):
-            _log(run, f"failed: {type(e).__name__}: {e}")
-            write_json(result_path, {**run.static_columns(), "status": "failed", "final": True,
-                                     "error": f"{type(e).__name__}: {e}", "tokens": state.tokens})
+        _log(run, f"failed: {type(e).__name__}: {e}")
+        write_json(result_path, {**run.static_columns(), "status": "failed", "final": True,
+                                 "error": f"{type(e).__name__}: {e}", "tokens": state.tokens})
         raise
 
 
-def _record(run: Run, state: _State, peak: float, final: bool, diverged: bool = False) -> None:
-    """Append one evaluation row (validation metrics; test metrics too when final) to state.rows."""
+def _record(run: Run, state: _State, peak: float, final: bool, diverged: str | None = None) -> str | None:
+    """Append one evaluation row (validation metrics; test metrics too when final) to state.rows. Returns why
+    the run diverged (`diverged` as given, or non-finite metrics), else None. A diverged row is final, with
+    perplexity inf, the ranking metrics NaN (a non-finite model has no ranking) and where it happened."""
     tps = state.tokens / max(state.train_s, 1e-9)
     row = {**run.static_columns(), "final": final, "tokens": state.tokens,
            "flops": state.tokens * run.flops_per_target, "epochs": state.tokens / run.examples.targets_per_epoch,
            "wall_s": state.wall_s, "train_s": state.train_s, "targets_per_s": tps,
            "mfu": run.flops_per_target * tps / peak, "train_loss": state.loss_sum / max(state.loss_n, 1)}
     state.loss_sum, state.loss_n = 0.0, 0
-    if diverged:
-        row.update({f"{split}_{m}": float("nan") for split in ("valid", "test") for m in evaluate.METRICS})
-    else:
-        row.update(run.evaluate("valid"))
+    if diverged is None:
+        metrics = run.evaluate("valid")
         if final:
-            row.update(run.evaluate("test"))
+            metrics.update(run.evaluate("test"))
+        bad = sorted(k for k, v in metrics.items() if not math.isfinite(v))
+        if bad:
+            diverged = f"non-finite {', '.join(bad)}"
+        else:
+            row.update(metrics)
+    if diverged is not None:
+        row.update({f"{split}_{m}": math.inf if m == "ppl" else math.nan
+                    for split in ("valid", "test") for m in evaluate.METRICS})
+        row.update(final=True, diverged_step=state.steps, diverged_tokens=state.tokens, diverged_reason=diverged)
     state.rows.append(row)
     _log(run, f"eval at {state.tokens} targets: " + ", ".join(
         f"{k}={v:.4g}" for k, v in row.items() if k.startswith(("valid_", "test_", "train_loss", "mfu"))))
+    return diverged
 
 
 def _loop(run: Run, state: _State, should_stop: Callable[[], bool] | None, progress: bool) -> dict | None:
@@ -276,7 +285,7 @@ def _loop(run: Run, state: _State, should_stop: Callable[[], bool] | None, progr
                desc=run.id, dynamic_ncols=True)
     model.train()
     start = last_ckpt = time.perf_counter()
-    wall0, diverged = state.wall_s, False
+    wall0, diverged = state.wall_s, None
 
     def clock() -> None:
         state.wall_s = wall0 + time.perf_counter() - start
@@ -297,8 +306,9 @@ def _loop(run: Run, state: _State, should_stop: Callable[[], bool] | None, progr
                 run.progressive.apply(state.tokens / T)
             loss, n = run.step(inputs, targets, cfg["train.lr"] * lr_factor(state.tokens / T, cfg))
             if not math.isfinite(loss):
-                diverged = True
+                diverged = f"training loss {loss} at step {state.steps + 1}"
                 break
+            state.steps += 1
             state.tokens += n
             state.position += B
             state.loss_sum += loss * n
@@ -308,8 +318,12 @@ def _loop(run: Run, state: _State, should_stop: Callable[[], bool] | None, progr
             while points and state.tokens >= points[0] * T:
                 points.pop(0)
                 clock()
-                _record(run, state, peak, final=state.tokens >= T)  # evaluate() restores train mode
+                diverged = _record(run, state, peak, final=state.tokens >= T)  # evaluate() restores train mode
+                if diverged:
+                    break
                 checkpoint()
+            if diverged:
+                break
             if should_stop is not None and should_stop():
                 checkpoint()
                 _log(run, f"stopped at {state.tokens} targets; checkpoint saved")
@@ -322,8 +336,9 @@ def _loop(run: Run, state: _State, should_stop: Callable[[], bool] | None, progr
     bar.close()
     if diverged:
         clock()
-        _log(run, f"diverged: loss {loss} at {state.tokens} targets")
-        _record(run, state, peak, final=True, diverged=True)
+        _log(run, f"diverged at step {state.steps}, {state.tokens} targets: {diverged}")
+        if not state.rows or "diverged_reason" not in state.rows[-1]:
+            _record(run, state, peak, final=True, diverged=diverged)
     status = "diverged" if diverged else "done"
     for row in state.rows:
         row["status"] = status

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from harness import config
+from harness import checkpoint, config
 from harness.errors import UserError
 from harness.io import cache_dir
 
@@ -45,7 +45,7 @@ def pretrained(source: str | Path) -> tuple[dict, dict]:
     if not ckpt.exists() or not cfg_path.exists():
         raise UserError(f"transfer.init_from = {run_dir}: not a run directory (needs checkpoint.pt and config.yaml) "
                         "or a run config YAML")
-    return config.load(cfg_path), torch.load(ckpt, map_location="cpu", weights_only=False)["model"]
+    return config.load(cfg_path), checkpoint.load(ckpt)["model"]
 
 
 def load_weights(model: torch.nn.Module, state: dict, source: str) -> list[str]:

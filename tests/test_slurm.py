@@ -80,15 +80,14 @@ def test_usr2_checkpoints_requeues_and_resumes_to_the_same_metrics(cluster, tmp_
         assert resumed[key] == pytest.approx(whole[key], rel=1e-6, abs=1e-9), key
 
 
-def test_scancel_without_a_handler_fails_and_retry_failed_resubmits(cluster, tmp_path):
+def test_scancel_without_a_handler_is_interrupted_and_the_next_sweep_resumes_it(cluster, tmp_path):
     s, points = make_sweep(tmp_path, axes="  train.tokens: [300000]\n", name="slurm")
     (run_id, job_id), = _submit(s, points, wait=False).items()
     _wait_until(lambda: _training_started(s, run_id))
     subprocess.run(["scancel", job_id], check=True)  # SIGTERM (submitit ignores it), SIGKILL after KillWait
-    _wait_until(lambda: sweep.status(s)[0] == {"failed": 1}, timeout=120, poll=1)
+    _wait_until(lambda: sweep.status(s)[0] == {"interrupted": 1}, timeout=120, poll=1)
     counts, failing = sweep.status(s)
-    assert failing[0][0] == run_id
-    assert _submit(s, points) == {}  # failed runs wait for --retry-failed
-    assert set(_submit(s, points, retry_failed=True)) == {run_id}
+    assert failing[0][:2] == (run_id, "interrupted")
+    assert set(_submit(s, points)) == {run_id}  # a plain sweep resumes it: no flag needed
     assert sweep.status(s)[0] == {"done": 1}
     assert config.run_id(points[0].cfg) == run_id

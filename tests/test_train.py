@@ -85,7 +85,7 @@ def test_divergence_is_reported(tiny, tmp_path):
 def test_gradient_clipping_really_clips(tiny, tmp_path, clip):
     cfg = tiny(features__kind="id", train__grad_clip=clip, train__warmup=0.0)
     assert train(cfg, tmp_path, should_stop=lambda: True, progress=False) is None
-    state = torch.load(tmp_path / config.run_id(cfg) / "checkpoint.pt", weights_only=False)["optimizer"]["state"]
+    state = torch.load(tmp_path / config.run_id(cfg) / "checkpoint.pt", weights_only=True)["optimizer"]["state"]
     grad_norm = math.sqrt(sum(float((s["exp_avg"] / 0.1).pow(2).sum()) for s in state.values()))  # after 1 step
     assert (grad_norm <= clip * 1.0001) if clip else (grad_norm > 1e-2)
 

@@ -20,7 +20,7 @@ def pretrained(tmp_path_factory):
     out = tmp_path_factory.mktemp("pre")
     train(cfg, out, progress=False)
     run_dir = out / config.run_id(cfg)
-    return run_dir, torch.load(run_dir / "checkpoint.pt", weights_only=False)["model"]
+    return run_dir, torch.load(run_dir / "checkpoint.pt", weights_only=True)["model"]
 
 
 def distance(model, state, names):

@@ -1,0 +1,138 @@
+"""Real failures: a loss that explodes, job processes killed with SIGKILL, a checkpoint whose pickle would run
+code. Each through the real CLI or the real local executor."""
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pandas as pd
+import pytest
+import torch
+
+from harness import config, results, sweep
+from harness.evaluate import metrics_from_ranks
+
+from test_sweep import BASE, run
+
+
+def cli(*args, cache, check_rc=None):
+    proc = subprocess.run([sys.executable, "-m", "harness.cli", *map(str, args)], capture_output=True, text=True,
+                          env={**os.environ, "SRT_SCALE_CACHE": str(cache)}, timeout=600)
+    if check_rc is not None:
+        assert proc.returncode == check_rc, proc.stdout + proc.stderr
+    return proc
+
+
+def test_overflowing_perplexity_is_infinite_not_a_crash():
+    m = metrics_from_ranks(torch.tensor([1, 3]), torch.tensor([1e4, 2e4]))
+    assert m["ppl"] == math.inf and m["ndcg@5"] == pytest.approx((1 + 0.5) / 2)
+
+
+def test_exploding_run_ends_diverged_and_a_sweep_keeps_it(tmp_path, shared_cache):
+    (tmp_path / "base.yaml").write_text(BASE)
+    grid = tmp_path / "grid.yaml"
+    grid.write_text("base: base.yaml\nset: {train.lr: 1000.0, train.grad_clip: 0.0, train.warmup: 0.0}\n"
+                    "axes:\n  negatives: [full]\n  eval.points: [[0.1, 0.5, 1.0], [1.0]]\n")
+    out = tmp_path / "sweep"
+    proc = cli("sweep", grid, "--executor", "debug", "--out", out, cache=shared_cache, check_rc=0)
+    assert "2 diverged" in proc.stdout
+    cli("collect", out, cache=shared_cache, check_rc=0)
+    table = pd.read_parquet(out / "results.parquet")
+    finals = table[table["final"]]
+    assert len(finals) == 2 and (finals["status"] == "diverged").all()
+    assert (finals["valid_ppl"] == math.inf).all() and (finals["test_ppl"] == math.inf).all()
+    assert finals["test_ndcg@5"].isna().all()
+    assert (finals["diverged_tokens"] < finals["train.tokens"]).all() and (finals["diverged_step"] >= 1).all()
+    reasons = set(finals["diverged_reason"])
+    assert any("non-finite valid_ppl" in r for r in reasons) or any("loss" in r for r in reasons)
+    proc = cli("sweep", grid, "--executor", "debug", "--out", out, cache=shared_cache, check_rc=0)
+    assert "nothing to submit" in proc.stdout  # diverged runs are kept, not retried without --retry-failed
+
+
+def _rows(s):
+    table, _ = results.collect(s.runs_dir, s.states())
+    return table.sort_values(["run_id", "tokens"]).reset_index(drop=True)
+
+
+def test_sigkilled_local_sweep_resumes_on_the_next_plain_sweep(tmp_path, shared_cache):
+    axes = "  negatives: [8, full]\n"
+    settings = "set: {train.tokens: 240000, train.checkpoint_every_s: 1, eval.points: [0.25, 0.5, 0.75, 1.0]}\n"
+    (tmp_path / "base.yaml").write_text(BASE)
+    (tmp_path / "grid.yaml").write_text("base: base.yaml\n" + settings + "axes:\n" + axes)
+    reference, points = make_sweep_from(tmp_path, "reference")
+    run(reference, points, "debug")
+    killed, _ = make_sweep_from(tmp_path, "killed")
+    proc = subprocess.Popen([sys.executable, "-m", "harness.cli", "sweep", str(tmp_path / "grid.yaml"),
+                             "--executor", "local", "--max-jobs", "2", "--out", str(killed.root)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env={**os.environ, "SRT_SCALE_CACHE": str(shared_cache)})
+    try:
+        deadline = time.time() + 300
+        while time.time() < deadline:  # every run has a checkpoint and none has finished
+            if all((killed.runs_dir / p.run_id / "checkpoint.pt").exists() for p in points):
+                break
+            time.sleep(0.2)
+        jobs = killed.jobs()
+        assert len(jobs) == 2 and not any((killed.runs_dir / p.run_id / "result.json").exists() for p in points)
+        for job in jobs.values():
+            os.kill(int(job["job_id"]), signal.SIGKILL)
+        proc.kill()
+    finally:
+        proc.wait()
+    time.sleep(0.5)
+    counts, failing = sweep.status(killed)
+    assert counts == {"interrupted": 2} and {f[1] for f in failing} == {"interrupted"}
+    assert set(run(killed, points, "local")) == {p.run_id for p in points}  # no --retry-failed needed
+    assert sweep.status(killed)[0] == {"done": 2}
+    logs = [(killed.runs_dir / p.run_id / "train.log").read_text() for p in points]
+    assert all("resume at" in log for log in logs)
+    a, b = _rows(reference), _rows(killed)
+    assert list(zip(a["run_id"], a["tokens"])) == list(zip(b["run_id"], b["tokens"]))  # none lost or duplicated
+    metrics = [c for c in a.columns if c.startswith(("valid_", "test_"))]
+    for col in metrics:
+        assert b[col].to_numpy() == pytest.approx(a[col].to_numpy(), rel=1e-6, abs=1e-9, nan_ok=True), col
+
+
+def make_sweep_from(tmp_path, name):
+    from harness import grid, plan
+
+    points = grid.load(tmp_path / "grid.yaml")
+    s = sweep.Sweep(tmp_path / name)
+    s.write_plan(plan.plan(points, threads=1), tmp_path / "grid.yaml")
+    return s, points
+
+
+class _RunsCode:
+    """Unpickling this creates a file: what a crafted checkpoint could do."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def test_checkpoint_whose_pickle_runs_code_is_refused(tmp_path, shared_cache):
+    cfg_path = tmp_path / "run.yaml"
+    cfg_path.write_text(BASE)
+    cfg = config.load(cfg_path)
+    run_dir = tmp_path / "runs" / config.run_id(cfg)
+    marker = tmp_path / "pwned"
+    # resume: a run directory whose checkpoint was replaced
+    run_dir.mkdir(parents=True)
+    (run_dir / "config.yaml").write_text(BASE)
+    torch.save({"model": _RunsCode(marker), "state": {}}, run_dir / "checkpoint.pt")
+    proc = cli("train", cfg_path, "--out", tmp_path / "runs", "--quiet", cache=shared_cache, check_rc=2)
+    error = proc.stderr.strip()
+    assert len(error.splitlines()) == 1 and "checkpoint.pt: refused" in error and "Traceback" not in proc.stderr
+    assert not marker.exists()
+    assert json.loads((run_dir / "result.json").read_text())["status"] == "failed"
+    # --init-from: someone else's run directory on shared storage
+    proc = cli("train", cfg_path, "--out", tmp_path / "fine", "--quiet", "--init-from", run_dir,
+               cache=shared_cache, check_rc=2)
+    assert len(proc.stderr.strip().splitlines()) == 1 and "checkpoint.pt: refused" in proc.stderr
+    assert not marker.exists()
