@@ -68,6 +68,9 @@ SCHEMA: list[Key] = [
     _k("data.columns", None, _opt(_columns), "table: column names for user, item, timestamp, title, brand, category"),
     _k("data.min_user_interactions", 5, _int(3), "drop users with fewer interactions (after item filtering)"),
     _k("data.item_kcore", 0, _int(0), "iteratively drop items with fewer interactions (0 = off)"),
+    _k("data.duplicates", "drop", _choice("drop", "keep"),
+       "exact (user, item, timestamp) repeats: drop (a listing artefact, e.g. a review scraped twice; kept, a "
+       "target can equal its own last input) or keep; counted either way"),
     _k("data.scale", None, _opt(_int(1)), "nested subset: sample users (seeded) until this many interactions"),
     _k("data.subset_seed", 0, _int(0), "seed of the user order that nested subsets take prefixes of"),
     _k("data.synthetic.n_users", 2000, _int(2), "synthetic: users"),
@@ -150,6 +153,13 @@ SCHEMA: list[Key] = [
     _k("train.device", "auto", _choice("auto", "cpu", "cuda"), "where to train", hashed=False),
     _k("train.threads", 0, _int(0), "torch CPU threads (0 = torch's default)", hashed=False),
     _k("train.checkpoint_every_s", 300, _num(1), "also checkpoint after this many seconds of training",
+       hashed=False),
+    # tracking: MLflow (harness/tracking.py; pip install .[mlflow]); never part of the run id
+    _k("track.mlflow", False, _bool, "log the run to MLflow: config as params, every evaluation row as metrics at "
+       "step = tokens, the outcome as tags", hashed=False),
+    _k("track.uri", None, _opt(_str), "MLflow tracking URI (null: sqlite:///<sweep dir or train --out>/mlflow.db)",
+       hashed=False),
+    _k("track.experiment", None, _opt(_str), "MLflow experiment (null: the sweep directory's name, or srt-scale)",
        hashed=False),
     # evaluation
     _k("eval.points", [0.25, 0.5, 1.0], _points, "fractions of T at which validation metrics are recorded"),

@@ -177,6 +177,10 @@ def build_extractor(cfg: dict, dataset) -> Extractor:
     kind, d = cfg["features.kind"], cfg["model.d_model"]
     if kind == "id":
         return IdExtractor(dataset.n_items, d)
+    if not dataset.manifest.get("text", True):
+        raise UserError(f"features.kind = {kind} reads item text, but the data source ({cfg['data.name']}"
+                        f"{', ' + cfg['data.path'] if cfg['data.path'] else ''}) has none (interaction-only): use "
+                        "features.kind: id, or give item text (data.items_path, data.columns title/brand/category)")
     if kind == "st":
         return SentenceExtractor(encode_texts(dataset.item_texts()), d, cfg["features.adapter"])
     fields = [dataset.items[f].tolist() for f in ("title", "brand")]

@@ -24,7 +24,7 @@ from typing import Any
 
 import submitit
 
-from harness import config
+from harness import config, tracking
 from harness.errors import UserError
 from harness.grid import Point
 from harness.io import cache_dir, write_json, write_text
@@ -222,6 +222,10 @@ def submit(sweep: Sweep, points: list[Point], executor: str, profile: dict, retr
         return {}
     threads = int(profile["cpus_per_task"])
     cfgs = [{**p.cfg, "train.threads": threads} for p in todo]
+    if any(c["track.mlflow"] for c in cfgs):  # the sweep is one MLflow experiment, by default in <sweep>/mlflow.db
+        cfgs = [{**c, "track.uri": c["track.uri"] or tracking.default_uri(sweep.root),
+                 "track.experiment": c["track.experiment"] or sweep.root.resolve().name} for c in cfgs]
+        tracking.prepare_stores(cfgs, log)
     args = (str(sweep.runs_dir), str(cache_dir()))
     sweep.folder.mkdir(parents=True, exist_ok=True)
     if executor == "slurm":

@@ -30,6 +30,7 @@ from harness.errors import UserError
 from harness.features import build_extractor
 from harness.io import write_json, write_text
 from harness.losses import NegativeSampler, training_loss
+from harness.tracking import Tracker
 from harness.model import SRT, build_model
 
 FINISHED = ("done", "diverged")
@@ -233,16 +234,20 @@ def train(cfg: dict, out: str | Path = "runs", should_stop: Callable[[], bool] |
     run = Run(cfg, out)
     run.dir.mkdir(parents=True, exist_ok=True)
     write_text(run.dir / "config.yaml", yaml.safe_dump(config.unflatten(cfg), sort_keys=False))
-    state = _State()
+    state, tracker = _State(), None
     try:  # from here on, a run that raises records why (status failed); one whose process dies records nothing
         state = _load_checkpoint(run)
         _log(run, f"{'resume at ' + str(state.tokens) if state.tokens else 'start'}: {run.static_columns()} "
                   f"dataset {run.data.root.name} C/target {run.flops_per_target:.4g}")
-        return _loop(run, state, should_stop, progress)
+        tracker = Tracker(cfg, out, run.id, lambda message: _log(run, message))
+        return _loop(run, state, should_stop, progress, tracker)
     except Exception as e:
-        _log(run, f"failed: {type(e).__name__}: {e}")
-        write_json(result_path, {**run.static_columns(), "status": "failed", "final": True,
-                                 "error": f"{type(e).__name__}: {e}", "tokens": state.tokens})
+        error = f"{type(e).__name__}: {e}"
+        _log(run, f"failed: {error}")
+        write_json(result_path, {**run.static_columns(), "status": "failed", "final": True, "error": error,
+                                 "tokens": state.tokens})
+        if tracker is not None:
+            tracker.finish("failed", error)
         raise
 
 
@@ -275,7 +280,8 @@ def _record(run: Run, state: _State, peak: float, final: bool, diverged: str | N
     return diverged
 
 
-def _loop(run: Run, state: _State, should_stop: Callable[[], bool] | None, progress: bool) -> dict | None:
+def _loop(run: Run, state: _State, should_stop: Callable[[], bool] | None, progress: bool,
+          tracker: Tracker) -> dict | None:
     cfg, model = run.cfg, run.model
     T, B = cfg["train.tokens"], cfg["train.batch_size"]
     points = [p for p in cfg["eval.points"] if p * T > state.tokens]
@@ -319,6 +325,7 @@ def _loop(run: Run, state: _State, should_stop: Callable[[], bool] | None, progr
                 points.pop(0)
                 clock()
                 diverged = _record(run, state, peak, final=state.tokens >= T)  # evaluate() restores train mode
+                tracker.row(state.rows[-1])
                 if diverged:
                     break
                 checkpoint()
@@ -327,6 +334,7 @@ def _loop(run: Run, state: _State, should_stop: Callable[[], bool] | None, progr
             if should_stop is not None and should_stop():
                 checkpoint()
                 _log(run, f"stopped at {state.tokens} targets; checkpoint saved")
+                tracker.stopped()
                 bar.close()
                 return None
             if time.perf_counter() - last_ckpt > cfg["train.checkpoint_every_s"]:
@@ -339,6 +347,7 @@ def _loop(run: Run, state: _State, should_stop: Callable[[], bool] | None, progr
         _log(run, f"diverged at step {state.steps}, {state.tokens} targets: {diverged}")
         if not state.rows or "diverged_reason" not in state.rows[-1]:
             _record(run, state, peak, final=True, diverged=diverged)
+            tracker.row(state.rows[-1])
     status = "diverged" if diverged else "done"
     for row in state.rows:
         row["status"] = status
@@ -346,6 +355,7 @@ def _loop(run: Run, state: _State, should_stop: Callable[[], bool] | None, progr
     result = {**state.rows[-1], **cfg, **_environment(),
               **{f"oracle_{k}": v for k, v in run.data.manifest.get("oracle", {}).items()}}
     write_json(run.dir / "result.json", result)
+    tracker.finish(status)
     _log(run, f"{status}: " + ", ".join(f"{k}={v:.4g}" for k, v in result.items()
                                         if k.startswith("test_") and isinstance(v, float)))
     return result

@@ -279,3 +279,98 @@ def test_read_text_handles_gzip(tmp_path):
     p = tmp_path / "a.txt.gz"
     p.write_bytes(gzip.compress("héllo\n".encode()))
     assert readers.read_text(p) == "héllo\n"
+
+
+# --- real-file quirks: cleaned and counted ------------------------------------------------------------------
+
+AMAZON_QUIRKS = [
+    {"asin": "A1", "title": "Ear Buds &amp; Case", "brand": "Sonix", "category": ["Electronics", "Audio"]},
+    {"asin": "A2", "title": '<span class="a-size-medium">Wireless Mouse</span>', "brand": "Clikk",
+     "category": ["Electronics", "</span></span>Computers"]},
+    {"asin": "A3", "title": "var aPageStart = (new Date()).getTime();", "brand": "Acme"},  # junk, brand kept
+    {"asin": "A4", "title": "", "brand": "Tabla", "category": ["Home &amp;amp; Kitchen"]},  # empty title
+    {"asin": "A5", "title": "Desk  Lamp\n", "category": ["Home"]},  # no brand key at all
+    {"asin": "A6", "title": "var aPageStart = (new Date()).getTime();"},  # junk and nothing else: no usable text
+]
+
+
+def _amazon_quirks(tmp_path, **kw):
+    events = [(u, f"A{i % 6 + 1}", 1000 + 10 * i) for u in range(1, 7) for i in range(u, u + 8)]
+    dup = events[:3]  # exact (user, item, time) repeats
+    (tmp_path / "r.csv").write_text("".join(f"{i},U{u},5.0,{t}\n" for u, i, t in events + dup))
+    (tmp_path / "m.json").write_text("".join(json.dumps(row) + "\n" for row in AMAZON_QUIRKS))
+    return prepare(_table_cfg(**{"data.name": "amazon2018", "data.path": str(tmp_path / "r.csv"),
+                                 "data.items_path": str(tmp_path / "m.json"), **kw}))[0], len(events), len(dup)
+
+
+def test_amazon_metadata_quirks_are_cleaned_and_counted(tmp_path):
+    data, n_events, n_dup = _amazon_quirks(tmp_path)
+    c, drops = data.manifest["cleaning"], data.manifest["drops"]
+    assert c["html_entities"] == 2 and c["markup"] == 2 and c["script_text"] == 2
+    assert c["missing_brand"] == 2 and c["missing_title"] == 3 and c["duplicate_interactions"] == n_dup
+    assert drops["interactions_duplicate"] == n_dup and drops["items_no_text"] == 1  # A6
+    texts = data.item_texts()
+    assert len(texts) == 5 == data.n_items
+    for text in texts:
+        assert "&amp;" not in text and "<" not in text and "getTime" not in text
+        assert "nan" not in text.lower().split() and "none" not in text.lower().split()
+    titles = set(data.items["title"])
+    assert {"Ear Buds & Case", "Wireless Mouse", "Desk Lamp"} <= titles
+    assert "Acme" in set(data.items["brand"]) and "Home & Kitchen" in set(data.items["category"])
+    assert data.manifest["n_interactions"] + drops["interactions_item_no_text"] == n_events
+
+
+def test_duplicates_can_be_kept(tmp_path):
+    data, n_events, n_dup = _amazon_quirks(tmp_path, **{"data.duplicates": "keep"})
+    assert data.manifest["cleaning"]["duplicate_interactions"] == n_dup
+    assert data.manifest["drops"]["interactions_duplicate"] == 0
+    assert data.manifest["n_interactions"] + data.manifest["drops"]["interactions_item_no_text"] == n_events + n_dup
+
+
+def test_placeholders_in_tables_and_movielens_genres_are_missing(tmp_path):
+    items = [(1, "Alpha Lamp", "None"), (2, "Beta Chair", "nan"), (3, "Gamma Pen", "Inko"), (4, "Delta Mug", "")]
+    data, _ = prepare(_write_table(tmp_path, _events(), items))
+    assert data.manifest["cleaning"]["placeholders"] == 2 and data.manifest["cleaning"]["missing_brand"] == 3
+    assert set(data.items["brand"]) == {"", "Inko"}
+    ml = tmp_path / "ml"
+    ml.mkdir()
+    (ml / "ratings.dat").write_text("".join(f"{u}::{i}::4::{t}\n" for u, i, t in _events()))
+    (ml / "movies.dat").write_text("".join(f"{i}::{t}::{'(no genres listed)' if i == 2 else c}\n"
+                                           for i, (t, _, c) in ITEMS.items()))
+    data, _ = prepare(_table_cfg(**{"data.name": "movielens", "data.path": str(ml)}))
+    assert data.items.loc[1, "category"] == "" and data.manifest["cleaning"]["placeholders"] == 1
+
+
+def _interaction_only(tmp_path):
+    events = [(u, i % 7 + 1, 1000 + 10 * i) for u in range(1, 41) for i in range(u, u + 9)]
+    pd.DataFrame(events, columns=["user_id", "item_id", "ts"]).to_csv(tmp_path / "log.csv", index=False)
+    return {"data.name": "table", "data.path": str(tmp_path / "log.csv"),
+            "data.columns": {"user": "user_id", "item": "item_id", "timestamp": "ts"}}
+
+
+def test_interaction_only_log_trains_with_id_features(tmp_path, tiny):
+    from harness.train import train
+
+    source = _interaction_only(tmp_path)
+    data, _ = prepare(_table_cfg(**source))
+    assert data.manifest["text"] is False and data.n_items == 7 and data.manifest["drops"]["items_no_text"] == 0
+    result = train(tiny(features__kind="id", train__tokens=600, **{k.replace(".", "__"): v
+                                                                    for k, v in source.items()}),
+                   tmp_path / "runs", progress=False)
+    assert result["status"] == "done" and result["n_items"] == 7
+
+
+def test_text_extractor_on_an_interaction_only_log_is_one_line(tmp_path, shared_cache):
+    import os
+    import subprocess
+    import sys
+
+    source = _interaction_only(tmp_path)
+    cfg = tmp_path / "run.yaml"
+    cfg.write_text(f"data: {{name: table, path: {source['data.path']}, columns: {{user: user_id, item: item_id, "
+                   "timestamp: ts}}\nfeatures: {kind: st}\ntrain: {tokens: 600}\n")
+    proc = subprocess.run([sys.executable, "-m", "harness.cli", "train", str(cfg), "--out", str(tmp_path / "runs"),
+                           "--quiet"], capture_output=True, text=True,
+                          env={**os.environ, "SRT_SCALE_CACHE": str(shared_cache)})
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1
+    assert "features.kind = st reads item text" in proc.stderr and "interaction-only" in proc.stderr

@@ -23,11 +23,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from harness.data import readers, synthetic
+from harness.data import clean, readers, synthetic
 from harness.errors import UserError
 from harness.io import cache_dir, file_digest, write_json
 
-PREPARE_VERSION = 1
+PREPARE_VERSION = 2  # 2: item text cleaned (data/clean.py), duplicate interactions
 SYNTHETIC_KEYS = ["n_users", "n_items", "mean_length", "max_length", "latent_dim", "drift", "sharpness",
                   "popularity", "seed"]
 
@@ -97,7 +97,7 @@ def _source_files(cfg: dict) -> list[Path]:
         return [d / "ml-100k.inter", d / "ml-100k.item"]
     if name == "recbole":
         d = Path(path)
-        return [d / f"{d.name}.inter", d / f"{d.name}.item"]
+        return [d / f"{d.name}.inter"] + ([d / f"{d.name}.item"] if (d / f"{d.name}.item").exists() else [])
     if name == "movielens":
         d = Path(path)
         names = ["ratings.dat", "movies.dat"] if (d / "ratings.dat").exists() else ["u.data", "u.item"]
@@ -126,11 +126,13 @@ def _read_source(cfg: dict) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame | 
 
 
 def _filter(inter: pd.DataFrame, items: pd.DataFrame, min_user: int, kcore: int, drops: dict) -> pd.DataFrame:
+    """Drop interactions with items not in the item table, items without usable text (unless no item has any:
+    an interaction-only source), then rare items (k-core) and users with too few interactions, counting each."""
     known = inter["item"].isin(items["item"])
     drops["interactions_unknown_item"] = int((~known).sum())
     inter = inter[known]
     has_text = (items[readers.TEXT_FIELDS] != "").any(axis=1)
-    no_text = set(items.loc[~has_text, "item"])
+    no_text = set(items.loc[~has_text, "item"]) if has_text.any() else set()
     drops["items_no_text"] = len(no_text)
     mask = inter["item"].isin(no_text)
     drops["interactions_item_no_text"] = int(mask.sum())
@@ -179,12 +181,16 @@ def _build(cfg: dict) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     if inter.empty:
         raise UserError(f"{cfg['data.name']}: no interactions")
     n_raw, n_items_raw = len(inter), items["item"].nunique()
-    drops: dict[str, int] = {}
+    items, cleaning = clean.clean_items(items)
+    inter, cleaning["duplicate_interactions"] = clean.duplicates(inter, cfg["data.duplicates"])
+    drops: dict[str, int] = {"interactions_duplicate": cleaning["duplicate_interactions"]
+                             if cfg["data.duplicates"] == "drop" else 0}
     inter = inter.reset_index(drop=True).assign(order=np.arange(len(inter)))
     inter = _filter(inter, items, cfg["data.min_user_interactions"], cfg["data.item_kcore"], drops)
     if inter.empty:
-        raise UserError(f"{cfg['data.name']}: no users left after filtering "
-                        f"(data.min_user_interactions = {cfg['data.min_user_interactions']}, "
+        why = ", ".join(f"{k} = {v}" for k, v in drops.items() if v)
+        raise UserError(f"{cfg['data.name']}: no users left after filtering ({why or 'nothing dropped'}; "
+                        f"data.min_user_interactions = {cfg['data.min_user_interactions']}, "
                         f"data.item_kcore = {cfg['data.item_kcore']})")
     inter = _subset(inter, cfg["data.scale"], cfg["data.subset_seed"])
     user_ids = {u: i + 1 for i, u in enumerate(_natural_order(inter["user"]))}
@@ -199,7 +205,9 @@ def _build(cfg: dict) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
         "n_users": len(user_ids), "n_items": len(item_ids), "n_interactions": len(inter),
         "raw_interactions": n_raw, "raw_items": int(n_items_raw),
         "mean_length": float(lengths.mean()), "max_length": int(lengths.max()),
+        "text": bool((items[readers.TEXT_FIELDS] != "").any(axis=None)),
         "drops": drops,
+        "cleaning": cleaning,
         "split": "leave-one-out: last item test, second-to-last validation, rest training",
     }
     if oracle is not None:
@@ -222,7 +230,8 @@ def _content_hash(inter: pd.DataFrame, items: pd.DataFrame) -> str:
 def dataset_key(cfg: dict) -> str:
     """The cache key: source content + preparation options + the preparation code's version."""
     name, fingerprint = _source_fingerprint(cfg)
-    options = {k: cfg[k] for k in ("data.min_user_interactions", "data.item_kcore", "data.scale", "data.subset_seed")}
+    options = {k: cfg[k] for k in ("data.min_user_interactions", "data.item_kcore", "data.scale", "data.subset_seed",
+                                   "data.duplicates")}
     blob = json.dumps({"v": PREPARE_VERSION, "source": fingerprint, "options": options}, sort_keys=True)
     return f"{name}-{hashlib.sha256(blob.encode()).hexdigest()[:12]}"
 

@@ -1,8 +1,10 @@
 """Readers for the file sources. Each returns raw tables with the source's own ids:
 interactions[user, item, timestamp] (in file order) and items[item, title, brand, category] (strings).
 
-Errors name the file (and line where known) and raise UserError; nothing is silently changed here
-(drops happen in prepare, where they are counted).
+Errors name the file (and line where known) and raise UserError; nothing is silently changed here (text
+cleaning and drops happen in prepare, where they are counted). A field a file does not give is the empty
+string, never `nan` or `None`. A source without item text (an interaction-only log) gives items with every
+text field empty.
 """
 
 from __future__ import annotations
@@ -76,15 +78,18 @@ def _read_atomic(path: Path) -> pd.DataFrame:
 
 
 def read_recbole(directory: str | Path, name: str | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """RecBole atomic files `<name>.inter` (user_id, item_id, timestamp) and `<name>.item` (text fields)."""
+    """RecBole atomic files `<name>.inter` (user_id, item_id, timestamp) and `<name>.item` (text fields; without
+    it the source is interaction-only)."""
     directory = Path(directory)
     name = name or directory.name
     inter_path, item_path = directory / f"{name}.inter", directory / f"{name}.item"
-    for p in (inter_path, item_path):
-        if not p.exists():
-            raise UserError(f"{p}: RecBole atomic file not found")
+    if not inter_path.exists():
+        raise UserError(f"{inter_path}: RecBole atomic file not found")
     inter = _read_atomic(inter_path)
     _require(inter, ["user_id", "item_id", "timestamp"], inter_path)
+    if not item_path.exists():
+        return _interactions_frame(inter.rename(columns={"user_id": "user", "item_id": "item"}), inter_path), \
+            _items_frame(pd.DataFrame({"item": inter["item_id"]}))
     items = _read_atomic(item_path)
     _require(items, ["item_id"], item_path)
     fields = {"item": items["item_id"]}
@@ -112,9 +117,10 @@ def _json_lines(path: Path) -> list[dict]:
 
 
 def _joined(value) -> str:
+    """A metadata value (string, list of strings, or missing: None / NaN for a key a line lacks) as text."""
     if isinstance(value, list):
         return " ".join(_joined(v) for v in value if v)
-    return "" if value is None else str(value)
+    return "" if value is None or (isinstance(value, float) and value != value) else str(value)
 
 
 def read_amazon2018(reviews: str | Path, metadata: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
