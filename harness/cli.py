@@ -74,7 +74,8 @@ def cmd_sweep(args: argparse.Namespace) -> None:
     points = grid.load(args.grid)
     out = Path(args.out or Path("sweeps") / Path(args.grid).stem)
     planned = plan.plan(points, _threads(profile))
-    print(plan.format_table(planned, sweep.parallel_jobs(args.executor, profile)), flush=True)
+    planned["totals"]["parallel_jobs"] = sweep.parallel_jobs(args.executor, profile)
+    print(plan.format_table(planned, planned["totals"]["parallel_jobs"]), flush=True)
     s = sweep.Sweep(out)
     s.write_plan(planned, args.grid)
     sweep.submit(s, points, args.executor, profile, retry_failed=args.retry_failed, wait=not args.no_wait,
@@ -85,8 +86,11 @@ def cmd_sweep(args: argparse.Namespace) -> None:
 def _print_status(s) -> None:
     from harness import sweep
 
+    from harness import progress
+
     counts, failing = sweep.status(s)
     print(f"{s.root}: {sum(counts.values())} runs: " + ", ".join(f"{n} {k}" for k, n in counts.items()))
+    print("  " + progress.describe(progress.snapshot(s.plan, s.runs_dir, s.states())))
     for run_id, state, line in failing:
         print(f"  {run_id} {state}: {line}")
 
@@ -94,7 +98,10 @@ def _print_status(s) -> None:
 def cmd_status(args: argparse.Namespace) -> None:
     from harness import sweep
 
-    _print_status(sweep.Sweep(args.sweep_dir))
+    s = sweep.Sweep(args.sweep_dir)
+    if args.watch:
+        sweep.wait_for(s, poll_s=args.poll, log=lambda m: print(m, flush=True))
+    _print_status(s)
 
 
 def cmd_collect(args: argparse.Namespace) -> None:
@@ -205,9 +212,13 @@ def parser() -> argparse.ArgumentParser:
     sweep_p.set_defaults(func=cmd_sweep)
 
     status_p = sub.add_parser("status", help="count a sweep's runs by state; show why runs failed",
-                              description="Counts of a sweep's runs by state (done, running, pending, failed, "
-                                          "diverged, timed_out, not_submitted) and each failing run's last log line.")
+                              description="Counts of a sweep's runs by state (done, running, pending, interrupted, "
+                                          "failed, diverged, timed_out, not_submitted), FLOPs done of planned with "
+                                          "the plan's ETA, and each failing run's last log line.")
     status_p.add_argument("sweep_dir")
+    status_p.add_argument("--watch", action="store_true", help="show the sweep's live progress (runs by state, "
+                          "FLOPs done, ETA from the plan) until no run is pending or running")
+    status_p.add_argument("--poll", type=float, default=2.0, help="--watch: seconds between looks (default 2)")
     status_p.set_defaults(func=cmd_status)
 
     collect_p = sub.add_parser("collect", help="gather a sweep's runs into one results table",

@@ -24,7 +24,7 @@ from typing import Any
 
 import submitit
 
-from harness import config, tracking
+from harness import config, progress, tracking
 from harness.errors import UserError
 from harness.grid import Point
 from harness.io import cache_dir, write_json, write_text
@@ -273,6 +273,7 @@ def _submit_local(sweep, todo, cfgs, args, profile, executor, log) -> dict[str, 
     max_jobs = parallel_jobs(executor, profile)
     submitted, running = {}, []
     queue = list(zip(todo, cfgs))
+    plan, view = sweep.plan, progress.View(log)
     while queue or running:
         while queue and len(running) < max_jobs:
             p, cfg = queue.pop(0)
@@ -281,13 +282,15 @@ def _submit_local(sweep, todo, cfgs, args, profile, executor, log) -> dict[str, 
             submitted[p.run_id] = str(job.job_id)
             running.append((p, job))
             if executor == "debug":
-                _finish(p, job, log)
+                _finish(p, job, view.write)
                 running.clear()
         for item in [r for r in running if r[1].done()]:
-            _finish(*item, log)
+            _finish(*item, view.write)
             running.remove(item)
+        view.update(progress.snapshot(plan, sweep.runs_dir, sweep.states()))
         if running:
             time.sleep(0.5)
+    view.close()
     return submitted
 
 
@@ -298,13 +301,18 @@ def _finish(point: Point, job: submitit.Job, log) -> None:
         log(f"{point.run_id}: failed ({str(e).strip().splitlines()[-1] if str(e).strip() else type(e).__name__})")
 
 
-def wait_for(sweep: Sweep, run_ids: list[str], poll_s: float = 2.0, log=print) -> dict[str, str]:
-    """Poll until none of `run_ids` is pending or running; returns their states."""
+def wait_for(sweep: Sweep, run_ids: list[str] | None = None, poll_s: float = 2.0, log=print) -> dict[str, str]:
+    """Poll until none of `run_ids` (default: every planned run) is pending or running, showing the sweep's
+    progress (harness/progress.py) meanwhile; returns their states."""
+    plan, view = sweep.plan, progress.View(log)
+    run_ids = run_ids if run_ids is not None else [r["run_id"] for r in plan["runs"]]
     while True:
-        jobs = sweep.jobs()
-        states = {r: sweep.state(r, jobs.get(r)) for r in run_ids}
-        if not any(s in ("pending", "running") for s in states.values()):
-            return states
+        states = sweep.states()
+        view.update(progress.snapshot(plan, sweep.runs_dir, states))
+        mine = {r: states[r] for r in run_ids}
+        if not any(s in progress.WAITING for s in mine.values()):
+            view.close()
+            return mine
         time.sleep(poll_s)
 
 

@@ -30,6 +30,7 @@ from harness.errors import UserError
 from harness.features import build_extractor
 from harness.io import write_json, write_text
 from harness.losses import NegativeSampler, training_loss
+from harness.progress import PROGRESS_EVERY_S, PROGRESS_FILE
 from harness.tracking import Tracker
 from harness.model import SRT, build_model
 
@@ -290,7 +291,7 @@ def _loop(run: Run, state: _State, should_stop: Callable[[], bool] | None, progr
     bar = tqdm(total=T, initial=state.tokens, unit="tgt", unit_scale=True, disable=not progress,
                desc=run.id, dynamic_ncols=True)
     model.train()
-    start = last_ckpt = time.perf_counter()
+    start = last_ckpt = last_progress = time.perf_counter()
     wall0, diverged = state.wall_s, None
 
     def clock() -> None:
@@ -339,6 +340,9 @@ def _loop(run: Run, state: _State, should_stop: Callable[[], bool] | None, progr
                 return None
             if time.perf_counter() - last_ckpt > cfg["train.checkpoint_every_s"]:
                 checkpoint()
+            if time.perf_counter() - last_progress > PROGRESS_EVERY_S:
+                write_json(run.dir / PROGRESS_FILE, {"tokens": state.tokens, "T": T, "steps": state.steps})
+                last_progress = time.perf_counter()
         if state.position >= len(order):
             state.epoch, state.position = state.epoch + 1, 0
     bar.close()

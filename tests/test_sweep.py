@@ -93,3 +93,39 @@ def test_unknown_profile_key(tmp_path):
     (tmp_path / "p.yaml").write_text("partition: debug\ncpus: 2\n")
     with pytest.raises(Exception, match="unknown profile key 'cpus'"):
         sweep.load_profile(tmp_path / "p.yaml")
+
+
+def test_progress_counts_flops_and_plan_eta(tmp_path):
+    from harness import progress
+
+    s, points = make_sweep(tmp_path)
+    run(s, points[:1], "debug")
+    plan_runs = {r["run_id"]: r for r in s.plan["runs"]}
+    first, second = (plan_runs[p.run_id] for p in points)
+    snap = progress.snapshot(s.plan, s.runs_dir, s.states())
+    assert snap["counts"] == {"done": 1, "not_submitted": 1} and snap["total"] == 2
+    assert snap["flops_done"] == pytest.approx(first["flops"]) and snap["eta_s"] == pytest.approx(second["est_s"])
+    # a run halfway through its T (what a training run reports every few seconds)
+    (s.runs_dir / second["run_id"]).mkdir(parents=True)
+    (s.runs_dir / second["run_id"] / progress.PROGRESS_FILE).write_text(json.dumps({"tokens": second["tokens"] // 2}))
+    snap = progress.snapshot(s.plan, s.runs_dir, s.states())
+    assert snap["flops_done"] == pytest.approx(first["flops"] + second["flops"] / 2, rel=1e-3)
+    assert snap["eta_s"] == pytest.approx(second["est_s"] / 2, rel=1e-3)
+    assert progress.describe(snap).startswith("1/2 done, 0 running, 1 waiting, 0 failed | ")
+    lines = []
+    view = progress.View(lines.append, live=False)
+    view.update(snap)
+    view.update(snap)  # the same counts: no second line
+    assert len(lines) == 1 and "ETA" in lines[0]
+
+
+def test_status_watch_reattaches_and_returns_when_nothing_runs(tmp_path):
+    import subprocess
+    import sys
+
+    s, points = make_sweep(tmp_path)
+    run(s, points, "debug")
+    proc = subprocess.run([sys.executable, "-m", "harness.cli", "status", str(s.root), "--watch", "--poll", "0.1"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "2/2 done" in proc.stdout and "(100%)" in proc.stdout and "2 runs: 2 done" in proc.stdout
