@@ -1,4 +1,5 @@
-"""The results table as analysis reads it (DESIGN.md section 3 columns), and what is excluded from fits."""
+"""The results table as analysis reads it (the contract in harness/schema.py, docs/design.md), and what is
+excluded from fits."""
 
 from __future__ import annotations
 
@@ -8,8 +9,8 @@ import numpy as np
 import pandas as pd
 
 from harness.errors import UserError
+from harness.schema import REQUIRED, STATUSES
 
-REQUIRED = ["run_id", "status", "final", "n_params", "tokens", "flops", "negatives"]
 METRICS = {"ppl": "perplexity", "ndcg@5": "NDCG@5"}
 
 
@@ -27,6 +28,9 @@ def load(path: str | Path) -> pd.DataFrame:
     missing = [c for c in REQUIRED if c not in table.columns]
     if missing:
         raise UserError(f"{path}: missing column(s) {', '.join(missing)}")
+    unknown = sorted(set(table["status"].astype(str)) - set(STATUSES))
+    if unknown:
+        raise UserError(f"{path}: column status: unknown value {unknown[0]!r} (known: {', '.join(STATUSES)})")
     table["negatives"] = table["negatives"].astype(str)
     table["final"] = table["final"].astype(bool)
     return table

@@ -19,7 +19,8 @@ import torch
 
 from common import report
 from harness import config
-from harness.train import Run, lr_factor, trim_to_budget
+from harness.run import Run, trim_to_budget
+from harness.schedules import lr_factor
 
 ROOT = Path(__file__).parent.parent
 

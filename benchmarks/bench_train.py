@@ -19,7 +19,7 @@ import torch
 
 from common import report
 from harness import accounting, config
-from harness.train import Run
+from harness.run import Run
 
 
 LADDER = [

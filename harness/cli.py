@@ -10,6 +10,7 @@ from pathlib import Path
 
 from harness import config
 from harness.errors import UserError
+from harness.registry import EXECUTORS
 
 
 def _config_keys_help() -> str:
@@ -36,12 +37,21 @@ def cmd_data_prepare(args: argparse.Namespace) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> None:
-    from harness.train import train
+    from harness import sweep
+    from harness.run import distributed, train
 
     cfg = config.load(args.config, args.set + ([f"transfer.init_from={args.init_from}"] if args.init_from else []))
     out = Path(args.out)
-    print(f"run {config.run_id(cfg)} -> {out / config.run_id(cfg)}", flush=True)
-    result = train(cfg, out, progress=not args.quiet)
+    if args.nproc < 1:
+        raise UserError(f"--nproc {args.nproc}: expected a positive number of processes")
+    print(f"run {config.run_id(cfg)} -> {out / config.run_id(cfg)}"
+          f"{f' ({args.nproc} processes)' if args.nproc > 1 else ''}", flush=True)
+    sweep.pretrain(cfg)
+    if args.nproc > 1:
+        distributed.launch(args.nproc, train, (cfg, out, None, not args.quiet))
+        result = json.loads((out / config.run_id(cfg) / "result.json").read_text())
+    else:
+        result = train(cfg, out, progress=not args.quiet)
     shown = ["status", "n_params", "tokens", "flops", "epochs", "wall_s", "targets_per_s", "mfu"]
     shown += [k for k in result if k.startswith(("valid_", "test_", "oracle_test_"))]
     width = max(map(len, shown))
@@ -177,12 +187,15 @@ def parser() -> argparse.ArgumentParser:
                        help="override a config key, e.g. --set model.d_model=128 (repeatable)")
     train.add_argument("--out", default="runs", help="directory of run directories (default: ./runs)")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
+    train.add_argument("--nproc", type=int, default=1, metavar="N",
+                       help="data-parallel processes on this machine (gloo on CPU, NCCL on CUDA); train.batch_size "
+                            "stays the global batch (default 1)")
     train.add_argument("--init-from", metavar="RUN_DIR", help="fine-tune from a pretraining run directory (any "
                                                               "catalog); the same as --set transfer.init_from=RUN_DIR")
     train.set_defaults(func=cmd_train)
 
     def executor_args(sp: argparse.ArgumentParser) -> None:
-        sp.add_argument("--executor", choices=["debug", "local", "slurm"], default="local",
+        sp.add_argument("--executor", choices=EXECUTORS.names(), default="local",
                         help="debug: in this process; local: parallel processes; slurm: one sbatch job array "
                              "(default: local)")
         sp.add_argument("--profile", help="cluster profile YAML (slurm/*.yaml): resources, array parallelism, "
@@ -222,8 +235,8 @@ def parser() -> argparse.ArgumentParser:
     status_p.set_defaults(func=cmd_status)
 
     collect_p = sub.add_parser("collect", help="gather a sweep's runs into one results table",
-                               description="One row per (run, evaluation point) with DESIGN.md's columns, written "
-                                           "as Parquet and CSV.")
+                               description="One row per (run, evaluation point) with the results table's columns "
+                                           "(docs/design.md), written as Parquet and CSV.")
     collect_p.add_argument("sweep_dir")
     collect_p.add_argument("--out", help="table path without suffix (default: SWEEP_DIR/results)")
     collect_p.set_defaults(func=cmd_collect)

@@ -14,6 +14,7 @@ from typing import Any, Callable
 
 import yaml
 
+from harness import registry
 from harness.errors import UserError
 
 
@@ -59,9 +60,8 @@ def _k(name: str, default: Any, pair: tuple[Callable[[Any], bool], str], doc: st
 
 
 SCHEMA: list[Key] = [
-    # data: which interactions and items, and how they are prepared (DESIGN.md section 4)
-    _k("data.name", "synthetic", _choice("synthetic", "ml-100k", "recbole", "amazon2018", "movielens", "table"),
-       "dataset source"),
+    # data: which interactions and items, and how they are prepared (docs/design.md, "Datasets")
+    _k("data.name", "synthetic", _choice(*registry.SOURCES.names()), "dataset source (harness/data/sources/)"),
     _k("data.path", None, _opt(_str), "recbole/movielens: directory; amazon2018: ratings CSV or reviews JSON; "
        "table: interactions CSV/Parquet"),
     _k("data.items_path", None, _opt(_str), "amazon2018: metadata JSON lines; table: items CSV/Parquet"),
@@ -83,7 +83,7 @@ SCHEMA: list[Key] = [
     _k("data.synthetic.popularity", 1.0, _num(0), "synthetic: Zipf exponent of the item popularity bias"),
     _k("data.synthetic.seed", 0, _int(0), "synthetic: world seed"),
     # features: how an item becomes a d_model vector
-    _k("features.kind", "st", _choice("st", "tokens", "id"),
+    _k("features.kind", "st", _choice(*registry.EXTRACTORS.names()),
        "st: frozen MiniLM text embedding + trainable adapter; tokens: SRT token tables + pooling + adapter; "
        "id: per-item embedding table"),
     _k("features.adapter", "linear", _choice("linear", "mlp"), "st/tokens: adapter from text features to d_model"),
@@ -106,7 +106,7 @@ SCHEMA: list[Key] = [
     _k("model.mask_padding", True, _bool, "padding is never attended as a key (false: causal mask only)"),
     _k("model.tau", 1.0, _num(1e-3), "score temperature: score = <h, item> / tau"),
     # loss
-    _k("loss.kind", "softmax", _choice("softmax", "bce", "gbce"), "softmax (sampled or full), bce, gbce"),
+    _k("loss.kind", "softmax", _choice(*registry.LOSSES.names()), "softmax (sampled or full), bce, gbce"),
     _k("loss.negatives", "full", _negatives, "K: negatives per target; 'full' = softmax over the catalog"),
     _k("loss.sampler", "uniform", _choice("uniform", "popularity"),
        "negative distribution; popularity uses logQ correction"),
@@ -145,7 +145,7 @@ SCHEMA: list[Key] = [
     _k("train.lr", 1e-3, _num(0), "peak learning rate (AdamW)"),
     _k("train.weight_decay", 0.01, _num(0), "AdamW weight decay (not on norms, biases, tables)"),
     _k("train.warmup", 0.05, _num(0, 1), "warmup as a fraction of T"),
-    _k("train.schedule", "cosine", _choice("cosine", "onecycle", "constant"), "learning-rate schedule over T"),
+    _k("train.schedule", "cosine", _choice(*registry.SCHEDULES.names()), "learning-rate schedule over T"),
     _k("train.min_lr_ratio", 0.01, _num(0, 1), "cosine: final lr / peak lr"),
     _k("train.grad_clip", 1.0, _num(0), "clip the global gradient norm to this (0 = off)"),
     _k("train.precision", "fp32", _choice("fp32", "bf16"), "bf16 autocast (CUDA only)"),
@@ -251,10 +251,9 @@ def resolve(overrides: dict[str, Any], source: str = "config", where: dict[str, 
     if cfg["model.d_model"] % cfg["model.n_heads"]:
         raise UserError(f"{at('model.n_heads')}: model.n_heads = {cfg['model.n_heads']} does not divide "
                         f"model.d_model = {cfg['model.d_model']}")
-    if cfg["data.name"] in ("recbole", "movielens", "amazon2018", "table") and not cfg["data.path"]:
-        raise UserError(f"{at('data.path')}: data.path is required for data.name = {cfg['data.name']}")
-    if cfg["data.name"] == "table" and not cfg["data.columns"]:
-        raise UserError(f"{at('data.columns')}: data.columns is required for data.name = table")
+    for key in registry.SOURCES.get(cfg["data.name"]).needs:
+        if not cfg[key]:
+            raise UserError(f"{at(key)}: {key} is required for data.name = {cfg['data.name']}")
     if cfg["loss.kind"] == "bce" and cfg["loss.negatives"] != 1:
         raise UserError(f"{at('loss.negatives')}: loss.kind = bce takes loss.negatives = 1 (got {cfg['loss.negatives']!r})")
     if cfg["loss.kind"] == "gbce" and cfg["loss.negatives"] == "full":

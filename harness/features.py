@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from harness.errors import UserError
+from harness.registry import EXTRACTORS
 from harness.io import atomic_path, cache_dir
 
 ST_MODEL = "all-MiniLM-L6-v2"
@@ -82,10 +83,29 @@ def adapter_flops(adapter: nn.Module, input_has_grad: bool) -> int:
 
 
 class Extractor(nn.Module):
-    """ids (...) -> vectors (..., d_model). `train_flops_per_item`: forward + backward matmul FLOPs per item."""
+    """ids (...) -> vectors (..., d_model). `train_flops_per_item`: forward + backward matmul FLOPs per item.
+    A kind is registered in harness/registry.py (EXTRACTORS) and built from a config by `build`; `train_flops`
+    gives its per-item training FLOPs without building it (the planner)."""
 
     n_items: int
     train_flops_per_item: int = 0
+    reads_text: bool = True
+    adapter_input_grad: bool = True  # False: the adapter reads frozen vectors (no input gradient)
+
+    @classmethod
+    def build(cls, cfg: dict, dataset) -> "Extractor":
+        raise NotImplementedError
+
+    @staticmethod
+    def adapter_for(cfg: dict, d_model: int) -> nn.Module | None:
+        """A fresh copy of the trainable adapter this kind puts on top of its features (None: no adapter)."""
+        return None
+
+    @classmethod
+    def train_flops(cls, cfg: dict) -> int:
+        """Per-item training FLOPs of the adapter, without building the extractor (the planner)."""
+        adapter = cls.adapter_for(cfg, cfg["model.d_model"])
+        return 0 if adapter is None else adapter_flops(adapter, cls.adapter_input_grad)
 
     def all_items(self) -> torch.Tensor:
         """Vectors for ids 0..n_items: (n_items + 1, d_model)."""
@@ -97,16 +117,26 @@ class Extractor(nn.Module):
 
 
 class SentenceExtractor(Extractor):
+    adapter_input_grad = False
+
     def __init__(self, vectors: np.ndarray, d_model: int, adapter: str):
         super().__init__()
         table = np.concatenate([np.zeros((1, vectors.shape[1]), np.float32), vectors])
         self.register_buffer("text", torch.from_numpy(table), persistent=False)
         self.n_items = len(vectors)
         self.adapter = _adapter(adapter, vectors.shape[1], d_model)
-        self.train_flops_per_item = adapter_flops(self.adapter, input_has_grad=False)
+        self.train_flops_per_item = adapter_flops(self.adapter, self.adapter_input_grad)
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         return self.adapter(self.text[ids])
+
+    @classmethod
+    def build(cls, cfg: dict, dataset) -> "SentenceExtractor":
+        return cls(encode_texts(dataset.item_texts()), cfg["model.d_model"], cfg["features.adapter"])
+
+    @staticmethod
+    def adapter_for(cfg: dict, d_model: int) -> nn.Module:
+        return _adapter(cfg["features.adapter"], ST_DIM, d_model)
 
 
 class TokenExtractor(Extractor):
@@ -120,14 +150,26 @@ class TokenExtractor(Extractor):
         self.n_items = len(fields[0])
         self.tables = nn.ModuleList(nn.Embedding(vocab, token_dim, padding_idx=0) for _ in fields)
         self.adapter = _adapter(adapter, token_dim * len(fields), d_model)
-        self.train_flops_per_item = adapter_flops(self.adapter, input_has_grad=True)
+        self.train_flops_per_item = adapter_flops(self.adapter, self.adapter_input_grad)
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         pooled = [table(getattr(self, f"field{i}")[ids]).sum(-2) for i, table in enumerate(self.tables)]
         return self.adapter(torch.cat(pooled, dim=-1))
 
+    @classmethod
+    def build(cls, cfg: dict, dataset) -> "TokenExtractor":
+        fields = [dataset.items[f].tolist() for f in ("title", "brand")]
+        ids, vocab = tokenize_fields(fields, [cfg["features.title_tokens"], cfg["features.brand_tokens"]])
+        return cls(ids, vocab, cfg["features.token_dim"], cfg["model.d_model"], cfg["features.adapter"])
+
+    @staticmethod
+    def adapter_for(cfg: dict, d_model: int) -> nn.Module:
+        return _adapter(cfg["features.adapter"], 2 * cfg["features.token_dim"], d_model)
+
 
 class IdExtractor(Extractor):
+    reads_text = False
+
     def __init__(self, n_items: int, d_model: int):
         super().__init__()
         self.n_items = n_items
@@ -138,6 +180,10 @@ class IdExtractor(Extractor):
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         return self.table(ids)
+
+    @classmethod
+    def build(cls, cfg: dict, dataset) -> "IdExtractor":
+        return cls(dataset.n_items, cfg["model.d_model"])
 
 
 def tokenize_fields(fields: list[list[str]], lengths: list[int]) -> tuple[list[np.ndarray], int]:
@@ -160,29 +206,17 @@ def tokenize_fields(fields: list[list[str]], lengths: list[int]) -> tuple[list[n
     return out, len(used) + 1
 
 
-def adapter_input_dim(cfg: dict) -> int:
-    """Width of what the adapter reads: the sentence embedding (st) or the concatenated pooled fields (tokens)."""
-    return ST_DIM if cfg["features.kind"] == "st" else 2 * cfg["features.token_dim"]
-
-
 def train_flops_per_item(cfg: dict) -> int:
     """`Extractor.train_flops_per_item` of the configured extractor, without building it."""
-    if cfg["features.kind"] == "id":
-        return 0
-    adapter = _adapter(cfg["features.adapter"], adapter_input_dim(cfg), cfg["model.d_model"])
-    return adapter_flops(adapter, input_has_grad=cfg["features.kind"] == "tokens")
+    return EXTRACTORS.get(cfg["features.kind"]).train_flops(cfg)
 
 
 def build_extractor(cfg: dict, dataset) -> Extractor:
-    kind, d = cfg["features.kind"], cfg["model.d_model"]
-    if kind == "id":
-        return IdExtractor(dataset.n_items, d)
-    if not dataset.manifest.get("text", True):
-        raise UserError(f"features.kind = {kind} reads item text, but the data source ({cfg['data.name']}"
-                        f"{', ' + cfg['data.path'] if cfg['data.path'] else ''}) has none (interaction-only): use "
-                        "features.kind: id, or give item text (data.items_path, data.columns title/brand/category)")
-    if kind == "st":
-        return SentenceExtractor(encode_texts(dataset.item_texts()), d, cfg["features.adapter"])
-    fields = [dataset.items[f].tolist() for f in ("title", "brand")]
-    ids, vocab = tokenize_fields(fields, [cfg["features.title_tokens"], cfg["features.brand_tokens"]])
-    return TokenExtractor(ids, vocab, cfg["features.token_dim"], d, cfg["features.adapter"])
+    """The configured extractor (`features.kind`, registered in harness/registry.py) for `dataset`."""
+    kind = EXTRACTORS.get(cfg["features.kind"])
+    if kind.reads_text and not dataset.manifest.get("text", True):
+        raise UserError(f"features.kind = {cfg['features.kind']} reads item text, but the data source "
+                        f"({cfg['data.name']}{', ' + cfg['data.path'] if cfg['data.path'] else ''}) has none "
+                        "(interaction-only): use features.kind: id, or give item text (data.items_path, "
+                        "data.columns title/brand/category)")
+    return kind.build(cfg, dataset)

@@ -12,6 +12,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from harness.registry import LOSSES
+
 
 class NegativeSampler:
     """Draws negative item ids in 1..n_items, uniformly or in proportion to training popularity, and gives
@@ -81,17 +83,32 @@ def binary(h: torch.Tensor, targets: torch.Tensor, pos: torch.Tensor, neg_ids: t
     return (-beta * F.logsigmoid(s_pos) + neg_loss).mean()
 
 
+def softmax_loss(h, targets, embed, cfg, sampler) -> torch.Tensor:
+    """Sampled softmax over [target, K negatives] (logQ-corrected); `embed` maps ids to item vectors."""
+    neg_ids = sampler.sample((cfg["loss.negatives"],) if cfg["loss.shared_negatives"]
+                             else (len(h), cfg["loss.negatives"])).to(h.device)
+    return sampled_softmax(h, targets, embed(targets), neg_ids, embed(neg_ids), cfg["model.tau"], sampler)
+
+
+def bce_loss(h, targets, embed, cfg, sampler, beta: float = 1.0) -> torch.Tensor:
+    """SASRec's BCE with sampled negatives (`beta` weights the positive term)."""
+    neg_ids = sampler.sample((cfg["loss.negatives"],) if cfg["loss.shared_negatives"]
+                             else (len(h), cfg["loss.negatives"])).to(h.device)
+    return binary(h, targets, embed(targets), neg_ids, embed(neg_ids), cfg["model.tau"], beta)
+
+
+def gbce_loss(h, targets, embed, cfg, sampler) -> torch.Tensor:
+    """gSASRec's gBCE: BCE with the positive term raised to gbce_beta."""
+    return bce_loss(h, targets, embed, cfg, sampler, gbce_beta(cfg["loss.negatives"], sampler.n_items,
+                                                                cfg["loss.gbce_t"]))
+
+
 def training_loss(model, h: torch.Tensor, targets: torch.Tensor, items: torch.Tensor | None, cfg: dict,
                   sampler: NegativeSampler) -> torch.Tensor:
-    """The configured loss for hidden states h (M, d) at targets (M,). `items` (n_items + 1, d) are the
-    catalog's vectors when the step embedded the whole catalog, else None (the extractor embeds directly)."""
+    """The configured loss (`loss.kind`, registered in harness/registry.py) for hidden states h (M, d) at
+    targets (M,); K = 'full' is the softmax over the catalog. `items` (n_items + 1, d) are the catalog's vectors
+    when the step embedded the whole catalog, else None (the extractor embeds directly)."""
+    if cfg["loss.negatives"] == "full":
+        return full_softmax(h, targets, items, model.tau)
     embed = (lambda ids: items[ids]) if items is not None else model.extractor
-    K, tau = cfg["loss.negatives"], model.tau
-    if K == "full":
-        return full_softmax(h, targets, items, tau)
-    neg_ids = sampler.sample((K,) if cfg["loss.shared_negatives"] else (len(h), K)).to(h.device)
-    pos, neg = embed(targets), embed(neg_ids)
-    if cfg["loss.kind"] == "softmax":
-        return sampled_softmax(h, targets, pos, neg_ids, neg, tau, sampler)
-    beta = gbce_beta(K, sampler.n_items, cfg["loss.gbce_t"]) if cfg["loss.kind"] == "gbce" else 1.0
-    return binary(h, targets, pos, neg_ids, neg, tau, beta)
+    return LOSSES.get(cfg["loss.kind"])(h, targets, embed, cfg, sampler)

@@ -29,7 +29,7 @@ def calibrate(threads: int) -> float:
     known = json.loads(path.read_text()) if path.exists() else {}
     if key in known:
         return known[key]
-    from harness.train import Run
+    from harness.run import Run
 
     before = torch.get_num_threads()
     torch.set_num_threads(threads)

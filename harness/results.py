@@ -1,9 +1,8 @@
 """`srt-scale collect`: run directories -> one results table (Parquet and CSV), one row per run and eval point.
 
-Columns are DESIGN.md section 3's: the metrics rows of each run's metrics.jsonl (run_id, final, n_params, tokens,
-flops, metrics, ...), the run's status (from result.json, or the sweep's job state while it has none), the
-config keys as dotted columns, and host, versions, git sha and the dataset's oracle figures (synthetic world)
-from result.json. A run directory that is still
+Columns are harness/schema.py's (docs/design.md describes them): the metrics rows of each run's metrics.jsonl,
+the run's status (from result.json, or the sweep's job state while it has none), the config keys as dotted
+columns, and the environment and the dataset's oracle figures (synthetic world) from result.json. A run directory that is still
 being written (no metrics yet, or a torn file) is skipped and reported, never half-read.
 """
 
@@ -16,9 +15,9 @@ import pandas as pd
 import yaml
 
 from harness import config
+from harness.schema import ENVIRONMENT, ORDER
 from harness.io import atomic_path
 
-ENVIRONMENT = ["host", "torch", "numpy", "srt_scale", "git_sha", "threads"]
 
 
 def _rows(run_dir: Path, status: str | None) -> list[dict]:
@@ -52,9 +51,7 @@ def collect(runs_dir: str | Path, states: dict[str, str] | None = None) -> tuple
             problems.append(f"{run_dir.name}: unreadable ({type(e).__name__}: {e}) (skipped)")
     table = pd.DataFrame(rows)
     if not table.empty:
-        first = ["run_id", "status", "final", "n_params", "n_params_total", "n_params_tables", "tokens",
-                 "negatives", "flops", "d_model", "n_layers", "n_heads", "d_ff", "epochs", "wall_s",
-                 "targets_per_s", "mfu"]
+        first = list(ORDER)
         metrics = sorted(c for c in table.columns if c.startswith(("valid_", "test_", "oracle_")))
         rest = [c for c in table.columns if c not in first and c not in metrics]
         table = table[[c for c in first if c in table.columns] + metrics + rest]

@@ -12,7 +12,7 @@ import math
 from dataclasses import dataclass
 
 from harness.errors import UserError
-from harness.features import adapter_input_dim
+from harness.registry import EXTRACTORS
 
 POLICY_DEFAULTS = {"aspect": 32, "head_dim": 32, "ff_mult": 4, "tolerance": 0.25, "max_layers": 48}
 
@@ -32,12 +32,8 @@ def _linear(d_in: int, d_out: int) -> int:
 
 def adapter_params(cfg: dict, d: int) -> int:
     """Trainable adapter parameters of the configured extractor (0 for id: a table)."""
-    if cfg["features.kind"] == "id":
-        return 0
-    d_in = adapter_input_dim(cfg)
-    if cfg["features.adapter"] == "linear":
-        return _linear(d_in, d)
-    return _linear(d_in, 2 * d) + _linear(2 * d, d)
+    adapter = EXTRACTORS.get(cfg["features.kind"]).adapter_for(cfg, d)
+    return 0 if adapter is None else sum(p.numel() for p in adapter.parameters())
 
 
 def n_params(cfg: dict, d: int, layers: int, d_ff: int) -> int:

@@ -3,7 +3,7 @@
 A sweep directory holds:
 - plan.json: the resolved plan (every run's config, shape, N, T, K, FLOPs, estimated time);
 - jobs.jsonl: one line per submission (run id, executor, submitit job id and folder);
-- runs/<run_id>/: the run directories (DESIGN.md section 5);
+- runs/<run_id>/: the run directories (docs/design.md, "The run");
 - submitit/: submitit's scripts, pickles and job logs.
 A run's state comes from its result.json (done, diverged, failed: it raised) or, while it has none, from its
 job: pending, running, timed_out, or interrupted when the job is gone without an outcome (SIGKILL, OOM killer,
@@ -14,6 +14,7 @@ own files and renames them into place, so jobs finishing together never corrupt 
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import signal
@@ -24,19 +25,26 @@ from typing import Any
 
 import submitit
 
-from harness import config, progress, tracking
+from harness import config, progress, tracking, transfer
+from harness.registry import EXECUTORS
+from harness.schema import STATUSES
 from harness.errors import UserError
 from harness.grid import Point
 from harness.io import cache_dir, write_json, write_text
 
-EXECUTORS = ("debug", "local", "slurm")
-STATES = ("done", "running", "pending", "interrupted", "failed", "diverged", "timed_out", "not_submitted")
+STATES = STATUSES + ("not_submitted",)
 RESUMED = ("not_submitted", "interrupted")  # submitted by every sweep
 RETRYABLE = ("failed", "diverged", "timed_out")  # resubmitted only with retry_failed
 PROFILE_DEFAULTS: dict[str, Any] = {
     "partition": None, "account": None, "qos": None, "time_min": 60, "mem_gb": 4, "cpus_per_task": 1,
-    "gpus_per_node": 0, "array_parallelism": 16, "max_jobs": None, "sbatch": {}, "setup": [],
+    "gpus_per_node": 0, "tasks_per_node": 1, "nodes": 1, "array_parallelism": 16, "max_jobs": None, "sbatch": {},
+    "setup": [],
 }
+
+
+def parallel_jobs(executor: str, profile: dict) -> int:
+    """Runs at a time on `executor` with `profile`."""
+    return EXECUTORS.get(executor).parallel(profile)
 
 
 def load_profile(path: str | Path | None) -> dict:
@@ -50,29 +58,42 @@ def load_profile(path: str | Path | None) -> dict:
     profile = {**PROFILE_DEFAULTS, **tree}
     if not isinstance(profile["sbatch"], dict) or not isinstance(profile["setup"], list):
         raise UserError(f"{path}: 'sbatch' must be a mapping and 'setup' a list of shell lines")
-    for key in ("time_min", "mem_gb", "cpus_per_task", "array_parallelism"):
+    for key in ("time_min", "mem_gb", "cpus_per_task", "array_parallelism", "tasks_per_node", "nodes"):
         if not isinstance(profile[key], (int, float)) or profile[key] <= 0:
             raise UserError(f"{path}: {key} = {profile[key]!r}: expected a positive number")
     return profile
 
 
-def parallel_jobs(executor: str, profile: dict) -> int:
-    """Runs at a time: debug 1; local max_jobs or CPUs / cpus_per_task; slurm the array parallelism."""
-    if executor == "debug":
-        return 1
-    if executor == "local":
-        return profile["max_jobs"] or max(1, (os.cpu_count() or 1) // int(profile["cpus_per_task"]))
-    return int(profile["array_parallelism"])
+def pretrain(cfg: dict) -> None:
+    """Train the pretraining run that `transfer.init_from` names as a run config YAML, under
+    <cache>/pretrained/ (once: concurrent jobs wait on a file lock and find it done). A run directory needs
+    nothing. Runs never launch runs: this is done here, before the run starts."""
+    source = cfg["transfer.init_from"]
+    if not source or Path(source).suffix not in (".yaml", ".yml"):
+        return
+    from harness.run import train
+
+    pre = config.load(source)
+    root = transfer.pretrained_dir(source).parent
+    root.mkdir(parents=True, exist_ok=True)
+    with open(root / f"{config.run_id(pre)}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        train(pre, root, progress=False)
 
 
 class RunJob(submitit.helpers.Checkpointable):
-    """The job submitit runs: train one config. On USR2 (timeout or preemption) training stops at the next step
-    boundary and saves its checkpoint; then submitit's own handler requeues the job, which resumes."""
+    """The job submitit runs: train one config, with one process per task (a data-parallel run when the job has
+    several). On USR2 (timeout or preemption) training stops at the next step boundary and saves its checkpoint;
+    then submitit's own handler (on task 0) requeues the job, which resumes."""
 
     def __call__(self, cfg: dict, out: str, cache: str) -> str:
-        from harness.train import train
+        from harness.run import train
 
         os.environ["SRT_SCALE_CACHE"] = cache
+        rank = 0
+        if submitit.JobEnvironment().num_tasks > 1:
+            rank = submitit.helpers.TorchDistributedEnvironment().export(set_cuda_visible_devices=False).rank
+        pretrain(cfg)
         stop = threading.Event()
         submitit_handler = signal.getsignal(signal.SIGUSR2)
         signal.signal(signal.SIGUSR2, lambda *_: stop.set())
@@ -80,11 +101,13 @@ class RunJob(submitit.helpers.Checkpointable):
             result = train(cfg, out, should_stop=stop.is_set, progress=False)
         except Exception as e:  # train() records failures once its run is built; this covers what comes before
             path = Path(out) / config.run_id(cfg) / "result.json"
-            if not path.exists():
+            if rank == 0 and not path.exists():
                 write_json(path, {"run_id": config.run_id(cfg), "status": "failed", "final": True, "tokens": 0,
                                   "error": f"{type(e).__name__}: {e}"})
             raise
         if result is None:
+            if rank != 0:
+                return "stopped"  # task 0 requeues the whole job
             signal.signal(signal.SIGUSR2, submitit_handler)
             if callable(submitit_handler):
                 submitit_handler(signal.SIGUSR2, None)  # checkpoint() + requeue + exit
@@ -130,7 +153,7 @@ class Sweep:
                 records[rec["run_id"]] = rec
         return records
 
-    def _record(self, run_id: str, executor: str, job: submitit.Job) -> None:
+    def record_job(self, run_id: str, executor: str, job: submitit.Job) -> None:
         with open(self.root / "jobs.jsonl", "a") as f:
             f.write(json.dumps({"run_id": run_id, "executor": executor, "job_id": str(job.job_id),
                                 "submitted": time.time()}) + "\n")
@@ -149,7 +172,7 @@ class Sweep:
             return {"done": "done", "diverged": "diverged"}.get(result["status"], "failed")
         if job is None:
             return "not_submitted"
-        return _job_state(job, self.folder)
+        return EXECUTORS.get(job["executor"]).job_state(job, self.folder)
 
     def states(self) -> dict[str, str]:
         jobs = self.jobs()
@@ -169,41 +192,10 @@ class Sweep:
         return "(no log)"
 
 
-def _job_state(job: dict, folder: Path) -> str:
-    """State of a run without result.json from its job. A job that raised has written result.json (RunJob), so
-    a job that is gone without one was interrupted. A debug job ran inside a sweep command that died."""
-    if job["executor"] == "slurm":
-        state = submitit.SlurmJob(folder, job["job_id"]).state.upper()
-        if state in ("RUNNING", "COMPLETING"):
-            return "running"
-        if state == "TIMEOUT":
-            return "timed_out"
-        if state in ("PENDING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "CONFIGURING", "SUSPENDED",
-                     "RESIZING", "UNKNOWN", "PREEMPTED"):
-            return "interrupted" if (folder / f"{job['job_id']}_0_result.pkl").exists() else "pending"
-        return "interrupted"
-    if job["executor"] == "local" and _alive(job["job_id"]):
-        return "running"
-    return "interrupted"
-
-
-def _alive(pid: str) -> bool:
-    """Whether process `pid` exists and is not a zombie (a killed job whose parent has not reaped it yet)."""
-    try:
-        os.kill(int(pid), 0)
-    except (OSError, ValueError):
-        return False
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return True
-
-
 def submit(sweep: Sweep, points: list[Point], executor: str, profile: dict, retry_failed: bool = False,
            wait: bool = True, log=print) -> dict[str, str]:
     """Submit every point that needs it; returns {run_id: submitit job id} of what was submitted."""
-    if executor not in EXECUTORS:
-        raise UserError(f"--executor {executor!r}: expected one of {', '.join(EXECUTORS)}")
+    chosen = EXECUTORS.get(executor)
     jobs = sweep.jobs()
     todo, skipped = [], {}
     for p in points:
@@ -228,9 +220,7 @@ def submit(sweep: Sweep, points: list[Point], executor: str, profile: dict, retr
         tracking.prepare_stores(cfgs, log)
     args = (str(sweep.runs_dir), str(cache_dir()))
     sweep.folder.mkdir(parents=True, exist_ok=True)
-    if executor == "slurm":
-        return _submit_slurm(sweep, todo, cfgs, args, profile, wait, log)
-    return _submit_local(sweep, todo, cfgs, args, profile, executor, log)
+    return chosen.submit(sweep, todo, cfgs, args, profile, wait, log)
 
 
 def _clear_for_retry(run_dir: Path, state: str) -> None:
@@ -240,65 +230,6 @@ def _clear_for_retry(run_dir: Path, state: str) -> None:
     names = ["result.json"] + (["checkpoint.pt", "metrics.jsonl"] if state == "diverged" else [])
     for name in names:
         (run_dir / name).unlink(missing_ok=True)
-
-
-def _submit_slurm(sweep, todo, cfgs, args, profile, wait, log) -> dict[str, str]:
-    ex = submitit.AutoExecutor(folder=sweep.folder, cluster="slurm")
-    extra = {k: v for k, v in (("partition", profile["partition"]), ("account", profile["account"]),
-                               ("qos", profile["qos"])) if v}
-    ex.update_parameters(timeout_min=int(profile["time_min"]), mem_gb=profile["mem_gb"],
-                         cpus_per_task=int(profile["cpus_per_task"]), gpus_per_node=int(profile["gpus_per_node"]),
-                         slurm_array_parallelism=int(profile["array_parallelism"]), name="srt-scale",
-                         slurm_additional_parameters=dict(profile["sbatch"]), slurm_setup=list(profile["setup"]),
-                         **{f"slurm_{k}": v for k, v in extra.items()})
-    try:
-        jobs = ex.map_array(RunJob(), cfgs, [args[0]] * len(cfgs), [args[1]] * len(cfgs))
-    except (submitit.core.utils.FailedJobError, FileNotFoundError, OSError) as e:
-        raise UserError(f"sbatch failed: {str(e).strip().splitlines()[-1] if str(e).strip() else e}") from None
-    for p, job in zip(todo, jobs):
-        sweep._record(p.run_id, "slurm", job)
-    log(f"submitted {len(jobs)} run(s) as Slurm array {jobs[0].job_id.split('_')[0]}")
-    if wait:
-        wait_for(sweep, [p.run_id for p in todo], log=log)
-    return {p.run_id: str(j.job_id) for p, j in zip(todo, jobs)}
-
-
-def _submit_local(sweep, todo, cfgs, args, profile, executor, log) -> dict[str, str]:
-    """debug: one after another in this process. local: subprocesses, at most max_jobs at a time."""
-    if executor == "debug":
-        ex = submitit.AutoExecutor(folder=sweep.folder, cluster="debug")
-    else:
-        ex = submitit.LocalExecutor(folder=sweep.folder)
-        ex.update_parameters(timeout_min=int(profile["time_min"]))
-    max_jobs = parallel_jobs(executor, profile)
-    submitted, running = {}, []
-    queue = list(zip(todo, cfgs))
-    plan, view = sweep.plan, progress.View(log)
-    while queue or running:
-        while queue and len(running) < max_jobs:
-            p, cfg = queue.pop(0)
-            job = ex.submit(RunJob(), cfg, *args)
-            sweep._record(p.run_id, executor, job)
-            submitted[p.run_id] = str(job.job_id)
-            running.append((p, job))
-            if executor == "debug":
-                _finish(p, job, view.write)
-                running.clear()
-        for item in [r for r in running if r[1].done()]:
-            _finish(*item, view.write)
-            running.remove(item)
-        view.update(progress.snapshot(plan, sweep.runs_dir, sweep.states()))
-        if running:
-            time.sleep(0.5)
-    view.close()
-    return submitted
-
-
-def _finish(point: Point, job: submitit.Job, log) -> None:
-    try:
-        log(f"{point.run_id}: {job.result()}")
-    except Exception as e:  # the run failed; its result.json and job log say why
-        log(f"{point.run_id}: failed ({str(e).strip().splitlines()[-1] if str(e).strip() else type(e).__name__})")
 
 
 def wait_for(sweep: Sweep, run_ids: list[str] | None = None, poll_s: float = 2.0, log=print) -> dict[str, str]:

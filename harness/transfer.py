@@ -15,37 +15,37 @@ Methods (one learning-rate schedule over the whole fine-tune, never restarted pe
 
 from __future__ import annotations
 
-import fcntl
 from pathlib import Path
 
 import torch
 
-from harness import checkpoint, config
+from harness import config
 from harness.errors import UserError
+from harness import checkpoint_file
 from harness.io import cache_dir
 
 CATALOG_SPECIFIC = ("extractor.table.", "extractor.tables.")
 
 
-def pretrained(source: str | Path) -> tuple[dict, dict]:
-    """(config, model state) of a pretraining run: a run directory, or a run config YAML whose run is trained
-    first if it has not been (under <cache>/pretrained/<run_id>, once: concurrent jobs wait on a file lock)."""
-    run_dir = Path(source)
-    if run_dir.suffix in (".yaml", ".yml"):
-        cfg = config.load(run_dir)
-        root = cache_dir() / "pretrained"
-        root.mkdir(parents=True, exist_ok=True)
-        from harness.train import train  # train.py imports this module: import here to avoid a cycle
+def pretrained_dir(source: str | Path) -> Path:
+    """Where the pretraining run of `transfer.init_from` lives: the run directory itself, or for a run config YAML
+    <cache>/pretrained/<run_id> (trained there by the sweep or CLI before the run starts)."""
+    path = Path(source)
+    if path.suffix in (".yaml", ".yml"):
+        return cache_dir() / "pretrained" / config.run_id(config.load(path))
+    return path
 
-        with open(root / f"{config.run_id(cfg)}.lock", "w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            train(cfg, root, progress=False)
-        run_dir = root / config.run_id(cfg)
+
+def pretrained(source: str | Path) -> tuple[dict, dict]:
+    """(config, model state) of the pretraining run named by `transfer.init_from` (a run directory or a run
+    config YAML), read with weights_only."""
+    run_dir = pretrained_dir(source)
     ckpt, cfg_path = run_dir / "checkpoint.pt", run_dir / "config.yaml"
     if not ckpt.exists() or not cfg_path.exists():
-        raise UserError(f"transfer.init_from = {run_dir}: not a run directory (needs checkpoint.pt and config.yaml) "
-                        "or a run config YAML")
-    return config.load(cfg_path), checkpoint.load(ckpt)["model"]
+        what = "its pretraining run has not been trained (srt-scale train or sweep trains it first)" \
+            if Path(source).suffix in (".yaml", ".yml") else "not a run directory (needs checkpoint.pt and config.yaml)"
+        raise UserError(f"transfer.init_from = {source}: {what}")
+    return config.load(cfg_path), checkpoint_file.load(ckpt)["model"]
 
 
 def load_weights(model: torch.nn.Module, state: dict, source: str) -> list[str]:
@@ -103,22 +103,20 @@ class EWC:
         return 0.5 * self.lam * sum((f * (p - a) ** 2).sum() for p, a, f in self.terms)
 
 
-def fisher(pre_cfg: dict, state: dict, names: list[str], sequences: int) -> dict[str, torch.Tensor]:
+def fisher(pre, state: dict, names: list[str], sequences: int) -> dict[str, torch.Tensor]:
     """Diagonal empirical Fisher of the pretraining loss: the mean over `sequences` pretraining examples (drawn
     with the pretraining seed; each a training window of one user) of the squared gradient of that example's
-    loss, for each parameter in `names` (the model in eval mode: no dropout)."""
-    from harness.train import Run  # train.py imports this module: import here to avoid a cycle
-
-    run = Run({**pre_cfg, "transfer.init_from": None}, "unused")
-    run.model.load_state_dict(state)
-    run.model.eval()
-    params = dict(run.model.named_parameters())
+    loss, for each parameter in `names` (the model in eval mode: no dropout). `pre` is the pretraining run
+    built from its config (a harness.run.Run), `state` its trained weights."""
+    pre.model.load_state_dict(state)
+    pre.model.eval()
+    params = dict(pre.model.named_parameters())
     total = {n: torch.zeros_like(params[n]) for n in names}
-    order = run.examples.epoch_order(pre_cfg["train.seed"], 99)[:sequences]  # a fixed, seeded sample
+    order = pre.examples.epoch_order(pre.cfg["train.seed"], 99)[:sequences]  # a fixed, seeded sample
     for i in order:
-        inputs, targets = run.examples.batch(i[None])
-        run.model.zero_grad(set_to_none=True)
-        run.loss(inputs, targets).backward()
+        inputs, targets = pre.examples.batch(i[None])
+        pre.model.zero_grad(set_to_none=True)
+        pre.loss(inputs, targets).backward()
         for n in names:
             if params[n].grad is not None:
                 total[n] += params[n].grad.detach() ** 2

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from harness.data.augment import INF, PairSampler, kl_divergence
 from harness.errors import UserError
-from harness.train import Run, train
+from harness.run import Run, train
 
 STARTS, LENGTHS = np.array([0, 10, 30, 40]), np.array([5, 8, 3, 1])  # the last user has no pair
 

@@ -349,7 +349,7 @@ def _interaction_only(tmp_path):
 
 
 def test_interaction_only_log_trains_with_id_features(tmp_path, tiny):
-    from harness.train import train
+    from harness.run import train
 
     source = _interaction_only(tmp_path)
     data, _ = prepare(_table_cfg(**source))

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from harness import config, results, sweep
-from harness.train import train
+from harness.run import train
 
 from test_sweep import make_sweep
 

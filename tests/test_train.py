@@ -10,7 +10,8 @@ import torch
 
 from harness import config
 from harness.errors import UserError
-from harness.train import Run, lr_factor, train
+from harness.run import Run, train
+from harness.schedules import lr_factor
 
 DESIGN_COLUMNS = ["run_id", "status", "final", "n_params", "n_params_total", "n_params_tables", "tokens",
                   "negatives", "flops", "d_model", "n_layers", "n_heads", "d_ff", "epochs", "wall_s",

@@ -6,9 +6,9 @@ import math
 import pytest
 import torch
 
-from harness import config
+from harness import config, sweep
 from harness.errors import UserError
-from harness.train import Run, train
+from harness.run import Run, train
 
 CATALOG_B = {"data__synthetic__n_items": 150, "data__synthetic__seed": 5}
 
@@ -97,9 +97,12 @@ def test_init_from_a_config_trains_the_pretraining_run_once(tiny, tmp_path):
     pre.write_text(yaml.safe_dump(config.unflatten(config.resolve({**TINY, "features.kind": "st",
                                                                    "train.tokens": 2000}))))
     cfg = tiny(features__kind="st", transfer__init_from=str(pre), **CATALOG_B)
+    with pytest.raises(UserError, match="its pretraining run has not been trained"):
+        Run(cfg, tmp_path)  # a run never launches another run: the sweep or CLI layer pretrains first
+    sweep.pretrain(cfg)
     run = Run(cfg, tmp_path)
     pre_dir = cache_dir() / "pretrained" / config.run_id(config.load(pre))
     assert (pre_dir / "result.json").exists() and run.transferred
     stamp = (pre_dir / "checkpoint.pt").stat().st_mtime_ns
-    Run(cfg, tmp_path)
+    sweep.pretrain(cfg)
     assert (pre_dir / "checkpoint.pt").stat().st_mtime_ns == stamp  # trained once

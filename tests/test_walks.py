@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from harness.data.walks import CooccurrenceGraph, step, walks
-from harness.train import Run, train
+from harness.run import Run, train
 
 # two users' training parts: 1 2 3 1 4 | 2 3 5 (items 1..6; 6 never appears)
 FLAT = np.array([1, 2, 3, 1, 4, 9, 9, 2, 3, 5, 9, 9])

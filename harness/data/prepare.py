@@ -1,4 +1,4 @@
-"""Preparation: a source -> the canonical dataset (DESIGN.md section 4), cached by content hash.
+"""Preparation: a source (harness/data/sources/) -> the canonical dataset (docs/design.md), cached by content hash.
 
 Canonical form, in `<cache>/datasets/<source>-<key>/`:
 - interactions.parquet: user (1..n_users), item (1..n_items), timestamp; grouped by user, chronological within
@@ -12,7 +12,6 @@ second-to-last validation, the rest training.
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 import shutil
 import tempfile
@@ -23,13 +22,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from harness import registry
 from harness.data import clean, readers, synthetic
 from harness.errors import UserError
-from harness.io import cache_dir, file_digest, write_json
+from harness.io import cache_dir, write_json
 
 PREPARE_VERSION = 2  # 2: item text cleaned (data/clean.py), duplicate interactions
-SYNTHETIC_KEYS = ["n_users", "n_items", "mean_length", "max_length", "latent_dim", "drift", "sharpness",
-                  "popularity", "seed"]
 
 
 @dataclass
@@ -70,59 +68,8 @@ def positions(starts: np.ndarray, stops: np.ndarray) -> tuple[np.ndarray, np.nda
     return np.arange(lengths.sum()) + np.repeat(starts - np.cumsum(lengths) + lengths, lengths), part
 
 
-def _source_fingerprint(cfg: dict) -> tuple[str, dict]:
-    """(name, what identifies the source's content): parameters for synthetic, file hashes otherwise."""
-    name = cfg["data.name"]
-    if name == "synthetic":
-        return name, {k: cfg[f"data.synthetic.{k}"] for k in SYNTHETIC_KEYS}
-    files = [Path(p) for p in _source_files(cfg)]
-    for p in files:
-        if not p.exists():
-            raise UserError(f"{p}: not found (data.path / data.items_path)")
-    extra = {"columns": cfg["data.columns"]} if name == "table" else {}
-    return name, {**extra, "files": {p.name: file_digest(p) for p in files if p.is_file()}}
-
-
-def recbole_ml100k_dir() -> Path:
-    spec = importlib.util.find_spec("recbole")
-    if spec is None or not spec.submodule_search_locations:
-        raise UserError("data.name = ml-100k needs the recbole wheel: pip install --no-deps recbole")
-    return Path(list(spec.submodule_search_locations)[0]) / "dataset_example" / "ml-100k"
-
-
-def _source_files(cfg: dict) -> list[Path]:
-    name, path = cfg["data.name"], cfg["data.path"]
-    if name == "ml-100k":
-        d = recbole_ml100k_dir()
-        return [d / "ml-100k.inter", d / "ml-100k.item"]
-    if name == "recbole":
-        d = Path(path)
-        return [d / f"{d.name}.inter"] + ([d / f"{d.name}.item"] if (d / f"{d.name}.item").exists() else [])
-    if name == "movielens":
-        d = Path(path)
-        names = ["ratings.dat", "movies.dat"] if (d / "ratings.dat").exists() else ["u.data", "u.item"]
-        return [d / n for n in names]
-    return [Path(p) for p in (path, cfg["data.items_path"]) if p]
-
-
-def _read_source(cfg: dict) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame | None]:
-    name = cfg["data.name"]
-    if name == "synthetic":
-        inter, items, oracle = synthetic.generate(**{k: cfg[f"data.synthetic.{k}"] for k in SYNTHETIC_KEYS})
-        to_str = lambda s: s.astype(str)  # noqa: E731  same id type as the file sources
-        inter = inter.assign(user=to_str(inter["user"]), item=to_str(inter["item"]))
-        return inter, items.assign(item=to_str(items["item"])), oracle.assign(user=to_str(oracle["user"]))
-    if name == "ml-100k":
-        return (*readers.read_recbole(recbole_ml100k_dir(), "ml-100k"), None)
-    if name == "recbole":
-        return (*readers.read_recbole(cfg["data.path"]), None)
-    if name == "amazon2018":
-        if not cfg["data.items_path"]:
-            raise UserError("data.items_path is required for data.name = amazon2018 (the metadata JSON)")
-        return (*readers.read_amazon2018(cfg["data.path"], cfg["data.items_path"]), None)
-    if name == "movielens":
-        return (*readers.read_movielens(cfg["data.path"]), None)
-    return (*readers.read_table(cfg["data.path"], cfg["data.items_path"], cfg["data.columns"]), None)
+def _source(cfg: dict):
+    return registry.SOURCES.get(cfg["data.name"])
 
 
 def _filter(inter: pd.DataFrame, items: pd.DataFrame, min_user: int, kcore: int, drops: dict) -> pd.DataFrame:
@@ -177,7 +124,7 @@ def _natural_order(ids: pd.Series) -> np.ndarray:
 
 
 def _build(cfg: dict) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
-    inter, items, oracle = _read_source(cfg)
+    inter, items, oracle = _source(cfg).read(cfg)
     if inter.empty:
         raise UserError(f"{cfg['data.name']}: no interactions")
     n_raw, n_items_raw = len(inter), items["item"].nunique()
@@ -229,7 +176,7 @@ def _content_hash(inter: pd.DataFrame, items: pd.DataFrame) -> str:
 
 def dataset_key(cfg: dict) -> str:
     """The cache key: source content + preparation options + the preparation code's version."""
-    name, fingerprint = _source_fingerprint(cfg)
+    name, fingerprint = cfg["data.name"], _source(cfg).fingerprint(cfg)
     options = {k: cfg[k] for k in ("data.min_user_interactions", "data.item_kcore", "data.scale", "data.subset_seed",
                                    "data.duplicates")}
     blob = json.dumps({"v": PREPARE_VERSION, "source": fingerprint, "options": options}, sort_keys=True)

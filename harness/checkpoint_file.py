@@ -2,7 +2,8 @@
 
 A checkpoint holds only tensors and plain Python values (dicts, lists, numbers, strings, None), so reading one
 never runs code: run directories on shared cluster storage may have been written by anyone (`--init-from`).
-A file whose pickle names anything else is refused with one line naming the file.
+A file whose pickle names anything else is refused with one line naming the file. What a run's checkpoint holds
+is harness/run/checkpoint.py's business; transfer reads the model weights of another run's.
 """
 
 from __future__ import annotations
@@ -42,3 +43,4 @@ def load(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
     except (RuntimeError, EOFError, OSError, ValueError) as e:
         raise UserError(f"{path}: not a readable checkpoint ({type(e).__name__}: "
                         f"{str(e).strip().splitlines()[0][:200] if str(e).strip() else 'empty'})") from None
+

@@ -1,0 +1,13 @@
+"""One run: a resolved config -> a run directory (docs/design.md, "The run").
+
+- build.py: `Run`, everything built from the config (device, data, model, examples, sampler, optimizer);
+- loop.py: `train`, the one step loop with its evaluation, checkpoint, stop and divergence hooks;
+- checkpoint.py: the checkpoint file (weights only) and the training state it restores;
+- record.py: the evaluation rows, the result row and the log;
+- distributed.py: data-parallel ranks (gloo on CPU, NCCL on CUDA) and `launch` for `train --nproc`.
+"""
+
+from harness.run.build import Run
+from harness.run.loop import train, trim_to_budget
+
+__all__ = ["Run", "train", "trim_to_budget"]

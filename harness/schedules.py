@@ -1,0 +1,36 @@
+"""Learning-rate schedules (`train.schedule`): the multiplier of `train.lr` at `progress` = tokens / T in [0, 1].
+Registered in harness/registry.py."""
+
+from __future__ import annotations
+
+import math
+
+from harness.registry import SCHEDULES
+
+
+def _cosine_from(progress: float, warm: float, lo: float) -> float:
+    t = (progress - warm) / max(1 - warm, 1e-12)
+    return lo + (1 - lo) * 0.5 * (1 + math.cos(math.pi * min(t, 1.0)))
+
+
+def cosine(progress: float, cfg: dict) -> float:
+    """Linear warmup over `train.warmup`, then cosine down to `train.min_lr_ratio`."""
+    warm = cfg["train.warmup"]
+    return progress / warm if progress < warm else _cosine_from(progress, warm, cfg["train.min_lr_ratio"])
+
+
+def onecycle(progress: float, cfg: dict) -> float:
+    """From peak/25 up to peak over `train.warmup`, then cosine down to peak/1e4."""
+    warm = cfg["train.warmup"]
+    return 1 / 25 + (1 - 1 / 25) * progress / warm if progress < warm else _cosine_from(progress, warm, 1e-4)
+
+
+def constant(progress: float, cfg: dict) -> float:
+    """Linear warmup over `train.warmup`, then the peak."""
+    warm = cfg["train.warmup"]
+    return progress / warm if progress < warm else 1.0
+
+
+def lr_factor(progress: float, cfg: dict) -> float:
+    """The configured schedule's multiplier at `progress`."""
+    return SCHEDULES.get(cfg["train.schedule"])(progress, cfg)
