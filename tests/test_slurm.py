@@ -91,3 +91,26 @@ def test_scancel_without_a_handler_is_interrupted_and_the_next_sweep_resumes_it(
     assert set(_submit(s, points)) == {run_id}  # a plain sweep resumes it: no flag needed
     assert sweep.status(s)[0] == {"done": 1}
     assert config.run_id(points[0].cfg) == run_id
+
+
+def test_two_task_job_is_preempted_and_resumes_to_the_same_metrics(cluster, tmp_path):
+    """One run as a 2-task Slurm job (two gloo processes): USR2 stops both at the same step, task 0 checkpoints
+    and requeues, the requeued job resumes every rank's state. No dropout and the full softmax: the result
+    equals a single-process run's up to float summation order."""
+    profile = tmp_path / "two.yaml"
+    profile.write_text(PROFILE.read_text() + "tasks_per_node: 2\n")
+    s, points = make_sweep(tmp_path, axes="  train.tokens: [300000]\n  model.dropout: [0.0]\n", name="slurm")
+    (run_id, job_id), = sweep.submit(s, points, "slurm", sweep.load_profile(profile), wait=False,
+                                     log=lambda m: None).items()
+    _wait_until(lambda: _training_started(s, run_id))
+    time.sleep(1)
+    subprocess.run(["scancel", "--signal=USR2", job_id], check=True)
+    states = sweep.wait_for(s, [run_id], poll_s=1, log=lambda m: None)
+    assert states == {run_id: "done"}
+    log = (s.runs_dir / run_id / "train.log").read_text()
+    assert "stopped at" in log and "resume at" in log and "processes 2" in log
+    resumed = json.loads((s.runs_dir / run_id / "result.json").read_text())
+    assert resumed["world_size"] == 2
+    whole = train({**points[0].cfg, "train.threads": 1}, tmp_path / "whole", progress=False)
+    for key in [k for k in whole if k.startswith(("valid_", "test_"))] + ["tokens"]:
+        assert resumed[key] == pytest.approx(whole[key], rel=1e-5, abs=1e-8), key
