@@ -287,7 +287,7 @@ def run_id(cfg: dict[str, Any]) -> str:
 
 
 def reference() -> str:
-    """Markdown table of every key (README's configuration reference and `train --help`)."""
+    """Markdown table of every key (docs/config.md, checked by a test)."""
     rows = ["| key | default | meaning |", "|---|---|---|"]
     rows += [f"| `{k.name}` | `{json.dumps(k.default)}` | {k.doc} |" for k in SCHEMA]
     return "\n".join(rows)

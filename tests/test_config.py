@@ -73,6 +73,16 @@ def test_every_command_has_help():
     assert "model.d_model" in proc.stdout and "loss.negatives" in proc.stdout
 
 
-def test_readme_carries_the_current_config_reference():
+def test_docs_carry_the_current_config_reference():
     from pathlib import Path
-    assert config.reference() in (Path(__file__).parent.parent / "README.md").read_text()
+    assert config.reference() in (Path(__file__).parent.parent / "docs" / "config.md").read_text()
+
+
+def test_nothing_in_the_repository_points_outside_it():
+    import subprocess
+    from pathlib import Path
+    root = Path(__file__).parent.parent
+    files = subprocess.run(["git", "ls-files"], cwd=root, capture_output=True, text=True).stdout.split()
+    outside = [f for f in files if f.endswith((".py", ".md", ".yaml", ".sh", ".toml", "Makefile"))
+               and "../" + "shared" in (root / f).read_text(errors="replace")]
+    assert outside == [], outside

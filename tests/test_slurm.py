@@ -98,7 +98,7 @@ def test_two_task_job_is_preempted_and_resumes_to_the_same_metrics(cluster, tmp_
     and requeues, the requeued job resumes every rank's state. No dropout and the full softmax: the result
     equals a single-process run's up to float summation order."""
     profile = tmp_path / "two.yaml"
-    profile.write_text(PROFILE.read_text() + "tasks_per_node: 2\n")
+    profile.write_text(PROFILE.read_text().replace("tasks_per_node: 1", "tasks_per_node: 2"))
     s, points = make_sweep(tmp_path, axes="  train.tokens: [300000]\n  model.dropout: [0.0]\n", name="slurm")
     (run_id, job_id), = sweep.submit(s, points, "slurm", sweep.load_profile(profile), wait=False,
                                      log=lambda m: None).items()
