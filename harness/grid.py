@@ -12,6 +12,17 @@
       train.lr: [0.002, 0.001]
       train.batch_size: [16, 32]
     seeds: [0, 1]                  # train.seed
+    scale:                         # hyperparameters as functions of N: base * (N / n_ref) ** power
+      train.lr: {base: 0.002, n_ref: 1.0e+5, power: -0.5}
+
+An IsoFLOP design names compute budgets instead of N and T axes: per budget C, N values spread over `decades`
+around a centre N_c(C) = n_params * (C / flops) ** exponent (or an explicit `n_params` list), and T solved from
+the project's own C formula (harness/accounting.py) so each run lands on its budget:
+
+    isoflop:
+      flops: [1.0e+11, 3.0e+11, 1.0e+12]
+      n_params: {count: 5, decades: 1.0, centre: {n_params: 1.0e+5, flops: 1.0e+11, exponent: 0.5}}
+    axes: {negatives: [64, full]}  # crossed with every (budget, N) point
 """
 
 from __future__ import annotations
@@ -23,11 +34,11 @@ from typing import Any
 
 import yaml
 
-from harness import config, shapes
+from harness import accounting, config, shapes
 from harness.errors import UserError
 
 ALIASES = {"tokens": "train.tokens", "negatives": "loss.negatives"}
-TOP_KEYS = {"base", "set", "axes", "zip", "seeds", "shape"}
+TOP_KEYS = {"base", "set", "axes", "zip", "seeds", "shape", "scale", "isoflop"}
 SHAPE_KEYS = ("model.d_model", "model.n_layers", "model.n_heads", "model.d_ff")
 
 
@@ -39,6 +50,7 @@ class Point:
     values: dict
     shape: shapes.Shape | None = None
     n_params_target: float | None = None
+    budget: float | None = None  # the IsoFLOP budget C this run was solved for
     run_id: str = field(init=False)
 
     def __post_init__(self) -> None:
@@ -94,39 +106,105 @@ def load(path: str | Path) -> list[Point]:
     if len({len(v) for v in zipped.values()}) > 1:
         raise UserError(f"{at('zip')}: zipped axes must have equal lengths")
     seeds = _axis_values("seeds", tree.get("seeds", [None]), at("seeds"))
-    sized = "n_params" in axes or "n_params" in zipped
+    scale = _scale(tree.get("scale") or {}, at("scale"))
+    designed = _isoflop(tree["isoflop"], at("isoflop")) if "isoflop" in tree else [{}]
+    if "isoflop" in tree and ({"n_params", "tokens", "train.tokens"} & {*axes, *zipped}):
+        raise UserError(f"{at('isoflop')}: an isoflop design sets n_params and tokens; do not give them as axes")
+    sized = "n_params" in axes or "n_params" in zipped or "isoflop" in tree
     if sized and any(k in {**fixed, **axes, **zipped} for k in SHAPE_KEYS):
         raise UserError(f"{path}: the n_params axis sets {', '.join(SHAPE_KEYS)}; do not set them too")
 
     zip_rows = [dict(zip(zipped, row)) for row in zip(*zipped.values())] or [{}]
     points, seen = [], set()
-    for combo in itertools.product(*axes.values()):
-        for zrow in zip_rows:
-            for seed in seeds:
-                values = {**dict(zip(axes, combo)), **zrow, **({"seeds": seed} if seed is not None else {})}
-                point = _point(values, base, fixed, policy, path)
-                if point.run_id not in seen:
-                    seen.add(point.run_id)
-                    points.append(point)
+    for design, combo, zrow, seed in itertools.product(designed, itertools.product(*axes.values()), zip_rows, seeds):
+        values = {**design, **dict(zip(axes, combo)), **zrow, **({"seeds": seed} if seed is not None else {})}
+        point = _point(values, base, fixed, policy, scale, path)
+        if point.run_id not in seen:
+            seen.add(point.run_id)
+            points.append(point)
     return points
 
 
-def _point(values: dict, base: dict, fixed: dict, policy: dict, path: Path) -> Point:
+def _point(values: dict, base: dict, fixed: dict, policy: dict, scale: dict, path: Path) -> Point:
     overrides = {**base, **fixed}
     for name, v in values.items():
         if name == "seeds":
             overrides["train.seed"] = v
-        elif name != "n_params":
+        elif name not in ("n_params", "flops"):
             overrides[ALIASES.get(name, name)] = v
     label = f"{path} point {values}"
-    shape, target = None, values.get("n_params")
+    shape, target, budget = None, values.get("n_params"), values.get("flops")
     if target is not None:
         shape = shapes.solve(target, config.resolve(overrides, source=label), policy, source=f"{path}")
         overrides.update({"model.d_model": shape.d_model, "model.n_layers": shape.n_layers,
                           "model.n_heads": shape.n_heads, "model.d_ff": shape.d_ff})
+    for key, law in scale.items():
+        if shape is None:
+            raise UserError(f"{path}: scale.{key} needs N: give an n_params axis or an isoflop design")
+        value = law["base"] * (shape.n_params / law["n_ref"]) ** law["power"]
+        overrides[key] = round(value) if isinstance(config.KEYS[key].default, int) else value
+    if budget is not None:
+        overrides["train.tokens"] = max(1, round(budget / flops_per_target(config.resolve(overrides, source=label))))
     cfg = config.resolve(overrides, source=label)
     one_batch = cfg["train.batch_size"] * (cfg["model.context"] if cfg["loss.supervision"] == "all" else 1)
     if cfg["train.tokens"] < one_batch:
         raise UserError(f"{label}: train.tokens = {cfg['train.tokens']} is smaller than one batch "
                         f"({one_batch} targets)")
-    return Point(cfg, values, shape, target)
+    return Point(cfg, values, shape, target, budget)
+
+
+def flops_per_target(cfg: dict) -> float:
+    """C per target of a resolved config on its dataset (prepared, or found in the cache, for its catalog size)."""
+    from harness.data.prepare import dataset_summary
+    from harness.features import train_flops_per_item
+
+    return accounting.flops_per_target(cfg, dataset_summary(cfg)["n_items"], train_flops_per_item(cfg))
+
+
+def _positive(value: Any, where: str) -> float:
+    return _number(value, where, integer=False)
+
+
+def _scale(tree: Any, where: str) -> dict:
+    """scale: {key: {base, n_ref, power}} -> validated laws (value = base * (N / n_ref) ** power)."""
+    if not isinstance(tree, dict):
+        raise UserError(f"{where}: scale must map config keys to {{base, n_ref, power}}")
+    laws = {}
+    for key, law in tree.items():
+        if key not in config.KEYS or key in SHAPE_KEYS:
+            raise UserError(f"{where}: scale.{key}: not a config key that can move with N")
+        if not isinstance(law, dict) or set(law) != {"base", "n_ref", "power"}:
+            raise UserError(f"{where}: scale.{key} must be {{base, n_ref, power}}")
+        try:
+            power = float(law["power"])
+        except (TypeError, ValueError):
+            raise UserError(f"{where}: scale.{key}.power = {law['power']!r} is not a number") from None
+        laws[key] = {"base": _positive(law["base"], f"{where}: scale.{key}.base"),
+                     "n_ref": _positive(law["n_ref"], f"{where}: scale.{key}.n_ref"), "power": power}
+    return laws
+
+
+def _isoflop(tree: Any, where: str) -> list[dict]:
+    """isoflop: {flops: [...], n_params: [...] or {count, decades, centre: {n_params, flops, exponent}}} ->
+    one {flops, n_params} per (budget, N)."""
+    if not isinstance(tree, dict) or set(tree) - {"flops", "n_params"} or "flops" not in tree or "n_params" not in tree:
+        raise UserError(f"{where}: isoflop needs exactly 'flops' (a list of budgets) and 'n_params'")
+    if not isinstance(tree["flops"], list) or not tree["flops"]:
+        raise UserError(f"{where}: isoflop.flops must be a non-empty list of budgets (FLOPs)")
+    budgets = [_positive(c, f"{where}: isoflop.flops") for c in tree["flops"]]
+    spec = tree["n_params"]
+    if isinstance(spec, list):
+        sizes = _axis_values("n_params", spec, f"{where}: isoflop.n_params")
+        return [{"flops": c, "n_params": n} for c in budgets for n in sizes]
+    if not isinstance(spec, dict) or set(spec) != {"count", "decades", "centre"}:
+        raise UserError(f"{where}: isoflop.n_params must be a list or {{count, decades, centre}}")
+    count = _number(spec["count"], f"{where}: isoflop.n_params.count", integer=True)
+    decades = _positive(spec["decades"], f"{where}: isoflop.n_params.decades")
+    centre = spec["centre"]
+    if not isinstance(centre, dict) or set(centre) != {"n_params", "flops", "exponent"}:
+        raise UserError(f"{where}: isoflop.n_params.centre must be {{n_params, flops, exponent}}")
+    n0 = _positive(centre["n_params"], f"{where}: isoflop.n_params.centre.n_params")
+    c0 = _positive(centre["flops"], f"{where}: isoflop.n_params.centre.flops")
+    a = _positive(centre["exponent"], f"{where}: isoflop.n_params.centre.exponent")
+    offsets = [0.0] if count == 1 else [decades * (i / (count - 1) - 0.5) for i in range(count)]
+    return [{"flops": c, "n_params": n0 * (c / c0) ** a * 10 ** o} for c in budgets for o in offsets]

@@ -8,18 +8,19 @@ host, torch version and thread count in <cache>/calibration.json.
 from __future__ import annotations
 
 import json
+import math
 import platform
 import time
 
 import torch
 
-from harness import accounting, config
-from harness.data.prepare import prepare
-from harness.features import train_flops_per_item
-from harness.grid import Point
+from harness import config
+from harness.data.prepare import dataset_summary
+from harness.grid import Point, flops_per_target
 from harness.io import cache_dir, write_json
 
 STARTUP_S = 8.0  # process start, imports, dataset load, text encoder, final evaluation
+MIN_DECADES = 1.5  # an axis spanning less pins its exponent down poorly
 
 
 def calibrate(threads: int) -> float:
@@ -53,28 +54,67 @@ def calibrate(threads: int) -> float:
 
 
 def plan(points: list[Point], threads: int) -> dict:
-    """Rows (one per run) and totals for a grid's points."""
+    """Rows (one per run), totals, and the design's diagnostics for a grid's points."""
     speed = calibrate(threads)
-    n_items: dict[str, int] = {}
     rows = []
     for p in points:
         cfg = p.cfg
-        data_key = json.dumps({k: v for k, v in cfg.items() if k.startswith("data.")}, sort_keys=True)
-        if data_key not in n_items:
-            n_items[data_key] = prepare(cfg)[0].n_items
-        flops = cfg["train.tokens"] * accounting.flops_per_target(cfg, n_items[data_key], train_flops_per_item(cfg))
+        flops = cfg["train.tokens"] * flops_per_target(cfg)
         n = p.shape.n_params if p.shape else None
         rows.append({
             "run_id": p.run_id, "d_model": cfg["model.d_model"], "n_layers": cfg["model.n_layers"],
             "n_heads": cfg["model.n_heads"], "d_ff": cfg["model.d_ff"], "n_params": n,
             "n_params_error": (n / p.n_params_target - 1) if n else None, "tokens": cfg["train.tokens"],
             "negatives": cfg["loss.negatives"], "flops": flops, "est_s": flops / speed + STARTUP_S,
-            "values": {k: v for k, v in p.values.items() if k not in ("n_params", "tokens", "negatives")},
+            "epochs": cfg["train.tokens"] / dataset_summary(cfg)["targets_per_epoch"], "budget": p.budget,
+            "n_params_actual": point_n_params(p),
+            "values": {k: v for k, v in p.values.items() if k not in ("n_params", "tokens", "negatives", "flops")},
             "config": cfg,
         })
     return {"runs": rows, "totals": {"runs": len(rows), "flops": sum(r["flops"] for r in rows),
                                      "est_s": sum(r["est_s"] for r in rows), "calibrated_flops_per_s": speed,
-                                     "threads_per_job": threads}}
+                                     "threads_per_job": threads},
+            "diagnostics": diagnostics(rows)}
+
+
+def point_n_params(point: Point) -> int:
+    """N of a point: the solved shape's, else counted from the config's shape (shapes.n_params)."""
+    from harness import shapes
+
+    cfg = point.cfg
+    return point.shape.n_params if point.shape else shapes.n_params(cfg, cfg["model.d_model"], cfg["model.n_layers"],
+                                                                    cfg["model.d_ff"])
+
+
+def _decades(values: list[float]) -> float:
+    return math.log10(max(values) / min(values)) if values else 0.0
+
+
+def diagnostics(rows: list[dict]) -> dict:
+    """Per K: decades spanned by N, T and C, the largest run's epochs (data repetition), the N range of each
+    IsoFLOP budget; and one-line warnings: an axis that varies but spans < MIN_DECADES, a run that repeats data."""
+    out: dict = {"per_k": {}, "warnings": []}
+    for k in sorted({str(r["negatives"]) for r in rows}):
+        mine = [r for r in rows if str(r["negatives"]) == k]
+        largest = max(mine, key=lambda r: r["flops"])
+        d = {"decades": {axis: _decades([r[col] for r in mine]) for axis, col in
+                         (("N", "n_params_actual"), ("T", "tokens"), ("C", "flops"))},
+             "max_epochs": max(r["epochs"] for r in mine), "largest_run_epochs": largest["epochs"]}
+        budgets = sorted({r["budget"] for r in mine if r["budget"]})
+        if budgets:
+            d["budgets"] = [{"flops": c, "n_params": [min(r["n_params_actual"] for r in mine if r["budget"] == c),
+                                                      max(r["n_params_actual"] for r in mine if r["budget"] == c)],
+                             "runs": sum(r["budget"] == c for r in mine)} for c in budgets]
+        out["per_k"][k] = d
+        for axis, span in d["decades"].items():
+            distinct = {r[{"N": "n_params_actual", "T": "tokens", "C": "flops"}[axis]] for r in mine}
+            if len(distinct) > 1 and span < MIN_DECADES:
+                out["warnings"].append(f"K={k}: {axis} spans {span:.2f} decades (< {MIN_DECADES}): its exponent "
+                                       "will be poorly identified")
+        if d["max_epochs"] > 1:
+            out["warnings"].append(f"K={k}: a run repeats its training data {d['max_epochs']:.1f} times "
+                                   "(epochs > 1): data-constrained, not the scaling regime a law assumes")
+    return out
 
 
 def format_table(result: dict, parallel: int) -> str:
@@ -89,6 +129,14 @@ def format_table(result: dict, parallel: int) -> str:
                      f"{err:>7}{r['tokens']:>10,}{str(r['negatives']):>6}{r['flops']:>10.3g}{r['est_s']:>8.0f}  {other}")
     t = result["totals"]
     lines.append("-" * len(head))
+    for k, d in result["diagnostics"]["per_k"].items():
+        spans = ", ".join(f"{axis} {span:.2f}" for axis, span in d["decades"].items())
+        lines.append(f"K={k}: decades spanned {spans}; largest run {d['largest_run_epochs']:.2f} epochs "
+                     f"(max {d['max_epochs']:.2f})")
+        for b in d.get("budgets", []):
+            lines.append(f"  budget {b['flops']:.3g} FLOPs: {b['runs']} runs, N {b['n_params'][0]:,} .. "
+                         f"{b['n_params'][1]:,}")
+    lines += [f"warning: {w}" for w in result["diagnostics"]["warnings"]]
     lines.append(f"{t['runs']} runs, {t['flops']:.3g} FLOPs, {t['est_s'] / 60:.1f} min of compute; about "
                  f"{t['est_s'] / 60 / max(parallel, 1):.1f} min wall with {parallel} job(s) at a time "
                  f"({t['threads_per_job']} thread(s) each, calibrated {t['calibrated_flops_per_s'] / 1e9:.1f} "

@@ -4,7 +4,7 @@ It shows runs by state (done / running / pending / failed of the total), FLOPs d
 the plan's calibrated estimates: the estimated seconds still ahead (each unfinished run's `est_s` times the share
 of its T not yet trained) spread over the sweep's parallel jobs. A training run reports its targets so far in
 `<run>/progress.json` every PROGRESS_EVERY_S seconds. On a terminal the view is a tqdm bar; elsewhere (logs,
-pipes) one line each time the counts change.
+pipes) one line each time a run ends.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ PROGRESS_FILE = "progress.json"
 PROGRESS_EVERY_S = 2.0
 ENDED = ("done", "diverged", "failed", "timed_out")  # states that will not move without a new submission
 WAITING = ("pending", "running")
+WAITING_TO_RUN = ("pending", "not_submitted", "interrupted")
 
 
 def _tokens(run_dir: Path) -> int:
@@ -69,7 +70,7 @@ def _duration(seconds: float) -> str:
 
 
 class View:
-    """The live view: a tqdm bar over FLOPs on a terminal, otherwise a line through `log` when counts change."""
+    """The live view: a tqdm bar over FLOPs on a terminal, otherwise a line through `log` when a run ends."""
 
     def __init__(self, log: Callable[[str], None] = print, live: bool | None = None):
         self.log = log
@@ -85,8 +86,8 @@ class View:
             self.bar.n = snap["flops_done"]
             self.bar.set_description_str(describe(snap), refresh=True)
             return
-        key = tuple(sorted(snap["counts"].items()))
-        if key != self.last:
+        key = tuple(sorted((k, v) for k, v in snap["counts"].items() if k not in ("running", *WAITING_TO_RUN)))
+        if key != self.last:  # a line when a run ends (not when the next one starts)
             self.last = key
             self.log(describe(snap))
 

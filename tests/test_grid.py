@@ -1,5 +1,7 @@
 """Grids, the shape solver and the plan."""
 
+import math
+
 import pytest
 import torch
 from hypothesis import given, settings
@@ -105,3 +107,55 @@ def test_plan_rows_and_totals(tmp_path):
     assert result["totals"]["flops"] == pytest.approx(sum(r["flops"] for r in rows))
     text = plan.format_table(result, parallel=2)
     assert all(p.run_id in text for p in points) and "4 runs" in text
+
+
+ISOFLOP = """base: base.yaml
+shape: {aspect: 8, head_dim: 8, ff_mult: 2, tolerance: 0.5}
+isoflop:
+  flops: [2.0e+8, 6.0e+8]
+  n_params: {count: 3, decades: 0.7, centre: {n_params: 1.5e+4, flops: 2.0e+8, exponent: 0.5}}
+scale: {train.lr: {base: 0.002, n_ref: 1.5e+4, power: -0.5}}
+axes: {negatives: [8, full]}
+"""
+
+
+def test_isoflop_design_lands_every_run_on_its_budget(tmp_path):
+    from harness import plan
+
+    points = grid.load(_write(tmp_path, ISOFLOP))
+    assert len(points) == 2 * 3 * 2
+    result = plan.plan(points, threads=1)
+    for p, row in zip(points, result["runs"]):
+        assert row["budget"] == p.budget and row["flops"] == pytest.approx(p.budget, rel=0.02)
+        assert p.cfg["train.lr"] == pytest.approx(0.002 * (p.shape.n_params / 1.5e4) ** -0.5)
+    for k, d in result["diagnostics"]["per_k"].items():
+        assert [b["flops"] for b in d["budgets"]] == [2.0e8, 6.0e8] and all(b["runs"] == 3 for b in d["budgets"])
+        assert d["decades"]["C"] == pytest.approx(math.log10(3), rel=0.03)
+        small, large = d["budgets"][0]["n_params"]
+        assert large / small > 3  # the N values spread around the centre
+    assert "budget 2e+08 FLOPs: 3 runs" in plan.format_table(result, 2)
+
+
+def test_plan_warns_on_a_narrow_grid_and_on_repeated_data(tmp_path):
+    from harness import plan
+
+    path = _write(tmp_path, "base: base.yaml\nshape: {aspect: 8, head_dim: 8, ff_mult: 2, tolerance: 0.5}\n"
+                                 "axes:\n  n_params: [4.5e+3, 1.5e+4]\n  tokens: [3000, 6000]\n")
+    result = plan.plan(grid.load(path), threads=1)
+    warnings = result["diagnostics"]["warnings"]
+    assert any("N spans 0.5" in w for w in warnings) and any("T spans 0.30 decades" in w for w in warnings)
+    assert any("repeats its training data" in w for w in warnings)
+    assert all(w.count("\n") == 0 for w in warnings)
+    assert "warning: K=full: T spans 0.30 decades" in plan.format_table(result, 1)
+
+
+@pytest.mark.parametrize("bad, message", [
+    ("isoflop: {flops: [1.0e+9]}\n", "isoflop needs exactly 'flops'"),
+    ("isoflop: {flops: [1.0e+9], n_params: [1.0e+4]}\naxes: {tokens: [100]}\n", "do not give them as axes"),
+    ("scale: {train.lr: {base: 0.002}}\naxes: {n_params: [1.0e+4]}\n", "scale.train.lr must be"),
+    ("scale: {train.lr: {base: 0.002, n_ref: 1.0e+4, power: -0.5}}\n", "scale.train.lr needs N"),
+])
+def test_design_mistakes_are_one_line_errors(tmp_path, bad, message):
+    path = _write(tmp_path, "base: base.yaml\nshape: {aspect: 8, head_dim: 8, ff_mult: 2, tolerance: 0.5}\n" + bad)
+    with pytest.raises(UserError, match=message):
+        grid.load(path)

@@ -11,6 +11,7 @@ second-to-last validation, the rest training.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import shutil
@@ -22,7 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from harness import registry
+from harness import config, registry
 from harness.data import clean, readers, synthetic
 from harness.errors import UserError
 from harness.io import cache_dir, write_json
@@ -181,6 +182,20 @@ def dataset_key(cfg: dict) -> str:
                                    "data.duplicates")}
     blob = json.dumps({"v": PREPARE_VERSION, "source": fingerprint, "options": options}, sort_keys=True)
     return f"{name}-{hashlib.sha256(blob.encode()).hexdigest()[:12]}"
+
+
+@functools.lru_cache(maxsize=64)
+def _summary(data_options: str) -> dict:
+    data = prepare(config.resolve(json.loads(data_options)))[0]
+    starts, stops = data.training_parts()
+    return {"n_items": data.n_items, "n_users": data.n_users,
+            "targets_per_epoch": int(np.maximum(stops - starts - 1, 0).sum())}
+
+
+def dataset_summary(cfg: dict) -> dict:
+    """n_items, n_users and targets_per_epoch (training targets of one epoch over the real sequences) of the
+    config's dataset, prepared once per process (the planner and grids ask for it per point)."""
+    return _summary(json.dumps({k: v for k, v in cfg.items() if k.startswith("data.")}, sort_keys=True))
 
 
 def prepare(cfg: dict) -> tuple[Dataset, bool]:
