@@ -146,7 +146,13 @@ SCHEMA: list[Key] = [
     _k("train.weight_decay", 0.01, _num(0), "AdamW weight decay (not on norms, biases, tables)"),
     _k("train.warmup", 0.05, _num(0, 1), "warmup as a fraction of T"),
     _k("train.schedule", "cosine", _choice(*registry.SCHEDULES.names()), "learning-rate schedule over T"),
-    _k("train.min_lr_ratio", 0.01, _num(0, 1), "cosine: final lr / peak lr"),
+    _k("train.min_lr_ratio", 0.01, _num(0, 1), "cosine, wsd: final lr / peak lr"),
+    _k("train.warmup_tokens", None, _opt(_int(0)), "wsd: warmup over this many targets (required: a fixed number, "
+       "so every branch is the standalone run of its length)"),
+    _k("train.decay", 0.2, _num(1e-6, 1), "wsd: the cooldown, as the last fraction of each run or branch length"),
+    _k("train.decay_shape", "1-sqrt", _choice("1-sqrt", "linear"), "wsd: cooldown shape"),
+    _k("train.branches", None, _opt(_points), "wsd: cooldown branches at these fractions of T (ending at 1): the "
+       "trunk trains at the peak lr and at each T_i forks a cooldown whose end is a row (annealed) for T_i"),
     _k("train.grad_clip", 1.0, _num(0), "clip the global gradient norm to this (0 = off)"),
     _k("train.precision", "fp32", _choice("fp32", "bf16"), "bf16 autocast (CUDA only)"),
     _k("train.seed", 0, _int(0), "seed for init, dropout, order and negatives"),
@@ -260,6 +266,11 @@ def resolve(overrides: dict[str, Any], source: str = "config", where: dict[str, 
         raise UserError(f"{at('loss.negatives')}: loss.kind = gbce needs an integer loss.negatives")
     if cfg["data.synthetic.max_length"] < cfg["data.synthetic.mean_length"]:
         raise UserError(f"{at('data.synthetic.max_length')}: data.synthetic.max_length must be >= data.synthetic.mean_length")
+    if cfg["train.schedule"] == "wsd" and cfg["train.warmup_tokens"] is None:
+        raise UserError(f"{at('train.schedule')}: train.schedule = wsd needs train.warmup_tokens (a fixed number of "
+                        "targets, so a branch equals the standalone run of its length)")
+    if cfg["train.branches"] and cfg["train.schedule"] != "wsd":
+        raise UserError(f"{at('train.branches')}: train.branches needs train.schedule = wsd")
     if cfg["augment.strategy"] != "none" and cfg["loss.supervision"] != "last":
         raise UserError(f"{at('augment.strategy')}: augment.strategy = {cfg['augment.strategy']} trains one target "
                         "per pair: set loss.supervision: last")

@@ -51,6 +51,7 @@ SCHEDULES = Registry("train.schedule", {
     "cosine": "harness.schedules:cosine",
     "onecycle": "harness.schedules:onecycle",
     "constant": "harness.schedules:constant",
+    "wsd": "harness.schedules:wsd",
 })
 EXECUTORS = Registry("--executor", {
     "debug": "harness.executors:DEBUG",

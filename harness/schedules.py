@@ -31,6 +31,18 @@ def constant(progress: float, cfg: dict) -> float:
     return progress / warm if progress < warm else 1.0
 
 
+def wsd(progress: float, cfg: dict) -> float:
+    """Warmup-stable-decay (Hägele et al. 2024): linear warmup over `train.warmup_tokens` targets (a fixed number,
+    so a cooldown branch at T_i is exactly the standalone run of length T_i), the peak, then over the last
+    `train.decay` fraction of T a decay to `train.min_lr_ratio`, linear or 1-sqrt (`train.decay_shape`)."""
+    t = progress * cfg["train.tokens"]
+    warm = min(1.0, t / cfg["train.warmup_tokens"]) if cfg["train.warmup_tokens"] else 1.0
+    x = min(1.0, max(0.0, (progress - (1 - cfg["train.decay"])) / cfg["train.decay"]))
+    g = 1 - x if cfg["train.decay_shape"] == "linear" else 1 - math.sqrt(x)
+    lo = cfg["train.min_lr_ratio"]
+    return min(warm, lo + (1 - lo) * g)
+
+
 def lr_factor(progress: float, cfg: dict) -> float:
     """The configured schedule's multiplier at `progress`."""
     return SCHEDULES.get(cfg["train.schedule"])(progress, cfg)

@@ -15,8 +15,8 @@ SPLITS = ("valid", "test")
 METRICS = ("ndcg@5", "ndcg@10", "hr@5", "hr@10", "mrr", "ppl")
 RUN_COLUMNS = ("run_id", "n_params", "n_params_total", "n_params_tables", "negatives", "d_model", "n_layers",
                "n_heads", "d_ff", "n_items", "n_users", "target_kl")  # fixed for a run
-ROW_COLUMNS = ("final", "tokens", "flops", "epochs", "wall_s", "train_s", "targets_per_s", "mfu",
-               "train_loss")  # one evaluation point
+ROW_COLUMNS = ("final", "annealed", "tokens", "flops", "flops_spent", "epochs", "wall_s", "train_s",
+               "targets_per_s", "mfu", "train_loss")  # one evaluation point
 DIVERGED_COLUMNS = ("diverged_step", "diverged_tokens", "diverged_reason")  # on a diverged run's last row
 ENVIRONMENT = ("host", "torch", "numpy", "srt_scale", "git_sha", "threads", "world_size")
 ORDER = ("run_id", "status", "final", "n_params", "n_params_total", "n_params_tables", "tokens", "negatives",

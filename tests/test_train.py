@@ -132,3 +132,63 @@ def test_cli_train_prints_the_run_and_its_metrics(tmp_path, shared_cache):
     run_id = config.run_id(config.load(cfg, ["train.seed=3"]))
     assert f"run {run_id}" in proc.stdout and "test_ndcg@10" in proc.stdout
     assert json.loads((tmp_path / "runs" / run_id / "result.json").read_text())["train.seed"] == 3
+
+
+WSD = {"train__schedule": "wsd", "train__warmup_tokens": 600, "train__decay": 0.5, "train__decay_shape": "1-sqrt",
+       "model__dropout": 0.3, "features__kind": "id", "loss__negatives": 16, "loss__shared_negatives": False}
+
+
+def _rows(out, cfg):
+    return [json.loads(line) for line in (out / config.run_id(cfg) / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_a_cooldown_branch_is_the_standalone_wsd_run_of_its_length(tiny, tmp_path):
+    cfg = tiny(train__tokens=20000, train__branches=[0.25, 0.5, 1.0], eval__points=[0.5, 1.0], **WSD)
+    result = train(cfg, tmp_path / "branched", progress=False)
+    rows = _rows(tmp_path / "branched", cfg)
+    annealed = [r for r in rows if r["annealed"]]
+    assert [r["tokens"] for r in annealed] == [5000, 10000, 20000] and annealed[-1]["final"]
+    assert not any(r["annealed"] for r in rows if r not in annealed)
+    for row in annealed[:2]:
+        alone = train(tiny(train__tokens=row["tokens"], eval__points=[1.0], **WSD), tmp_path / "alone", progress=False)
+        # dropout and per-target negatives draw from the same random streams in the same order: equal
+        for key in [k for k in alone if k.startswith(("valid_", "test_"))]:
+            assert row[key] == pytest.approx(alone[key], rel=1e-6, abs=1e-9), (row["tokens"], key)
+        assert row["flops"] == pytest.approx(alone["flops"])
+    fpt = result["flops"] / result["tokens"]
+    # C of a standalone run of each length; the compute actually spent: the trunk plus each branch's cooldown
+    assert annealed[0]["flops_spent"] == pytest.approx(fpt * (5000 + 0), rel=0.05)
+    assert result["flops_spent"] == pytest.approx(fpt * (20000 + 0.5 * 5000 + 0.5 * 10000), rel=0.05)
+
+
+def test_stopped_inside_a_branch_resumes_to_the_same_rows(tiny, tmp_path):
+    cfg = tiny(train__tokens=20000, train__branches=[0.25, 0.5, 1.0], eval__points=[0.5, 1.0], **WSD)
+    train(cfg, tmp_path / "whole", progress=False)
+    calls = {"n": 0}
+
+    def stop_inside_the_first_branch():  # ~300 targets a step: the first branch forks after step 9 (2,613)
+        calls["n"] += 1
+        return calls["n"] == 12
+
+    assert train(cfg, tmp_path / "split", should_stop=stop_inside_the_first_branch, progress=False) is None
+    blob = torch.load(tmp_path / "split" / config.run_id(cfg) / "checkpoint.pt", weights_only=True)
+    assert blob["state"]["branch"] == 5000 and "trunk" in blob  # the trunk and the branch in flight
+    train(cfg, tmp_path / "split", progress=False)
+    whole, split = _rows(tmp_path / "whole", cfg), _rows(tmp_path / "split", cfg)
+    assert [(r["tokens"], r["annealed"]) for r in split] == [(r["tokens"], r["annealed"]) for r in whole]
+    for a, b in zip(whole, split):
+        for key in [k for k in a if k.startswith(("valid_", "test_", "train_loss"))]:
+            assert b[key] == pytest.approx(a[key], rel=1e-6, abs=1e-9), (a["tokens"], key)
+
+
+def test_wsd_schedule_warms_up_holds_and_cools_down():
+    cfg = config.resolve({"train.schedule": "wsd", "train.warmup_tokens": 100, "train.tokens": 1000,
+                          "train.decay": 0.2, "train.min_lr_ratio": 0.0, "train.decay_shape": "linear"})
+    assert lr_factor(0.05, cfg) == pytest.approx(0.5) and lr_factor(0.5, cfg) == 1.0
+    assert lr_factor(0.9, cfg) == pytest.approx(0.5) and lr_factor(1.0, cfg) == pytest.approx(0.0)
+    sqrt = {**cfg, "train.decay_shape": "1-sqrt"}
+    assert lr_factor(0.85, sqrt) == pytest.approx(0.5)
+    with pytest.raises(UserError, match="needs train.warmup_tokens"):
+        config.resolve({"train.schedule": "wsd"})
+    with pytest.raises(UserError, match="train.branches needs train.schedule = wsd"):
+        config.resolve({"train.branches": [0.5, 1.0]})

@@ -3,6 +3,7 @@ epoch, position, evaluation rows); written by rank 0, read by every rank (harnes
 
 from __future__ import annotations
 
+import copy
 import json
 
 import torch
@@ -13,13 +14,18 @@ from harness.io import write_text
 
 
 class State:
-    """Training progress that a checkpoint must restore for an exact resume (plain values only)."""
+    """Training progress that a checkpoint must restore for an exact resume (plain values only). `spent` counts
+    every target trained, cooldown branches included; `branch` is the length T_i of the branch in flight."""
 
     def __init__(self) -> None:
         self.tokens, self.epoch, self.position, self.steps = 0, 0, 0, 0
         self.train_s, self.wall_s, self.loss_sum, self.loss_n = 0.0, 0.0, 0.0, 0
+        self.spent, self.branch, self.branches_done = 0, None, []
         self.world = 1
         self.rows: list[dict] = []
+
+
+TRUNK_ONLY = ("tokens", "epoch", "position", "steps", "loss_sum", "loss_n")  # what a branch changes and gives back
 
 
 def _rng(run) -> dict:
@@ -28,34 +34,60 @@ def _rng(run) -> dict:
             "cuda": torch.cuda.get_rng_state(run.device) if run.device.type == "cuda" else None}
 
 
-def write(run, state: State) -> None:
+def _set_rng(run, rng: dict) -> None:
+    torch.set_rng_state(rng["torch"])
+    run.sampler.generator.set_state(rng["sampler"])
+    if rng["cuda"] is not None:
+        torch.cuda.set_rng_state(rng["cuda"], run.device)
+
+
+def snapshot(run, state: State) -> dict:
+    """The trunk at a branch point, in memory: weights, optimizer, this rank's random state, its progress."""
+    return {"model": {k: v.detach().clone() for k, v in run.model.state_dict().items()},
+            "optimizer": copy.deepcopy(run.optimizer.state_dict()), "rng": _rng(run),
+            "state": {k: getattr(state, k) for k in TRUNK_ONLY}}
+
+
+def restore(run, state: State, trunk: dict) -> None:
+    """Back to the trunk after a branch; rows, time and `spent` keep what the branch added."""
+    run.model.load_state_dict(trunk["model"])
+    run.optimizer.load_state_dict(trunk["optimizer"])
+    _set_rng(run, trunk["rng"])
+    vars(state).update(trunk["state"])
+    state.branch = None
+
+
+def write(run, state: State, trunk: dict | None = None) -> None:
     """Checkpoint `run` (collective: every rank gives its random state; rank 0 writes the file) and its
-    evaluation rows so far (metrics.jsonl)."""
+    evaluation rows so far (metrics.jsonl); during a branch, the trunk's snapshot too."""
     rngs = run.group.gather(_rng(run))
+    trunk_rngs = run.group.gather(trunk["rng"]) if trunk is not None else None
     if not run.group.main:
         return
     blob = {"model": run.model.state_dict(), "optimizer": run.optimizer.state_dict(), "rng": rngs,
             "state": plain({**vars(state), "world": run.group.world})}
+    if trunk is not None:
+        blob["trunk"] = {**trunk, "rng": trunk_rngs, "state": plain(trunk["state"])}
     save(run.dir / "checkpoint.pt", blob)
     write_text(run.dir / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in state.rows))
 
 
-def read(run) -> State:
-    """Restore `run` from its checkpoint (each rank its own random state); a fresh State if there is none."""
+def read(run) -> tuple[State, dict | None]:
+    """Restore `run` from its checkpoint (each rank its own random state): (state, the trunk's snapshot when a
+    branch was in flight, else None); a fresh State if there is no checkpoint."""
     state = State()
     path = run.dir / "checkpoint.pt"
     if not path.exists():
-        return state
+        return state, None
     blob = load(path, run.device)
     if len(blob["rng"]) != run.group.world:
         raise UserError(f"{path}: written by a run of {len(blob['rng'])} process(es); resume it with the same "
                         f"number (this one has {run.group.world})")
     run.model.load_state_dict(blob["model"])
     run.optimizer.load_state_dict(blob["optimizer"])
-    rng = blob["rng"][run.group.rank]
-    torch.set_rng_state(rng["torch"])
-    run.sampler.generator.set_state(rng["sampler"])
-    if rng["cuda"] is not None:
-        torch.cuda.set_rng_state(rng["cuda"], run.device)
+    _set_rng(run, blob["rng"][run.group.rank])
     vars(state).update(blob["state"])
-    return state
+    trunk = blob.get("trunk")
+    if trunk is not None:
+        trunk = {**trunk, "rng": trunk["rng"][run.group.rank]}
+    return state, trunk

@@ -65,13 +65,13 @@ def _train(run: Run, result_path: Path, should_stop, progress: bool) -> dict | N
     run.group.barrier()
     state, tracker = State(), None
     try:  # from here on, a run that raises records why (status failed); one whose process dies records nothing
-        state = checkpoint.read(run)
+        state, trunk = checkpoint.read(run)
         record.log(run, f"{'resume at ' + str(state.tokens) if state.tokens else 'start'}: {run.static_columns()} "
                         f"dataset {run.data.root.name} C/target {run.flops_per_target:.4g} "
                         f"processes {run.group.world}")
         tracker = Tracker(run.cfg if run.group.main else {**run.cfg, "track.mlflow": False}, result_path.parent.parent,
                           run.id, lambda message: record.log(run, message))
-        result = _loop(run, state, should_stop, progress, tracker)
+        result = _loop(run, state, trunk, should_stop, progress, tracker)
     except Exception as e:
         error = f"{type(e).__name__}: {e}"
         record.log(run, f"failed: {error}")
@@ -87,84 +87,143 @@ def _train(run: Run, result_path: Path, should_stop, progress: bool) -> dict | N
     return result
 
 
-def _loop(run: Run, state: State, should_stop: Callable[[], bool] | None, progress: bool,
-          tracker: Tracker) -> dict | None:
-    cfg, model, group = run.cfg, run.model, run.group
-    T, B = cfg["train.tokens"], cfg["train.batch_size"]
-    points = [p for p in cfg["eval.points"] if p * T > state.tokens]
-    bf16 = cfg["train.precision"] == "bf16"
-    peak = accounting.matmul_peak(run.device.type, torch.bfloat16 if bf16 else torch.float32)
-    bar = tqdm(total=T, initial=state.tokens, unit="tgt", unit_scale=True, disable=not progress,
-               desc=run.id, dynamic_ncols=True)
-    model.train()
-    start = last_ckpt = last_progress = time.perf_counter()
-    wall0, diverged = state.wall_s, None
+class _Loop:
+    """The one step loop of a run: trunk segments, cooldown branches, and the hooks every step passes through
+    (evaluation points, divergence, the stop request, timed checkpoints, the progress file)."""
 
-    def clock() -> None:
-        state.wall_s = wall0 + time.perf_counter() - start
+    def __init__(self, run: Run, state: State, should_stop, progress: bool, tracker: Tracker):
+        self.run, self.state, self.should_stop, self.tracker = run, state, should_stop, tracker
+        cfg = run.cfg
+        self.T = cfg["train.tokens"]
+        self.points = [p * self.T for p in cfg["eval.points"] if p * self.T > state.tokens]
+        bf16 = cfg["train.precision"] == "bf16"
+        self.peak = accounting.matmul_peak(run.device.type, torch.bfloat16 if bf16 else torch.float32)
+        self.bar = tqdm(total=self.T, initial=state.tokens, unit="tgt", unit_scale=True, disable=not progress,
+                        desc=run.id, dynamic_ncols=True)
+        self.start = self.last_ckpt = self.last_progress = time.perf_counter()
+        self.wall0 = state.wall_s
 
-    def save() -> None:
-        nonlocal last_ckpt
-        clock()
-        checkpoint.write(run, state)
-        last_ckpt = time.perf_counter()
+    def clock(self) -> None:
+        self.state.wall_s = self.wall0 + time.perf_counter() - self.start
 
-    while state.tokens < T and not diverged:
+    def save(self, trunk: dict | None = None) -> None:
+        self.clock()
+        checkpoint.write(self.run, self.state, trunk)
+        self.last_ckpt = time.perf_counter()
+
+    def record(self, final: bool, annealed: bool) -> str | None:
+        """An evaluation row on rank 0; every rank learns whether it diverged."""
+        self.clock()
+        diverged = None
+        if self.run.group.main:
+            diverged = record.evaluation(self.run, self.state, self.peak, final, annealed)  # restores train mode
+            self.tracker.row(self.state.rows[-1])
+        return self.run.group.from_main(diverged)
+
+    def advance(self, stop_at: int, length: int, trunk: dict | None = None) -> str | None:
+        """Train while fewer than `stop_at` targets are done, on the schedule of a run of `length` targets (the
+        last batch trimmed at `length`). Returns None, 'stopped' (a checkpoint was saved), or why it diverged."""
+        run, state, cfg, group = self.run, self.state, self.run.cfg, self.run.group
+        B = cfg["train.batch_size"]
+        schedule = cfg if length == self.T else {**cfg, "train.tokens": length}
         order = run.examples.epoch_order(cfg["train.seed"], state.epoch)
-        while state.position < len(order) and state.tokens < T:
+        while state.tokens < stop_at:
+            if state.position >= len(order):
+                state.epoch, state.position = state.epoch + 1, 0
+                order = run.examples.epoch_order(cfg["train.seed"], state.epoch)
             t0 = time.perf_counter()
             inputs, targets = run.examples.batch(order[state.position: state.position + B])
-            targets = trim_to_budget(targets, T - state.tokens)
+            targets = trim_to_budget(targets, length - state.tokens)
             if run.progressive is not None:
-                run.progressive.apply(state.tokens / T)
-            loss, n = run.step(inputs, targets, cfg["train.lr"] * lr_factor(state.tokens / T, cfg))
+                run.progressive.apply(state.tokens / length)
+            loss, n = run.step(inputs, targets, cfg["train.lr"] * lr_factor(state.tokens / length, schedule))
             if not math.isfinite(loss):
-                diverged = f"training loss {loss} at step {state.steps + 1}"
-                break
+                return f"training loss {loss} at step {state.steps + 1}"
             state.steps += 1
             state.tokens += n
+            state.spent += n
             state.position += B
             state.loss_sum += loss * n
             state.loss_n += n
             state.train_s += time.perf_counter() - t0
-            bar.update(n)
-            while points and state.tokens >= points[0] * T:
-                points.pop(0)
-                clock()
-                if group.main:
-                    diverged = record.evaluation(run, state, peak, final=state.tokens >= T)  # restores train mode
-                    tracker.row(state.rows[-1])
-                diverged = group.from_main(diverged)
+            if trunk is None:
+                self.bar.update(n)
+            while trunk is None and self.points and state.tokens >= self.points[0]:
+                self.points.pop(0)
+                final = state.tokens >= self.T
+                diverged = self.record(final, annealed=final)
                 if diverged:
-                    break
-                save()
-            if diverged:
-                break
-            stop, due = group.any(should_stop is not None and should_stop(),
-                                  time.perf_counter() - last_ckpt > cfg["train.checkpoint_every_s"])
+                    return diverged
+                self.save()
+            stop, due = group.any(self.should_stop is not None and self.should_stop(),
+                                  time.perf_counter() - self.last_ckpt > cfg["train.checkpoint_every_s"])
             if stop:
-                save()
-                record.log(run, f"stopped at {state.tokens} targets; checkpoint saved")
-                tracker.stopped()
-                bar.close()
-                return None
+                self.save(trunk)
+                record.log(run, f"stopped at {state.tokens} targets{' in a branch' if trunk else ''}; "
+                                "checkpoint saved")
+                self.tracker.stopped()
+                return "stopped"
             if due:
-                save()
-            if group.main and time.perf_counter() - last_progress > PROGRESS_EVERY_S:
-                write_json(run.dir / PROGRESS_FILE, {"tokens": state.tokens, "T": T, "steps": state.steps})
-                last_progress = time.perf_counter()
-        if state.position >= len(order):
-            state.epoch, state.position = state.epoch + 1, 0
-    bar.close()
+                self.save(trunk)
+            if group.main and time.perf_counter() - self.last_progress > PROGRESS_EVERY_S:
+                write_json(run.dir / PROGRESS_FILE, {"tokens": state.tokens, "T": self.T, "steps": state.steps,
+                                                     "branch": state.branch})
+                self.last_progress = time.perf_counter()
+        return None
+
+    def branch(self, length: int, trunk: dict) -> str | None:
+        """The cooldown branch that ends at `length` targets, from the trunk's snapshot: train it, record its
+        end (annealed), and give the trunk back. Returns None, 'stopped' or why it diverged."""
+        self.state.branch = length
+        outcome = self.advance(length, length, trunk)
+        if outcome is None:
+            outcome = self.record(final=False, annealed=True)
+        if outcome is not None:
+            return outcome
+        record.log(self.run, f"branch at {length} targets recorded; back to the trunk at {trunk['state']['tokens']}")
+        checkpoint.restore(self.run, self.state, trunk)
+        self.state.branches_done.append(length)
+        self.save()
+        return None
+
+    def run_all(self, trunk: dict | None) -> str | None:
+        """Trunk and branches to T. `trunk` is the snapshot of a branch that was in flight when resumed."""
+        cfg, state = self.run.cfg, self.state
+        ends = sorted({round(f * self.T) for f in cfg["train.branches"] or []} - {self.T})
+        if trunk is not None:
+            outcome = self.branch(state.branch, trunk)
+            if outcome is not None:
+                return outcome
+        while state.tokens < self.T:
+            pending = [e for e in ends if e not in state.branches_done]
+            fork = round((1 - cfg["train.decay"]) * pending[0]) if pending else self.T
+            if state.tokens < fork:
+                outcome = self.advance(fork, self.T)
+                if outcome is not None:
+                    return outcome
+            if pending and state.tokens >= fork:
+                outcome = self.branch(pending[0], checkpoint.snapshot(self.run, state))
+                if outcome is not None:
+                    return outcome
+        return None
+
+
+def _loop(run: Run, state: State, trunk: dict | None, should_stop: Callable[[], bool] | None, progress: bool,
+          tracker: Tracker) -> dict | None:
+    loop = _Loop(run, state, should_stop, progress, tracker)
+    diverged = loop.run_all(trunk)
+    loop.bar.close()
+    if diverged == "stopped":
+        return None
     if diverged:
-        clock()
+        loop.clock()
         record.log(run, f"diverged at step {state.steps}, {state.tokens} targets: {diverged}")
-        if group.main and (not state.rows or "diverged_reason" not in state.rows[-1]):
-            record.evaluation(run, state, peak, final=True, diverged=diverged)
+        if run.group.main and (not state.rows or "diverged_reason" not in state.rows[-1]):
+            record.evaluation(run, state, loop.peak, final=True, annealed=False, diverged=diverged)
             tracker.row(state.rows[-1])
     status = "diverged" if diverged else "done"
-    save()
-    if not group.main:
+    loop.save()
+    if not run.group.main:
         return {}
     result = record.result(run, state, status)
     write_json(run.dir / "result.json", result)

@@ -25,12 +25,16 @@ def log(run: Run, message: str) -> None:
             f.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {message}\n")
 
 
-def evaluation(run: Run, state: State, peak: float, final: bool, diverged: str | None = None) -> str | None:
-    """Append one evaluation row (validation metrics; test metrics too when final) to state.rows. Returns why
-    the run diverged (`diverged` as given, or non-finite metrics), else None. A diverged row is final, with
-    perplexity inf, the ranking metrics NaN (a non-finite model has no ranking) and where it happened."""
-    tps = state.tokens / max(state.train_s, 1e-9)
-    values = {"final": final, "tokens": state.tokens, "flops": state.tokens * run.flops_per_target,
+def evaluation(run: Run, state: State, peak: float, final: bool, annealed: bool,
+               diverged: str | None = None) -> str | None:
+    """Append one evaluation row (validation metrics; test metrics too when the row is a fitting point: final,
+    or annealed at the end of a cooldown branch) to state.rows. Returns why the run diverged (`diverged` as
+    given, or non-finite metrics), else None. A diverged row is final, with perplexity inf, the ranking metrics
+    NaN (a non-finite model has no ranking) and where it happened. `flops` is the C of a run of `tokens` targets;
+    `flops_spent` what this run has spent so far (its cooldown branches included)."""
+    tps = state.spent / max(state.train_s, 1e-9)
+    values = {"final": final, "annealed": annealed, "tokens": state.tokens,
+              "flops": state.tokens * run.flops_per_target, "flops_spent": state.spent * run.flops_per_target,
               "epochs": state.tokens / run.examples.targets_per_epoch, "wall_s": state.wall_s,
               "train_s": state.train_s, "targets_per_s": tps, "mfu": run.flops_per_target * tps / peak,
               "train_loss": state.loss_sum / max(state.loss_n, 1)}
@@ -38,7 +42,7 @@ def evaluation(run: Run, state: State, peak: float, final: bool, diverged: str |
     state.loss_sum, state.loss_n = 0.0, 0
     if diverged is None:
         metrics = run.evaluate("valid")
-        if final:
+        if final or annealed:
             metrics.update(run.evaluate("test"))
         bad = sorted(k for k, v in metrics.items() if not math.isfinite(v))
         if bad:
@@ -47,7 +51,7 @@ def evaluation(run: Run, state: State, peak: float, final: bool, diverged: str |
             row.update(metrics)
     if diverged is not None:
         row.update({f"{split}_{m}": math.inf if m == "ppl" else math.nan for split in SPLITS for m in METRICS})
-        row.update(final=True, diverged_step=state.steps, diverged_tokens=state.tokens, diverged_reason=diverged)
+        row.update(final=True, annealed=False, diverged_step=state.steps, diverged_tokens=state.tokens, diverged_reason=diverged)
     state.rows.append(row)
     log(run, f"eval at {state.tokens} targets: " + ", ".join(
         f"{k}={v:.4g}" for k, v in row.items() if k.startswith(("valid_", "test_", "train_loss", "mfu"))))
