@@ -7,6 +7,7 @@ state of a submitted run that has no result.json yet. A run with several tasks (
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from pathlib import Path
@@ -36,34 +37,40 @@ class Debug:
             raise UserError("--executor debug runs one process: use local or slurm for tasks_per_node/nodes > 1")
         return submitit.AutoExecutor(folder=sweep.folder, cluster="debug")
 
+    def n_groups(self, n_runs: int, profile: dict) -> int:
+        """How many jobs share `n_runs` runs: debug one per run."""
+        return n_runs
+
     def submit(self, sweep, todo, cfgs, args, profile, wait, log) -> dict[str, str]:
-        """Run (at most `parallel` at a time) and wait: debug and local submit one job per run from here."""
-        from harness.sweep import RunJob
+        """Run groups of runs as jobs (at most `parallel` at a time) and wait."""
+        from harness.sweep import RunJob, groups
 
         ex, max_jobs = self.executor(sweep, profile), self.parallel(profile)
-        submitted, running = {}, []
-        queue = list(zip(todo, cfgs))
         plan, view = sweep.plan, progress.View(log)
+        est = {r["run_id"]: r["est_s"] for r in plan["runs"]}
+        queue = groups(todo, [est.get(p.run_id, 1.0) for p in todo], self.n_groups(len(todo), profile))
+        submitted, running = {}, []
         while queue or running:
             while queue and len(running) < max_jobs:
-                p, cfg = queue.pop(0)
-                job = ex.submit(RunJob(), cfg, *args)
-                sweep.record_job(p.run_id, self.name, job)
-                submitted[p.run_id] = str(job.job_id)
-                running.append((p, job))
+                group = queue.pop(0)
+                job = ex.submit(RunJob(), [cfgs[i] for i in group], *args)
+                for i in group:
+                    sweep.record_job(todo[i].run_id, self.name, job)
+                    submitted[todo[i].run_id] = str(job.job_id)
+                running.append(job)
                 if self.inline:
-                    _finish(p, job, view.write)
+                    _finish(job, view.write)
                     running.clear()
-            for item in [r for r in running if r[1].done()]:
-                _finish(*item, view.write)
-                running.remove(item)
+            for job in [j for j in running if j.done()]:
+                _finish(job, view.write)
+                running.remove(job)
             view.update(progress.snapshot(plan, sweep.runs_dir, sweep.states()))
             if running:
                 time.sleep(0.5)
         view.close()
         return submitted
 
-    def job_state(self, job: dict, folder: Path) -> str:
+    def job_state(self, job: dict, folder: Path, run_dir: Path) -> str:
         """A debug job ran inside a sweep command that died before its run recorded an outcome."""
         return "interrupted"
 
@@ -86,8 +93,15 @@ class Local(Debug):
         ex.update_parameters(timeout_min=int(profile["time_min"]), tasks_per_node=int(profile["tasks_per_node"]))
         return ex
 
-    def job_state(self, job: dict, folder: Path) -> str:
-        return "running" if _alive(job["job_id"]) else "interrupted"
+    def n_groups(self, n_runs: int, profile: dict) -> int:
+        """One job per parallel slot unless the profile sets runs_per_job: a process starts once per group."""
+        per = profile["runs_per_job"]
+        return self.parallel(profile) if per is None else math.ceil(n_runs / per)
+
+    def job_state(self, job: dict, folder: Path, run_dir: Path) -> str:
+        if not _alive(job["job_id"]):
+            return "interrupted"
+        return "running" if (run_dir / "train.log").exists() else "pending"  # its group may not have reached it
 
 
 class Slurm:
@@ -100,7 +114,7 @@ class Slurm:
         return int(profile["array_parallelism"])
 
     def submit(self, sweep, todo, cfgs, args, profile, wait, log) -> dict[str, str]:
-        from harness.sweep import RunJob, wait_for
+        from harness.sweep import RunJob, groups, wait_for
 
         ex = submitit.AutoExecutor(folder=sweep.folder, cluster="slurm")
         extra = {k: v for k, v in (("partition", profile["partition"]), ("account", profile["account"]),
@@ -111,21 +125,28 @@ class Slurm:
                              slurm_array_parallelism=int(profile["array_parallelism"]), name="srt-scale",
                              slurm_additional_parameters=dict(profile["sbatch"]), slurm_setup=list(profile["setup"]),
                              **{f"slurm_{k}": v for k, v in extra.items()})
+        est = {r["run_id"]: r["est_s"] for r in sweep.plan["runs"]}
+        per = profile["runs_per_job"] or 1
+        grouped = groups(todo, [est.get(p.run_id, 1.0) for p in todo], math.ceil(len(todo) / per))
         try:
-            jobs = ex.map_array(RunJob(), cfgs, [args[0]] * len(cfgs), [args[1]] * len(cfgs))
+            jobs = ex.map_array(RunJob(), [[cfgs[i] for i in g] for g in grouped], [args[0]] * len(grouped),
+                                [args[1]] * len(grouped))
         except (submitit.core.utils.FailedJobError, FileNotFoundError, OSError) as e:
             raise UserError(f"sbatch failed: {_last_line(e)}") from None
-        for p, job in zip(todo, jobs):
-            sweep.record_job(p.run_id, self.name, job)
-        log(f"submitted {len(jobs)} run(s) as Slurm array {jobs[0].job_id.split('_')[0]}")
+        submitted = {}
+        for group, job in zip(grouped, jobs):
+            for i in group:
+                sweep.record_job(todo[i].run_id, self.name, job)
+                submitted[todo[i].run_id] = str(job.job_id)
+        log(f"submitted {len(todo)} run(s) in {len(jobs)} job(s) as Slurm array {jobs[0].job_id.split('_')[0]}")
         if wait:
             wait_for(sweep, [p.run_id for p in todo], log=log)
-        return {p.run_id: str(j.job_id) for p, j in zip(todo, jobs)}
+        return submitted
 
-    def job_state(self, job: dict, folder: Path) -> str:
+    def job_state(self, job: dict, folder: Path, run_dir: Path) -> str:
         state = submitit.SlurmJob(folder, job["job_id"]).state.upper()
         if state in ("RUNNING", "COMPLETING"):
-            return "running"
+            return "running" if (run_dir / "train.log").exists() else "pending"
         if state == "TIMEOUT":
             return "timed_out"
         if state in ("PENDING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "CONFIGURING", "SUSPENDED",
@@ -134,11 +155,13 @@ class Slurm:
         return "interrupted"
 
 
-def _finish(point, job: submitit.Job, log) -> None:
+def _finish(job: submitit.Job, log) -> None:
+    """Each run's outcome line from a finished job (`run_id: status`)."""
     try:
-        log(f"{point.run_id}: {job.results()[0]}")
-    except Exception as e:  # the run failed; its result.json and job log say why
-        log(f"{point.run_id}: failed ({_last_line(e)})")
+        for line in job.results()[0].splitlines():
+            log(line)
+    except Exception as e:  # the job itself failed (not one of its runs); the job log says why
+        log(f"job {job.job_id}: failed ({_last_line(e)})")
 
 
 def _alive(pid: str) -> bool:

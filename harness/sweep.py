@@ -37,8 +37,8 @@ RESUMED = ("not_submitted", "interrupted")  # submitted by every sweep
 RETRYABLE = ("failed", "diverged", "timed_out")  # resubmitted only with retry_failed
 PROFILE_DEFAULTS: dict[str, Any] = {
     "partition": None, "account": None, "qos": None, "time_min": 60, "mem_gb": 4, "cpus_per_task": 1,
-    "gpus_per_node": 0, "tasks_per_node": 1, "nodes": 1, "array_parallelism": 16, "max_jobs": None, "sbatch": {},
-    "setup": [],
+    "gpus_per_node": 0, "tasks_per_node": 1, "nodes": 1, "array_parallelism": 16, "max_jobs": None,
+    "runs_per_job": None, "sbatch": {}, "setup": [],
 }
 
 
@@ -61,6 +61,9 @@ def load_profile(path: str | Path | None) -> dict:
     for key in ("time_min", "mem_gb", "cpus_per_task", "array_parallelism", "tasks_per_node", "nodes"):
         if not isinstance(profile[key], (int, float)) or profile[key] <= 0:
             raise UserError(f"{path}: {key} = {profile[key]!r}: expected a positive number")
+    if profile["runs_per_job"] is not None and (not isinstance(profile["runs_per_job"], int)
+                                                or profile["runs_per_job"] < 1):
+        raise UserError(f"{path}: runs_per_job = {profile['runs_per_job']!r}: expected a positive integer or null")
     return profile
 
 
@@ -82,37 +85,57 @@ def pretrain(cfg: dict) -> None:
 
 
 class RunJob(submitit.helpers.Checkpointable):
-    """The job submitit runs: train one config, with one process per task (a data-parallel run when the job has
-    several). On USR2 (timeout or preemption) training stops at the next step boundary and saves its checkpoint;
-    then submitit's own handler (on task 0) requeues the job, which resumes."""
+    """The job submitit runs: train a group of configs one after another in this process (one process start,
+    import and dataset load for the group), with one process per task (data-parallel runs when the job has
+    several). A run that raises is recorded `failed` and the group goes on. On USR2 (timeout or preemption)
+    training stops at the next step boundary and saves its checkpoint; then submitit's own handler (on task 0)
+    requeues the job, which skips the finished runs and resumes the stopped one."""
 
-    def __call__(self, cfg: dict, out: str, cache: str) -> str:
+    def __call__(self, cfgs: list[dict], out: str, cache: str) -> str:
         from harness.run import train
 
         os.environ["SRT_SCALE_CACHE"] = cache
         rank = 0
         if submitit.JobEnvironment().num_tasks > 1:
             rank = submitit.helpers.TorchDistributedEnvironment().export(set_cuda_visible_devices=False).rank
-        pretrain(cfg)
         stop = threading.Event()
         submitit_handler = signal.getsignal(signal.SIGUSR2)
         signal.signal(signal.SIGUSR2, lambda *_: stop.set())
-        try:
-            result = train(cfg, out, should_stop=stop.is_set, progress=False)
-        except Exception as e:  # train() records failures once its run is built; this covers what comes before
-            path = Path(out) / config.run_id(cfg) / "result.json"
-            if rank == 0 and not path.exists():
-                write_json(path, {"run_id": config.run_id(cfg), "status": "failed", "final": True, "tokens": 0,
-                                  "error": f"{type(e).__name__}: {e}"})
-            raise
-        if result is None:
-            if rank != 0:
-                return "stopped"  # task 0 requeues the whole job
-            signal.signal(signal.SIGUSR2, submitit_handler)
-            if callable(submitit_handler):
-                submitit_handler(signal.SIGUSR2, None)  # checkpoint() + requeue + exit
-            raise RuntimeError("training was interrupted and the job could not be requeued")
-        return result["status"]
+        outcomes = []
+        for cfg in cfgs:
+            run_id = config.run_id(cfg)
+            try:
+                pretrain(cfg)
+                result = None if stop.is_set() else train(cfg, out, should_stop=stop.is_set, progress=False)
+            except Exception as e:  # train() records failures once its run is built; this covers what comes before
+                path = Path(out) / run_id / "result.json"
+                if rank == 0 and not path.exists():
+                    write_json(path, {"run_id": run_id, "status": "failed", "final": True, "tokens": 0,
+                                      "error": f"{type(e).__name__}: {e}"})
+                outcomes.append(f"{run_id}: failed ({type(e).__name__}: {str(e).strip().splitlines()[-1][:200]})"
+                                if str(e).strip() else f"{run_id}: failed ({type(e).__name__})")
+                continue
+            if result is None:
+                if rank != 0:
+                    return "stopped"  # task 0 requeues the whole job
+                signal.signal(signal.SIGUSR2, submitit_handler)
+                if callable(submitit_handler):
+                    submitit_handler(signal.SIGUSR2, None)  # checkpoint() + requeue + exit
+                raise RuntimeError("training was interrupted and the job could not be requeued")
+            outcomes.append(f"{run_id}: {result['status']}")
+        return "\n".join(outcomes)
+
+
+def groups(runs: list, est_s: list[float], n: int) -> list[list[int]]:
+    """Indices of `runs` in at most `n` groups of about equal estimated time (longest first, each to the group
+    with the least time so far), each group longest first."""
+    bins: list[list[int]] = [[] for _ in range(min(n, len(runs)))]
+    load = [0.0] * len(bins)
+    for i in sorted(range(len(runs)), key=lambda i: -est_s[i]):
+        b = load.index(min(load))
+        bins[b].append(i)
+        load[b] += est_s[i]
+    return [g for g in bins if g]
 
 
 class Sweep:
@@ -172,7 +195,7 @@ class Sweep:
             return {"done": "done", "diverged": "diverged"}.get(result["status"], "failed")
         if job is None:
             return "not_submitted"
-        return EXECUTORS.get(job["executor"]).job_state(job, self.folder)
+        return EXECUTORS.get(job["executor"]).job_state(job, self.folder, self.runs_dir / run_id)
 
     def states(self) -> dict[str, str]:
         jobs = self.jobs()

@@ -129,3 +129,25 @@ def test_status_watch_reattaches_and_returns_when_nothing_runs(tmp_path):
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert "2/2 done" in proc.stdout and "(100%)" in proc.stdout and "2 runs: 2 done" in proc.stdout
+
+
+def test_local_runs_share_job_processes_with_the_same_metrics(tmp_path):
+    s_debug, points = make_sweep(tmp_path, axes="  negatives: [4, 8, 16, full]\n", name="debug")
+    run(s_debug, points, "debug")
+    s_local, _ = make_sweep(tmp_path, axes="  negatives: [4, 8, 16, full]\n", name="local")
+    submitted = sweep.submit(s_local, points, "local", {**sweep.load_profile(None), "max_jobs": 2},
+                             log=lambda m: None)
+    assert len(submitted) == 4 and len(set(submitted.values())) == 2  # 4 runs in 2 job processes
+    assert sweep.status(s_local)[0] == {"done": 4}
+    a, _ = results.collect(s_debug.runs_dir)
+    b, _ = results.collect(s_local.runs_dir)
+    metrics = [c for c in a.columns if c.startswith(("valid_", "test_"))]
+    assert a[metrics].equals(b[metrics])
+
+
+def test_groups_balance_estimated_time():
+    est = [10, 1, 7, 3, 3, 2]
+    out = sweep.groups(list(range(6)), est, 2)
+    assert sorted(i for g in out for i in g) == list(range(6))
+    loads = [sum(est[i] for i in g) for g in out]
+    assert max(loads) - min(loads) <= 2 and all(est[g[0]] == max(est[i] for i in g) for g in out)
