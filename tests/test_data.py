@@ -49,6 +49,28 @@ def test_oracle_matches_a_monte_carlo_estimate():
     assert torch.allclose(expected.double(), mc, atol=0.01)
 
 
+def test_rejection_draws_follow_the_exact_next_item_distribution():
+    """The generator's O(brands) rejection sampler draws from exactly softmax(s <u, v_i> + pop_i)."""
+    import numpy as np
+    import torch
+    from scipy.stats import chisquare
+    rng = np.random.default_rng(1)
+    n_items, d, n_brand, n = 40, 8, 7, 400_000
+    item_brand = np.concatenate([np.arange(n_brand - 1), rng.integers(0, n_brand - 1, n_items - n_brand + 1)])
+    centre = rng.normal(0, 1, (n_brand, d))  # the last brand has no item
+    item_vec = centre[item_brand] + rng.normal(0, 0.5, (n_items, d))
+    pop = -np.log(rng.permutation(n_items) + 1.0)
+    proposal = synthetic._Proposal(item_vec, pop, item_brand, centre, scale=0.6)
+    u = torch.tensor(rng.normal(0, 1.5, (2, d)), dtype=torch.float32)
+    draws = proposal.draw(u.repeat_interleave(n, 0), torch.Generator().manual_seed(0)).numpy()
+    V = torch.tensor(item_vec, dtype=torch.float32)
+    for k in range(2):
+        p = torch.softmax(0.6 * (u[k] @ V.T) + torch.tensor(pop, dtype=torch.float32), 0).double().numpy()
+        freq = np.bincount(draws[k * n:(k + 1) * n], minlength=n_items)
+        assert 0.5 * np.abs(freq / n - p).sum() < 0.01  # total variation; sampling noise alone is ~0.004
+        assert chisquare(freq, p / p.sum() * n).pvalue > 1e-4
+
+
 def test_prepare_synthetic_manifest_and_cache_hit(tiny):
     cfg = tiny()
     data, hit = prepare(cfg)

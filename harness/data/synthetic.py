@@ -11,6 +11,12 @@ Layers:
 Because p is known, the generator records per user, at the validation and test positions (second-to-last and
 last item), log p(true item) and the expected NDCG@5/@10, HR@10 and MRR of ranking the catalog by p: the oracle
 that a model (which never sees u_0) can only approach.
+
+Draws are exact and cost O(brands), not O(items): with v_i = c_b + r_i (c_b the centre of item i's brand b),
+the proposal q(i) ∝ exp(s <u, c_b> + s |u| R_b + pop_i), R_b = max |r_i| over the brand, bounds p(i) ∝
+exp(s <u, v_i> + pop_i) from above (Cauchy-Schwarz), so a draw from q (a brand by its mass, then an item of the
+brand by its popularity) accepted with probability exp(s (<u, r_i> - |u| R_b)) <= 1 is a draw from p. The oracle
+positions are computed densely over the whole catalog.
 """
 
 from __future__ import annotations
@@ -20,6 +26,8 @@ import math
 import numpy as np
 import pandas as pd
 import torch
+
+GENERATOR_VERSION = 2  # 2: rejection sampling (1: dense softmax draws); part of the dataset cache key
 
 CATEGORIES = [
     "lamp", "chair", "jacket", "sneaker", "novel", "guitar", "camera", "blender", "tent", "watch", "backpack",
@@ -51,7 +59,7 @@ def _brand_names(rng: np.random.Generator, n: int) -> list[str]:
 
 def _expected_metrics(p: torch.Tensor) -> dict[str, torch.Tensor]:
     """Expected ranking metrics of the Bayes ranking (sort by p) for one relevant item drawn from p. p: (B, I)."""
-    ps, _ = torch.sort(p, dim=1, descending=True)
+    ps = torch.from_numpy(np.ascontiguousarray(np.sort(p.numpy(), axis=1)[:, ::-1]))  # numpy sorts ~1.5x faster
     ranks = torch.arange(1, p.shape[1] + 1, dtype=p.dtype)
     disc = 1.0 / torch.log2(ranks + 1)
     return {
@@ -60,6 +68,51 @@ def _expected_metrics(p: torch.Tensor) -> dict[str, torch.Tensor]:
         "hr@10": ps[:, :10].sum(1),
         "mrr": (ps / ranks).sum(1),
     }
+
+
+class _Proposal:
+    """Exact draws from p(i | u) ∝ exp(scale <u, v_i> + pop_i) by rejection from a per-brand bound (module doc)."""
+
+    def __init__(self, item_vec: np.ndarray, pop: np.ndarray, item_brand: np.ndarray, brand_centre: np.ndarray,
+                 scale: float):
+        order = np.argsort(item_brand, kind="stable")  # items grouped by brand
+        self.order = torch.from_numpy(order)
+        residual = item_vec - brand_centre[item_brand]
+        radius = np.zeros(len(brand_centre))
+        np.maximum.at(radius, item_brand, np.linalg.norm(residual, axis=1))
+        weight = np.exp(pop[order] - pop.max())  # popularity weights, grouped by brand
+        self.cum = torch.from_numpy(np.concatenate([[0.0], np.cumsum(weight)]))
+        counts = np.bincount(item_brand, minlength=len(brand_centre))
+        self.start = torch.from_numpy(np.concatenate([[0], np.cumsum(counts)[:-1]]))
+        self.end = torch.from_numpy(np.cumsum(counts))
+        mass = self.cum[self.end] - self.cum[self.start]
+        self.log_mass = torch.log(mass.clamp(min=1e-300)).float()  # -inf-like for empty brands
+        self.log_mass[torch.from_numpy(counts == 0)] = float("-inf")
+        self.centre = torch.tensor(brand_centre, dtype=torch.float32)
+        self.radius = torch.tensor(radius, dtype=torch.float32)
+        self.residual = torch.tensor(residual, dtype=torch.float32)
+        self.scale = scale
+
+    def draw(self, u: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+        """One item index (0-based) per row of u (A, d)."""
+        norm = u.norm(dim=1)
+        log_q = self.scale * (u @ self.centre.T + norm[:, None] * self.radius) + self.log_mass  # (A, brands)
+        cdf = torch.cumsum(torch.softmax(log_q.double(), dim=1), dim=1)
+        out = torch.empty(len(u), dtype=torch.long)
+        todo = torch.arange(len(u))
+        while len(todo):
+            brand = torch.searchsorted(cdf[todo], torch.rand(len(todo), 1, generator=gen, dtype=torch.float64))
+            brand = brand.squeeze(1).clamp_(max=cdf.shape[1] - 1)
+            lo, hi = self.cum[self.start[brand]], self.cum[self.end[brand]]
+            x = lo + torch.rand(len(todo), generator=gen, dtype=torch.float64) * (hi - lo)
+            pos = torch.searchsorted(self.cum, x[:, None], right=True).squeeze(1) - 1
+            pos = torch.minimum(torch.maximum(pos, self.start[brand]), self.end[brand] - 1)
+            item = self.order[pos]
+            accept = self.scale * ((u[todo] * self.residual[item]).sum(1) - norm[todo] * self.radius[brand])
+            ok = torch.rand(len(todo), generator=gen) < torch.exp(accept)
+            out[todo[ok]] = item[ok]
+            todo = todo[~ok]
+        return out
 
 
 def generate(n_users: int, n_items: int, mean_length: int, max_length: int, latent_dim: int, drift: float,
@@ -95,6 +148,7 @@ def generate(n_users: int, n_items: int, mean_length: int, max_length: int, late
     V = torch.tensor(item_vec, dtype=torch.float32)
     bias = torch.tensor(pop, dtype=torch.float32)
     scale = sharpness / math.sqrt(d)
+    proposal = _Proposal(item_vec, pop, item_brand, cat_vec[brand_cat] + brand_vec, scale)
     users, seq_items, steps = [], [], []
     oracle = np.zeros((n_users, len(ORACLE_COLUMNS)))
     for lo in range(0, n_users, chunk_users):
@@ -104,20 +158,16 @@ def generate(n_users: int, n_items: int, mean_length: int, max_length: int, late
         seq = torch.zeros(hi - lo, int(L.max()), dtype=torch.long)
         for t in range(int(L.max())):
             active = torch.nonzero(L > t).squeeze(1)
-            logits = scale * (u[active] @ V.T) + bias
-            w = torch.exp(logits - logits.max(dim=1, keepdim=True).values)
-            cdf = torch.cumsum(w, dim=1)
-            draw = torch.rand(len(active), 1, generator=gen) * cdf[:, -1:]
-            nxt = torch.searchsorted(cdf, draw).squeeze(1).clamp_(max=n_items - 1)
+            nxt = proposal.draw(u[active], gen)
             seq[active, t] = nxt
             for split, offset in (("valid", 2), ("test", 1)):
                 at = torch.nonzero(L[active] - offset == t).squeeze(1)
                 if at.numel():
                     rows = (active[at] + lo).numpy()
-                    logp = torch.log_softmax(logits[at], dim=1).gather(1, nxt[at, None]).squeeze(1)
-                    oracle[rows, ORACLE_COLUMNS.index(f"{split}_logp")] = logp.numpy()
-                    p = w[at] / cdf[at, -1:]
-                    for name, value in _expected_metrics(p).items():
+                    logits = scale * (u[active[at]] @ V.T) + bias
+                    logp = torch.log_softmax(logits, dim=1)
+                    oracle[rows, ORACLE_COLUMNS.index(f"{split}_logp")] = logp.gather(1, nxt[at, None]).squeeze(1).numpy()
+                    for name, value in _expected_metrics(logp.exp()).items():
                         oracle[rows, ORACLE_COLUMNS.index(f"{split}_{name}")] = value.numpy()
             u[active] = (1 - drift) * u[active] + drift * V[nxt]
         mask = torch.arange(seq.shape[1])[None, :] < L[:, None]

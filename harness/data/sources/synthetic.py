@@ -20,4 +20,4 @@ def _read(cfg: dict):
     return inter, items.assign(item=to_str(items["item"])), oracle.assign(user=to_str(oracle["user"]))
 
 
-SOURCE = Source(read=_read, fingerprint=_parameters)
+SOURCE = Source(read=_read, fingerprint=lambda cfg: {**_parameters(cfg), "generator": synthetic.GENERATOR_VERSION})
