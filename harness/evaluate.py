@@ -16,9 +16,6 @@ import torch
 
 from harness.model import SRT
 
-METRICS = ["ndcg@5", "ndcg@10", "hr@5", "hr@10", "mrr", "ppl"]
-
-
 def metrics_from_ranks(ranks: torch.Tensor, nll: torch.Tensor) -> dict[str, float]:
     """ranks (U,) 1-based, nll (U,) cross-entropy of the true item -> mean metrics."""
     r = ranks.double()
@@ -83,7 +80,7 @@ def rank_and_nll(h: torch.Tensor, targets: torch.Tensor, items: torch.Tensor, ta
 @torch.no_grad()
 def evaluate(model: SRT, inputs: torch.Tensor, targets: torch.Tensor, history: list[np.ndarray] | None,
              batch_users: int = 256, chunk_items: int = 4096) -> dict[str, float]:
-    """Full-catalog metrics (METRICS) of `model` in eval mode for left-padded inputs (U, L) and targets (U,)."""
+    """Full-catalog metrics (harness/schema.py METRICS) of `model` in eval mode for left-padded inputs (U, L) and targets (U,)."""
     was_training = model.training
     model.eval()
     device = model.extractor.device

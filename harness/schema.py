@@ -22,14 +22,3 @@ ENVIRONMENT = ("host", "torch", "numpy", "srt_scale", "git_sha", "threads", "wor
 ORDER = ("run_id", "status", "final", "n_params", "n_params_total", "n_params_tables", "tokens", "negatives",
          "flops", "d_model", "n_layers", "n_heads", "d_ff", "epochs", "wall_s", "targets_per_s", "mfu")
 REQUIRED = ("run_id", "status", "final", "n_params", "tokens", "flops", "negatives")
-
-
-def metric_columns(split: str) -> list[str]:
-    return [f"{split}_{m}" for m in METRICS]
-
-
-def check_row(row: dict) -> dict:
-    """`row` if it carries exactly the run and row columns (a programming error otherwise)."""
-    missing = set(RUN_COLUMNS + ROW_COLUMNS) - set(row)
-    assert not missing, f"an evaluation row lacks {sorted(missing)}"
-    return row

@@ -15,7 +15,7 @@ import torch
 from harness import __version__
 from harness.run.build import Run
 from harness.run.checkpoint import State
-from harness.schema import METRICS, ROW_COLUMNS, SPLITS
+from harness.schema import DIVERGED_COLUMNS, METRICS, ROW_COLUMNS, SPLITS
 
 
 def log(run: Run, message: str) -> None:
@@ -51,7 +51,7 @@ def evaluation(run: Run, state: State, peak: float, final: bool, annealed: bool,
             row.update(metrics)
     if diverged is not None:
         row.update({f"{split}_{m}": math.inf if m == "ppl" else math.nan for split in SPLITS for m in METRICS})
-        row.update(final=True, annealed=False, diverged_step=state.steps, diverged_tokens=state.tokens, diverged_reason=diverged)
+        row.update(final=True, annealed=False, **dict(zip(DIVERGED_COLUMNS, (state.steps, state.tokens, diverged))))
     state.rows.append(row)
     log(run, f"eval at {state.tokens} targets: " + ", ".join(
         f"{k}={v:.4g}" for k, v in row.items() if k.startswith(("valid_", "test_", "train_loss", "mfu"))))
