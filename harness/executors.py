@@ -15,11 +15,21 @@ from pathlib import Path
 import submitit
 
 from harness import progress
-from harness.errors import UserError
+from harness.errors import UserError, last_line
 
 
-def _last_line(e: Exception) -> str:
-    return str(e).strip().splitlines()[-1] if str(e).strip() else type(e).__name__
+def _grouped(sweep, todo: list, n: int) -> list[list[int]]:
+    """`todo`'s indices in `n` job groups balanced by the plan's time estimates."""
+    from harness.sweep import groups
+
+    est = {r["run_id"]: r["est_s"] for r in sweep.plan["runs"]}
+    return groups(todo, [est.get(p.run_id, 1.0) for p in todo], n)
+
+
+def _record(sweep, executor: str, todo: list, group: list[int], job, submitted: dict) -> None:
+    for i in group:
+        sweep.record_job(todo[i].run_id, executor, job)
+        submitted[todo[i].run_id] = str(job.job_id)
 
 
 class Debug:
@@ -43,20 +53,17 @@ class Debug:
 
     def submit(self, sweep, todo, cfgs, args, profile, wait, log) -> dict[str, str]:
         """Run groups of runs as jobs (at most `parallel` at a time) and wait."""
-        from harness.sweep import RunJob, groups
+        from harness.sweep import RunJob
 
         ex, max_jobs = self.executor(sweep, profile), self.parallel(profile)
         plan, view = sweep.plan, progress.View(log)
-        est = {r["run_id"]: r["est_s"] for r in plan["runs"]}
-        queue = groups(todo, [est.get(p.run_id, 1.0) for p in todo], self.n_groups(len(todo), profile))
+        queue = _grouped(sweep, todo, self.n_groups(len(todo), profile))
         submitted, running = {}, []
         while queue or running:
             while queue and len(running) < max_jobs:
                 group = queue.pop(0)
                 job = ex.submit(RunJob(), [cfgs[i] for i in group], *args)
-                for i in group:
-                    sweep.record_job(todo[i].run_id, self.name, job)
-                    submitted[todo[i].run_id] = str(job.job_id)
+                _record(sweep, self.name, todo, group, job, submitted)
                 running.append(job)
                 if self.inline:
                     _finish(job, view.write)
@@ -114,7 +121,7 @@ class Slurm:
         return int(profile["array_parallelism"])
 
     def submit(self, sweep, todo, cfgs, args, profile, wait, log) -> dict[str, str]:
-        from harness.sweep import RunJob, groups, wait_for
+        from harness.sweep import RunJob, wait_for
 
         ex = submitit.AutoExecutor(folder=sweep.folder, cluster="slurm")
         extra = {k: v for k, v in (("partition", profile["partition"]), ("account", profile["account"]),
@@ -125,19 +132,15 @@ class Slurm:
                              slurm_array_parallelism=int(profile["array_parallelism"]), name="srt-scale",
                              slurm_additional_parameters=dict(profile["sbatch"]), slurm_setup=list(profile["setup"]),
                              **{f"slurm_{k}": v for k, v in extra.items()})
-        est = {r["run_id"]: r["est_s"] for r in sweep.plan["runs"]}
-        per = profile["runs_per_job"] or 1
-        grouped = groups(todo, [est.get(p.run_id, 1.0) for p in todo], math.ceil(len(todo) / per))
+        grouped = _grouped(sweep, todo, math.ceil(len(todo) / (profile["runs_per_job"] or 1)))
         try:
             jobs = ex.map_array(RunJob(), [[cfgs[i] for i in g] for g in grouped], [args[0]] * len(grouped),
                                 [args[1]] * len(grouped))
         except (submitit.core.utils.FailedJobError, FileNotFoundError, OSError) as e:
-            raise UserError(f"sbatch failed: {_last_line(e)}") from None
-        submitted = {}
+            raise UserError(f"sbatch failed: {last_line(e)}") from None
+        submitted: dict[str, str] = {}
         for group, job in zip(grouped, jobs):
-            for i in group:
-                sweep.record_job(todo[i].run_id, self.name, job)
-                submitted[todo[i].run_id] = str(job.job_id)
+            _record(sweep, self.name, todo, group, job, submitted)
         log(f"submitted {len(todo)} run(s) in {len(jobs)} job(s) as Slurm array {jobs[0].job_id.split('_')[0]}")
         if wait:
             wait_for(sweep, [p.run_id for p in todo], log=log)
@@ -161,7 +164,7 @@ def _finish(job: submitit.Job, log) -> None:
         for line in job.results()[0].splitlines():
             log(line)
     except Exception as e:  # the job itself failed (not one of its runs); the job log says why
-        log(f"job {job.job_id}: failed ({_last_line(e)})")
+        log(f"job {job.job_id}: failed ({last_line(e)})")
 
 
 def _alive(pid: str) -> bool:

@@ -28,7 +28,7 @@ import submitit
 from harness import config, progress, tracking, transfer
 from harness.registry import EXECUTORS
 from harness.schema import STATUSES
-from harness.errors import UserError
+from harness.errors import UserError, last_line
 from harness.grid import Point
 from harness.io import cache_dir, write_json, write_text
 
@@ -112,8 +112,7 @@ class RunJob(submitit.helpers.Checkpointable):
                 if rank == 0 and not path.exists():
                     write_json(path, {"run_id": run_id, "status": "failed", "final": True, "tokens": 0,
                                       "error": f"{type(e).__name__}: {e}"})
-                outcomes.append(f"{run_id}: failed ({type(e).__name__}: {str(e).strip().splitlines()[-1][:200]})"
-                                if str(e).strip() else f"{run_id}: failed ({type(e).__name__})")
+                outcomes.append(f"{run_id}: failed ({type(e).__name__}: {last_line(e)[:200]})")
                 continue
             if result is None:
                 if rank != 0:
