@@ -47,6 +47,7 @@ class Fit:
     samples: list[dict[str, float]] = field(default_factory=list)
     boot_converged: float | None = None  # fraction of bootstrap refits that met the stopping test
     unidentified: dict[str, str] = field(default_factory=dict)  # parameter -> why the data do not pin it down
+    floor_profile: dict | None = None  # profile_floor's test of E = 0 (set with the bootstrap)
     _theta: np.ndarray | None = field(default=None, repr=False)  # optimum in log space: the bootstrap's start
 
     def to_dict(self) -> dict:
@@ -55,6 +56,8 @@ class Fit:
         if self.samples:
             out["bootstrap"] = [{k: float(f"{v:.6g}") for k, v in s.items()} for s in self.samples]
             out["bootstrap_converged"] = self.boot_converged
+        if self.floor_profile:
+            out["floor_profile"] = self.floor_profile
         if self.unidentified:
             out["unidentified"] = self.unidentified
         return out
@@ -86,40 +89,65 @@ def _starts(n_axes: int) -> np.ndarray:
                      for pairs in itertools.product(itertools.product((1.0, 6.0), (0.2, 0.7)), repeat=n_axes)])
 
 
-def _multistart(logs: list[np.ndarray], logy: np.ndarray, weights: np.ndarray, starts: np.ndarray,
+def _multistart(objective, n_problems: int, starts: np.ndarray, lo: np.ndarray, hi: np.ndarray,
                 maxiter: int = 2000, scout: int = 100) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """B weighted problems (weights (B, n_points)), each from every start (S, P): `scout` L-BFGS iterations from
-    all B x S, then the best start of each problem to convergence. Returns theta (B, P), objective (B,),
+    """`n_problems` problems, each from every start: starts (S, P) shared, or (n_problems, S, P) each its own.
+    objective(theta (b, P), problems (b,)) -> (f (b,), grad (b, P)). `scout` L-BFGS iterations from all
+    n_problems x S, then the best start of each problem to convergence. Returns theta (B, P), objective (B,),
     converged (B,)."""
-    b, n_starts = len(weights), len(starts)
-    w = np.repeat(weights, n_starts, axis=0)  # problem i = (weights i // S, start i % S)
-    lo, hi = _bounds(len(logs))
-    theta, loss, _ = lbfgs_batch(lambda th, rows: _batch_objective(th, logs, logy, w[rows]),
-                                 np.tile(starts, (b, 1)), lo, hi, maxiter=scout)
-    best = theta.reshape(b, n_starts, -1)[np.arange(b), np.argmin(loss.reshape(b, n_starts), axis=1)]
-    return lbfgs_batch(lambda th, rows: _batch_objective(th, logs, logy, weights[rows]), best, lo, hi,
-                       maxiter=maxiter)
+    starts = np.broadcast_to(starts, (n_problems, *starts.shape[-2:]))
+    n_starts = starts.shape[1]  # problem i of the scout = (problem i // S, start i % S)
+    theta, loss, _ = lbfgs_batch(lambda th, rows: objective(th, rows // n_starts),
+                                 starts.reshape(-1, starts.shape[-1]), lo, hi, maxiter=scout)
+    best = theta.reshape(n_problems, n_starts, -1)[np.arange(n_problems),
+                                                   np.argmin(loss.reshape(n_problems, n_starts), axis=1)]
+    return lbfgs_batch(objective, best, lo, hi, maxiter=maxiter)
+
+
+def _huber_multistart(logs: list[np.ndarray], logy: np.ndarray, weights: np.ndarray, starts: np.ndarray,
+                      maxiter: int = 2000, scout: int = 100) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The Huber fit of B weighted problems (weights (B, n_points): bootstrap counts) from every start."""
+    return _multistart(lambda th, rows: _batch_objective(th, logs, logy, weights[rows]), len(weights), starts,
+                       *_bounds(len(logs)), maxiter=maxiter, scout=scout)
 
 
 PROJECTION_GRID = np.linspace(0.02, 2.0, 34)  # exponents tried by variable projection
 
 
-def _projected_start(logs: list[np.ndarray], y: np.ndarray) -> np.ndarray:
+def _nnls_batch(design: np.ndarray, rhs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Non-negative least squares of G small problems at once, exactly: design (G, n, k), rhs (G, n) ->
+    coefficients (G, k) >= 0 and residual norms (G,). The optimum is the unconstrained solution on its own support,
+    so every support (2^k of them; k <= 3 here) is solved and the best feasible one kept."""
+    k = design.shape[2]
+    best, best_res = np.zeros((len(design), k)), np.linalg.norm(rhs, axis=1)  # the empty support
+    for support in itertools.chain.from_iterable(itertools.combinations(range(k), r) for r in range(1, k + 1)):
+        cols = design[:, :, support]
+        coef = np.einsum("gin,gn->gi", np.linalg.pinv(cols), rhs)  # least squares by SVD: columns can be close
+        res = np.linalg.norm(rhs - np.einsum("gni,gi->gn", cols, coef), axis=1)
+        better = np.all(coef >= 0, axis=1) & (res < best_res)
+        best[better] = 0.0
+        best[np.ix_(better, support)] = coef[better]
+        best_res = np.where(better, res, best_res)
+    return best, best_res
+
+
+def _projected_start(logs: list[np.ndarray], y: np.ndarray, floor: float | None = None) -> np.ndarray:
     """Variable projection: for each point of a grid of exponents the law is linear in its scales (E, A_i), which
     are solved exactly with E, A_i >= 0 (non-negative least squares on relative residuals (pred - y) / y, close to
     the log residuals the fit minimises); the best grid point, in log space with a zero scale at the box's lower
     edge, is one more start for L-BFGS. It needs no guess of the scales, and lands on a boundary solution
-    (E = 0) when the data have no floor."""
-    best, best_res = None, np.inf
-    for exps in itertools.product(PROJECTION_GRID, repeat=len(logs)):
-        design = np.column_stack([np.ones_like(y)] + [np.exp(-a * lx) for a, lx in zip(exps, logs)]) / y[:, None]
-        scales, res = nnls(design, np.ones_like(y))
-        if res < best_res:
-            best, best_res = (scales, exps), res
-    scales, exps = best
-    log_scales = np.log(np.maximum(scales, 1e-300))
-    theta = [log_scales[0], *itertools.chain(*zip(log_scales[1:], exps))]
-    return np.clip(theta, *_bounds(len(logs)))
+    (E = 0) when the data have no floor. With `floor` given, E is held at it and only the A_i are solved; the
+    start then has no e coordinate."""
+    grid = np.array(list(itertools.product(PROJECTION_GRID, repeat=len(logs))))  # (G, n_axes)
+    powers = np.exp(-grid[:, :, None] * np.stack(logs)[None])  # (G, n_axes, n)
+    rhs = np.ones_like(y) if floor is None else 1 - floor / y
+    cols = powers if floor is not None else np.concatenate([np.ones((len(grid), 1, len(y))), powers], axis=1)
+    scales, res = _nnls_batch(np.swapaxes(cols / y, 1, 2), np.broadcast_to(rhs, (len(grid), len(y))))
+    best = int(np.argmin(res))
+    log_scales = np.log(np.maximum(scales[best], 1e-300))
+    free = log_scales if floor is None else np.concatenate([[0.0], log_scales])
+    theta = np.clip([free[0], *itertools.chain(*zip(free[1:], grid[best]))], *_bounds(len(logs)))
+    return theta if floor is None else theta[1:]
 
 
 def _fit_sum_of_powers(xs: list[np.ndarray], y: np.ndarray, names: list[str], form: str) -> Fit:
@@ -127,7 +155,7 @@ def _fit_sum_of_powers(xs: list[np.ndarray], y: np.ndarray, names: list[str], fo
     lowest objective kept."""
     logs, logy = [np.log(np.asarray(x, float)) for x in xs], np.log(np.asarray(y, float))
     starts = np.vstack([_starts(len(xs)), _projected_start(logs, np.asarray(y, float))])
-    theta, loss, converged = _multistart(logs, logy, np.ones((1, len(y))), starts)
+    theta, loss, converged = _huber_multistart(logs, logy, np.ones((1, len(y))), starts)
     pred = _logsumexp(_terms(theta, logs))[0]
     return Fit(form, _params(theta[0], names), float(loss[0]) * DELTA, bool(converged[0]), _r2(logy, pred), len(y),
                _theta=theta[0])
@@ -270,12 +298,94 @@ def lbfgs_batch(fun, x0: np.ndarray, lo: np.ndarray, hi: np.ndarray, maxiter: in
     return x, f, done
 
 
+def _floor_objective(phi: np.ndarray, logs: list[np.ndarray], logy: np.ndarray, floors: np.ndarray,
+                     scale: float) -> tuple[np.ndarray, np.ndarray]:
+    """Sum of squared log residuals / scale of B laws with the floor held: phi (B, 2 n_axes) = (a_i, alpha_i) per
+    axis, floors (B,) = E on its linear scale (0 allowed): log(E + sum_i e^(a_i - alpha_i log x_i)) - log y."""
+    terms = np.stack([phi[:, 2 * i, None] - phi[:, 2 * i + 1, None] * lx for i, lx in enumerate(logs)], axis=1)
+    m = terms.max(axis=1)
+    total = np.exp(terms - m[:, None]).sum(axis=1) + floors[:, None] * np.exp(-m)
+    r = m + np.log(total) - logy
+    share = np.exp(terms - m[:, None]) / total[:, None]  # d pred / d a_i
+    grad = []
+    for i, lx in enumerate(logs):
+        grad += [2 * np.sum(r * share[:, i], axis=1), -2 * np.sum(r * share[:, i] * lx, axis=1)]
+    return np.sum(r**2, axis=1) / scale, np.stack(grad, axis=1) / scale
+
+
+def _floor_profile(fit: Fit, logs: list[np.ndarray], logy: np.ndarray, floors: np.ndarray,
+                   scale: float) -> np.ndarray:
+    """The profile of the floor: for each E in `floors` the least sum of squared log residuals / scale over the
+    other parameters, from the variable-projection start with E held, the full fit's optimum and the start grid."""
+    y = np.exp(logy)
+    grid = np.unique(_starts(len(logs))[:, 1:], axis=0)
+    starts = np.stack([np.vstack([_projected_start(logs, y, floor=e), fit._theta[1:], grid]) for e in floors])
+    lo, hi = _bounds(len(logs))
+    _, f, _ = _multistart(lambda th, rows: _floor_objective(th, logs, logy, floors[rows], scale), len(floors),
+                          starts, lo[1:], hi[1:], scout=40)
+    return f
+
+
+def profile_floor(fit: Fit, xs: list[np.ndarray], y: np.ndarray, level: float = 0.95) -> dict | None:
+    """Whether the data reject E = 0, by the profile likelihood of the floor on its linear scale (where 0 is a
+    reachable point), and when they do not, the upper end of E's one-sided interval [0, upper].
+
+    The log residuals are taken as Gaussian: F(E) = (RSS(E) - RSS_min) / (RSS_min / (n - p)), with RSS(E) the
+    least sum of squared log residuals with E held (a well-posed fit for every E, so nothing depends on where an
+    optimiser stops in a flat direction) and RSS_min its minimum over E >= 0; E = 0 is rejected when F(0) exceeds
+    F_{1, n-p}(level), and otherwise the interval is {E >= 0 : F(E) <= that value} = [0, upper] (at least the
+    fitted E). At the bound this is conservative (the statistic there is half chi-square_0, half chi-square_1).
+    Returns {"f_at_zero", "p_at_zero", "critical", "rejects_zero", "upper" (when not rejected)}, or None when
+    n <= p."""
+    from scipy.stats import f as f_dist
+
+    logs, logy = [np.log(np.asarray(x, float)) for x in xs], np.log(np.asarray(y, float))
+    dof = len(logy) - len(fit._theta)
+    if dof < 1:
+        return None
+    resid = _logsumexp(_terms(fit._theta[None], logs))[0] - logy
+    scale = max(float(np.sum(resid**2)) / dof, 1e-30)  # keeps the objective O(n) for L-BFGS's stopping test
+    cap = float(np.exp(logy).min())  # a floor above the smallest observation cannot fit it
+    floors = np.unique(np.concatenate([cap * np.linspace(0.0, 1.0, 33)[:-1], [min(fit.params["E"], cap)]]))
+    rss = _floor_profile(fit, logs, logy, floors, scale)
+    for _ in range(2):  # refine the minimum: a finer grid between the neighbours of the best floor
+        k = int(np.argmin(rss))
+        fine = np.linspace(floors[max(k - 1, 0)], floors[min(k + 1, len(floors) - 1)], 9)
+        floors = np.concatenate([floors, fine])
+        rss = np.concatenate([rss, _floor_profile(fit, logs, logy, fine, scale)])
+        order = np.argsort(floors)
+        floors, rss = floors[order], rss[order]
+    rss_min, crit = float(rss.min()), float(f_dist.ppf(level, 1, dof))
+
+    def rejected(r: np.ndarray) -> np.ndarray:
+        return (r - rss_min) / (rss_min / dof) > crit
+
+    f_zero = float((rss[0] - rss_min) / (rss_min / dof))
+    out = {"f_at_zero": f_zero, "p_at_zero": float(f_dist.sf(f_zero, 1, dof)), "critical": crit,
+           "rejects_zero": bool(f_zero > crit)}
+    if out["rejects_zero"]:
+        return out
+    out_of = np.flatnonzero(rejected(rss) & (floors > floors[int(np.argmin(rss))]))
+    if out_of.size == 0:
+        out["upper"] = cap
+        return out
+    inside, outside = floors[out_of[0] - 1], floors[out_of[0]]
+    for _ in range(3):  # the crossing, to 1/512 of the grid step: 3 rounds of 7 floors
+        trial = np.linspace(inside, outside, 9)
+        j = int(np.argmax(np.concatenate([[False], rejected(_floor_profile(fit, logs, logy, trial[1:-1], scale)),
+                                          [True]])))
+        inside, outside = trial[j - 1], trial[j]
+    out["upper"] = max(float(inside), fit.params["E"])
+    return out
+
+
 NEGLIGIBLE = 1e-3  # a term below this fraction of every fitted value contributes nothing the data can see
 WIDE_DECADES = 1.0  # a scale (E, A, B) whose 95% interval spans more than this many decades is not pinned down
 
 
 def identify(fit: Fit, xs: list[np.ndarray]) -> Fit:
     """Name the parameters of a sum-of-powers fit that the data do not identify (`fit.unidentified`):
+    a floor whose profile likelihood does not reject E = 0 (its interval is then one-sided, see profile_floor);
     an exponent at the edge of its box; a term (E, or A x^-alpha) below NEGLIGIBLE of every fitted value (it could
     be 0, or move, without changing the fit: its interval means nothing); and, with a bootstrap, a scale whose 95%
     interval spans more than WIDE_DECADES decades or an exponent whose interval is wider than its value."""
@@ -287,6 +397,10 @@ def identify(fit: Fit, xs: list[np.ndarray]) -> Fit:
         lo, hi = BOUNDS["alpha"]
         if min(p[alpha_name] - lo, hi - p[alpha_name]) < 1e-3:
             flags[alpha_name] = f"at the edge of [{lo:g}, {hi:g}]: this term's exponent is not identified"
+    fp = fit.floor_profile
+    if fp and not fp["rejects_zero"]:
+        flags["E"] = (f"consistent with 0: the data do not reject E = 0 (profile likelihood, p = {fp['p_at_zero']:.2g});"
+                      f" its 95% interval is one-sided, [0, {fp['upper']:.3g}]")
     total = sum(terms.values())
     for name, term in terms.items():
         if np.max(term / total) < NEGLIGIBLE:
@@ -310,18 +424,24 @@ def bootstrap(fit: Fit, xs: list[np.ndarray], y: np.ndarray, groups: np.ndarray,
     or runs) with replacement. A resample is a vector of counts per group, i.e. weights on the rows, so all
     resamples are fitted at once. Each refit starts from the whole start grid as well as the full-data optimum
     (a refit that only polished the full-data optimum would inherit it, and a parameter the data do not pin down
-    would get a falsely narrow interval); `fit.boot_converged` is the fraction that met the stopping test."""
+    would get a falsely narrow interval); `fit.boot_converged` is the fraction that met the stopping test.
+    The percentile interval of a parameter at its bound is not honest (refits pile up wherever the optimiser
+    stops in the flat direction, and it under-covers near the bound), so the floor is also tested by its profile
+    likelihood (profile_floor): when the data do not reject E = 0, E's interval is the profile's [0, upper]."""
     rng = np.random.default_rng(seed)
     uniq, row_group = np.unique(groups, return_inverse=True)
     counts = rng.multinomial(len(uniq), np.full(len(uniq), 1 / len(uniq)), size=n_boot)  # (n_boot, n_groups)
     weights = counts[:, row_group].astype(float)
     logs, logy = [np.log(np.asarray(x, float)) for x in xs], np.log(np.asarray(y, float))
     starts = np.vstack([_starts(len(logs))[::4], fit._theta[None]])  # a spread of the grid, and the optimum
-    theta, _, converged = _multistart(logs, logy, weights, starts, maxiter=maxiter, scout=40)
+    theta, _, converged = _huber_multistart(logs, logy, weights, starts, maxiter=maxiter, scout=40)
     names = [k for k in fit.params if k != "E"]
     samples = [_params(th, names) for th in theta]
     fit.ci = {k: (float(np.percentile([s[k] for s in samples], 2.5)),
                   float(np.percentile([s[k] for s in samples], 97.5))) for k in fit.params}
     fit.samples = samples
     fit.boot_converged = float(np.mean(converged))
+    fit.floor_profile = profile_floor(fit, xs, y)
+    if fit.floor_profile and not fit.floor_profile["rejects_zero"]:
+        fit.ci["E"] = (0.0, fit.floor_profile["upper"])
     return fit

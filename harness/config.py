@@ -160,6 +160,8 @@ SCHEMA: list[Key] = [
     _k("train.threads", 0, _int(0), "torch CPU threads (0 = torch's default)", hashed=False),
     _k("train.checkpoint_every_s", 300, _num(1), "also checkpoint after this many seconds of training",
        hashed=False),
+    _k("sweep.max_retries", 3, _int(1), "a run whose job ends without an outcome (killed: OOM, SIGKILL, node "
+       "failure) this many times is marked failed with the reason; --retry-failed resubmits it", hashed=False),
     # tracking: MLflow (harness/tracking.py; pip install .[mlflow]); never part of the run id
     _k("track.mlflow", False, _bool, "log the run to MLflow: config as params, every evaluation row as metrics at "
        "step = tokens, the outcome as tags", hashed=False),

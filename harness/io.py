@@ -37,6 +37,22 @@ def write_text(path: str | Path, text: str) -> None:
         tmp.write_text(text)
 
 
+def read_result(path: str | Path, log=None) -> dict | None:
+    """A run's result.json, or None when there is none. One that does not parse (a torn copy on shared storage)
+    is moved aside to result.json.torn (named through `log`) and read as none, so the run is trained again."""
+    path = Path(path)
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+    except (ValueError, UnicodeDecodeError):
+        aside = path.with_name(path.name + ".torn")
+        os.replace(path, aside)
+        if log is not None:
+            log(f"{path}: does not parse (a torn copy?): moved to {aside.name}; the run is resubmitted")
+        return None
+
+
 def _jsonable(x: Any) -> Any:
     if hasattr(x, "item"):
         return x.item()

@@ -23,7 +23,7 @@ WAITING = ("pending", "running")
 WAITING_TO_RUN = ("pending", "not_submitted", "interrupted")
 
 
-def _tokens(run_dir: Path) -> int:
+def tokens_so_far(run_dir: Path) -> int:
     """Targets trained so far by a run that has not finished: its progress file, else 0."""
     for name in ("result.json", PROGRESS_FILE):
         try:
@@ -42,7 +42,7 @@ def snapshot(plan: dict, runs_dir: Path, states: dict[str, str]) -> dict:
     for r in plan["runs"]:
         state = states.get(r["run_id"], "not_submitted")
         counts[state] = counts.get(state, 0) + 1
-        share = 1.0 if state == "done" else min(1.0, _tokens(runs_dir / r["run_id"]) / r["tokens"])
+        share = 1.0 if state == "done" else min(1.0, tokens_so_far(runs_dir / r["run_id"]) / r["tokens"])
         flops_done += share * r["flops_spent"]
         if state not in ENDED:
             unfinished += 1

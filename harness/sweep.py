@@ -8,7 +8,8 @@ A sweep directory holds:
 A run's state comes from its result.json (done, diverged, failed: it raised) or, while it has none, from its
 job: pending, running, timed_out, or interrupted when the job is gone without an outcome (SIGKILL, OOM killer,
 node failure, scancel). Not-submitted and interrupted runs are submitted by every sweep (an interrupted one
-resumes from its checkpoint); failed, diverged and timed-out runs only with retry_failed. Every run writes its
+resumes from its checkpoint) until it has been killed sweep.max_retries times, when it is marked failed with the
+reason; failed, diverged and timed-out runs are resubmitted only with retry_failed. Every run writes its
 own files and renames them into place, so jobs finishing together never corrupt each other.
 """
 
@@ -30,7 +31,7 @@ from harness.registry import EXECUTORS
 from harness.schema import STATUSES
 from harness.errors import UserError, last_line
 from harness.grid import Point
-from harness.io import cache_dir, write_json, write_text
+from harness.io import cache_dir, read_result, write_json, write_text
 
 STATES = STATUSES + ("not_submitted",)
 RESUMED = ("not_submitted", "interrupted")  # submitted by every sweep
@@ -163,7 +164,7 @@ class Sweep:
             write_text(self.root / "base.yaml", base.read_text())
 
     def jobs(self) -> dict[str, dict]:
-        """Last submission record per run id (a torn last line is ignored)."""
+        """Last submission record per run id (a torn last line is ignored; retry marks are not submissions)."""
         records: dict[str, dict] = {}
         path = self.root / "jobs.jsonl"
         if path.exists():
@@ -172,19 +173,48 @@ class Sweep:
                     rec = json.loads(line)
                 except json.JSONDecodeError:
                     continue
-                records[rec["run_id"]] = rec
+                if "job_id" in rec:
+                    records[rec["run_id"]] = rec
         return records
 
     def record_job(self, run_id: str, executor: str, job: submitit.Job) -> None:
+        self._append({"run_id": run_id, "executor": executor, "job_id": str(job.job_id), "submitted": time.time()})
+
+    def record_retry(self, run_id: str) -> None:
+        """--retry-failed resubmits `run_id`: its count of kills starts again."""
+        self._append({"run_id": run_id, "retry": time.time()})
+
+    def _append(self, record: dict) -> None:
         with open(self.root / "jobs.jsonl", "a") as f:
-            f.write(json.dumps({"run_id": run_id, "executor": executor, "job_id": str(job.job_id),
-                                "submitted": time.time()}) + "\n")
+            f.write(json.dumps(record) + "\n")
+
+    def kills(self, run_id: str) -> int:
+        """Submissions of an interrupted run since the last --retry-failed one: every one of them ended without
+        an outcome (one that ended with one would have left result.json)."""
+        path = self.root / "jobs.jsonl"
+        count = 0
+        for line in path.read_text().splitlines() if path.exists() else []:
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if rec["run_id"] == run_id:
+                count = 0 if "retry" in rec else count + 1
+        return count
+
+    def give_up(self, run_id: str, job: dict | None, kills: int) -> None:
+        """Mark a run killed `kills` times failed, with the reason and the last line it logged."""
+        write_json(self.runs_dir / run_id / "result.json",
+                   {"run_id": run_id, "status": "failed", "final": True,
+                    "tokens": progress.tokens_so_far(self.runs_dir / run_id),
+                    "error": f"killed {kills} times (sweep.max_retries): last seen: "
+                             f"{self.last_log_line(run_id, job)[:300]}"})
 
     def result(self, run_id: str) -> dict | None:
-        path = self.runs_dir / run_id / "result.json"
+        """The run's result.json (None while it has none, or while it does not parse: see io.read_result)."""
         try:
-            return json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError):
+            return json.loads((self.runs_dir / run_id / "result.json").read_text())
+        except (OSError, ValueError):
             return None
 
     def state(self, run_id: str, job: dict | None = None) -> str:
@@ -221,9 +251,16 @@ def submit(sweep: Sweep, points: list[Point], executor: str, profile: dict, retr
     jobs = sweep.jobs()
     todo, skipped = [], {}
     for p in points:
+        read_result(sweep.runs_dir / p.run_id / "result.json", log)  # a torn one is set aside: the run goes again
         state = sweep.state(p.run_id, jobs.get(p.run_id))
+        if state == "interrupted" and not retry_failed and sweep.kills(p.run_id) >= p.cfg["sweep.max_retries"]:
+            sweep.give_up(p.run_id, jobs.get(p.run_id), sweep.kills(p.run_id))
+            log(f"{p.run_id}: failed: {sweep.result(p.run_id)['error']}")
+            state = "failed"
         if state in RESUMED or (retry_failed and state in RETRYABLE):
             _clear_for_retry(sweep.runs_dir / p.run_id, state)
+            if retry_failed and state != "not_submitted":
+                sweep.record_retry(p.run_id)
             todo.append(p)
         else:
             skipped[state] = skipped.get(state, 0) + 1

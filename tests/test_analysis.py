@@ -325,22 +325,51 @@ def test_status_words_from_other_tools_are_read_and_unknown_ones_are_one_line(tm
         table.load(tmp_path / "bad.csv")
 
 
-def test_a_floor_the_data_do_not_identify_is_named_never_a_collapsed_interval():
-    """y = 480/N^0.35 + 2000/T^0.37 with no floor (E = 0), 4 N x 4 T over one decade each, 1% noise: E cannot be
-    told from 0. The fit must say so (fits.json `unidentified`), and E's interval must not be a point."""
-    rng = np.random.default_rng(0)
+def floorless_table(seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """y = 480/N^0.35 + 2000/T^0.37 with no floor (E = 0), 4 N x 4 T over one decade each, 1% noise."""
+    rng = np.random.default_rng(seed)
     n, t = (a.ravel() for a in np.meshgrid(np.geomspace(1e8, 1e9, 4), np.geomspace(1e9, 1e10, 4)))
-    y = (480 / n ** 0.35 + 2000 / t ** 0.37) * np.exp(rng.normal(0, 0.01, len(n)))
+    return n, t, (480 / n ** 0.35 + 2000 / t ** 0.37) * np.exp(rng.normal(0, 0.01, len(n)))
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_a_floor_the_data_do_not_identify_is_named_never_a_collapsed_interval(seed):
+    """E cannot be told from 0 on these data. On every noise seed the fit must say so (fits.json `unidentified`)
+    and E's 95% interval must be the profile likelihood's one-sided [0, upper], never a point: it comes from
+    well-posed fits with E held, not from where the bootstrap's refits stop in the flat direction of ln E."""
+    n, t, y = floorless_table(seed)
     f = fit.joint(n, t, y)
-    fit.identify(fit.bootstrap(f, [n, t], y, np.arange(len(y)), n_boot=200), [n, t])
+    fit.identify(fit.bootstrap(f, [n, t], y, np.arange(len(y)), n_boot=50), [n, t])
     assert "E" in f.unidentified and "consistent with 0" in f.unidentified["E"]
+    assert not f.floor_profile["rejects_zero"] and f.floor_profile["p_at_zero"] > 0.05
     lo, hi = f.ci["E"]
-    assert hi > 10 * max(lo, 1e-300)  # not collapsed
-    assert "alpha" not in f.unidentified and "beta" not in f.unidentified
-    assert f.to_dict()["unidentified"] == f.unidentified
-    # a well-posed fit names nothing
-    t_ok = known_table()
-    fits = laws.fit_table(t_ok, n_boot=200)
+    assert lo == 0.0 and hi >= f.params["E"] and hi > 1e-3  # one-sided from the bound, not collapsed
+    assert f.to_dict()["unidentified"] == f.unidentified and f.to_dict()["floor_profile"] == f.floor_profile
+
+
+def test_the_floor_profile_is_the_least_squares_optimum_with_e_held_and_rejects_a_real_floor():
+    """The profile at a held E is the least sum of squared log residuals (checked against scipy's least_squares
+    from the truth); a table with a real floor (E = 0.5, half the smallest value, over 3 decades of N and T) rejects E = 0 and keeps
+    its bootstrap interval, which contains the truth; a well-posed fit names nothing."""
+    from scipy.optimize import least_squares
+
+    n, t, y = floorless_table(3)
+    f = fit.joint(n, t, y)
+    logs = [np.log(n), np.log(t)]
+    scale = 2.5e-4  # ~ the residual variance, as profile_floor scales it: the objective is O(n)
+    for floor in (0.0, 0.1):
+        got = scale * fit._floor_profile(f, logs, np.log(y), np.array([floor]), scale)[0]
+        ref = least_squares(lambda p: np.log(floor + p[0] * n ** -p[1] + p[2] * t ** -p[3]) - np.log(y),
+                            [480, 0.35, 2000, 0.37], x_scale=[100, 0.1, 100, 0.1])
+        assert got == pytest.approx(2 * ref.cost, rel=1e-4)
+    rng = np.random.default_rng(0)  # 5 N x 5 T over 3 decades each: enough span to see a floor of 0.5
+    n, t = (a.ravel() for a in np.meshgrid(np.geomspace(1e6, 1e9, 5), np.geomspace(1e8, 1e11, 5)))
+    y_floor = (0.5 + 480 / n ** 0.35 + 2000 / t ** 0.37) * np.exp(rng.normal(0, 0.01, len(n)))
+    g = fit.identify(fit.bootstrap(fit.joint(n, t, y_floor), [n, t], y_floor, np.arange(len(n)), n_boot=200),
+                     [n, t])
+    assert g.floor_profile["rejects_zero"] and "upper" not in g.floor_profile and "E" not in g.unidentified
+    assert g.ci["E"][0] > 0 and g.ci["E"][0] < 0.5 < g.ci["E"][1]
+    fits = laws.fit_table(known_table(), n_boot=200)
     assert "unidentified" not in fits["metrics"]["ppl"]["full"]["joint"]
     assert "not identified" not in report.summary(fits)
 

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 import torch
 
-from harness import config, results, sweep
+from harness import config, grid, results, sweep
 from harness.evaluate import metrics_from_ranks
 
 from test_sweep import BASE, run
@@ -136,3 +136,65 @@ def test_checkpoint_whose_pickle_runs_code_is_refused(tmp_path, shared_cache):
                cache=shared_cache, check_rc=2)
     assert len(proc.stderr.strip().splitlines()) == 1 and "checkpoint.pt: refused" in proc.stderr
     assert not marker.exists()
+
+
+def test_a_run_killed_max_retries_times_ends_failed_with_the_reason_and_retry_failed_runs_it(tmp_path, shared_cache):
+    """A local sweep whose job is SIGKILLed (as the OOM killer would) each time its run starts: with
+    sweep.max_retries = 2 the third plain sweep marks the run failed, naming the kills and the last line it
+    logged, and submits nothing; `--retry-failed` then trains it to the end."""
+    (tmp_path / "base.yaml").write_text(BASE)
+    grid_path = tmp_path / "grid.yaml"
+    grid_path.write_text("base: base.yaml\nset: {train.tokens: 1200000, sweep.max_retries: 2}\n"
+                         "axes:\n  negatives: [full]\n")
+    out = tmp_path / "sweep"
+    s = sweep.Sweep(out)
+    (run_id,) = [p.run_id for p in grid.load(grid_path)]
+    for attempt in range(2):
+        proc = subprocess.Popen([sys.executable, "-m", "harness.cli", "sweep", str(grid_path), "--executor", "local",
+                                 "--out", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                env={**os.environ, "SRT_SCALE_CACHE": str(shared_cache)})
+        try:
+            deadline = time.time() + 300
+            while _starts(s) <= attempt or s.kills(run_id) <= attempt:  # killed once its job is on record and it trains
+                assert time.time() < deadline and proc.poll() is None
+                time.sleep(0.1)
+            for job in s.jobs().values():
+                os.kill(int(job["job_id"]), signal.SIGKILL)
+            proc.kill()
+        finally:
+            proc.wait()
+        time.sleep(0.5)
+        assert sweep.status(s)[0] == {"interrupted": 1}
+    proc = cli("sweep", grid_path, "--executor", "local", "--out", out, cache=shared_cache, check_rc=0)
+    assert f"{run_id}: failed: killed 2 times (sweep.max_retries): last seen:" in proc.stdout
+    assert "nothing to submit" in proc.stdout
+    result = json.loads((out / "runs" / run_id / "result.json").read_text())
+    assert result["status"] == "failed" and result["error"].startswith("killed 2 times")
+    assert sweep.status(s)[0] == {"failed": 1}
+    cli("sweep", grid_path, "--executor", "local", "--out", out, "--retry-failed", cache=shared_cache,
+               check_rc=0)
+    assert sweep.status(s)[0] == {"done": 1}
+    assert s.kills(run_id) == 1  # the count started again at the retry: one submission since, which finished
+
+
+def _starts(s) -> int:
+    """How many times a run of sweep `s` has started training (its train.log's start and resume lines)."""
+    return sum(1 for log in s.runs_dir.glob("*/train.log") for line in log.read_text().splitlines()
+               if " start: " in line or " resume at " in line)
+
+
+def test_a_torn_result_json_is_named_moved_aside_and_the_run_resubmitted(tmp_path, shared_cache):
+    """A result.json that does not parse (a torn copy on shared storage) does not leave its run stuck: the next
+    sweep names the file, moves it to result.json.torn and trains the run again, which ends done."""
+    (tmp_path / "base.yaml").write_text(BASE)
+    grid_path = tmp_path / "grid.yaml"
+    grid_path.write_text("base: base.yaml\naxes:\n  negatives: [full]\n")
+    out = tmp_path / "sweep"
+    cli("sweep", grid_path, "--executor", "debug", "--out", out, cache=shared_cache, check_rc=0)
+    (path,) = (out / "runs").glob("*/result.json")
+    good = path.read_text()
+    path.write_text(good[: len(good) // 2])
+    proc = cli("sweep", grid_path, "--executor", "debug", "--out", out, cache=shared_cache, check_rc=0)
+    assert f"{path}: does not parse (a torn copy?): moved to result.json.torn" in proc.stdout
+    assert (path.parent / "result.json.torn").read_text() == good[: len(good) // 2]
+    assert json.loads(path.read_text())["status"] == "done" and sweep.status(sweep.Sweep(out))[0] == {"done": 1}

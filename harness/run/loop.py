@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 import time
 from pathlib import Path
 from typing import Callable
@@ -21,7 +22,7 @@ import yaml
 from tqdm import tqdm
 
 from harness import accounting, config, schedules
-from harness.io import write_json, write_text
+from harness.io import read_result, write_json, write_text
 from harness.progress import PROGRESS_EVERY_S, PROGRESS_FILE
 from harness.run import checkpoint, distributed, record
 from harness.run.build import Run
@@ -43,10 +44,9 @@ def train(cfg: dict, out: str | Path = "runs", should_stop: Callable[[], bool] |
     or None when `should_stop()` returned True on any rank (a checkpoint was saved; calling again resumes)."""
     out = Path(out)
     result_path = out / config.run_id(cfg) / "result.json"
-    if result_path.exists():
-        result = json.loads(result_path.read_text())
-        if result["status"] in FINISHED:
-            return result
+    result = read_result(result_path, lambda message: print(message, file=sys.stderr))
+    if result is not None and result["status"] in FINISHED:
+        return result
     group = distributed.from_environment()
     run = Run(cfg, out, group)
     joined = distributed.init(group, run.device)
