@@ -62,6 +62,9 @@ def render(table: pd.DataFrame, fits: dict, figures: list[Path], out: Path) -> s
                      + (", ".join(f"{name} = `{source}`" for name, source in info.get("columns", {}).items())
                         or "the contract's column names")
                      + (f"; assumed: {'; '.join(info['assumed'])}" if info.get("assumed") else "") + ".")
+    if info.get("excluded_values"):
+        lines.append("- Rows excluded for impossible values (`--bad-values exclude`): "
+                     + ", ".join(f"{n} in `{col}`" for col, n in info["excluded_values"].items()) + ".")
     lines.append("")
     oracle = [c for c in table.columns if c.startswith("oracle_test_")]
     if oracle:

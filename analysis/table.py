@@ -29,6 +29,7 @@ DONE_SYNONYMS = {s: "done" for s in ("finished", "completed", "complete", "succe
 MAPPABLE = ("run_id", "status", "final", "annealed", "n_params", "tokens", "flops", "negatives", "budget",
             *(f"{split}_{m}" for split in SPLITS for m in ("ppl", "ndcg@5", "loss")))
 FLOPS_PER_PARAM_TARGET = 6.0  # C = 6 N T where a table has only one of tokens and flops
+BAD_VALUES = ("error", "exclude")
 
 
 @dataclass
@@ -37,15 +38,19 @@ class Spec:
     {"n_params": "Model Size", "flops": "Training FLOP", "test_loss": "loss"}); `split` is the split whose
     metrics are fitted; `rows` the fitting points (auto: annealed rows where the table has them, else final rows;
     final; annealed; every evaluation; envelope: every evaluation with each run's best value so far);
-    `pool_negatives` fits all K together; `protocol` names the evaluation in axis labels."""
+    `pool_negatives` fits all K together; `protocol` names the evaluation in axis labels; `bad_values` what a
+    finished run's impossible metric (check_values) does: a one-line error, or the row excluded and counted."""
 
     columns: dict[str, str] = field(default_factory=dict)
     split: str = "test"
     rows: str = "auto"
     pool_negatives: bool = False
     protocol: str = "full catalog"
+    bad_values: str = "error"
 
     def __post_init__(self) -> None:
+        if self.bad_values not in BAD_VALUES:
+            raise UserError(f"--bad-values: {self.bad_values!r} is not one of {', '.join(BAD_VALUES)}")
         if self.split not in SPLITS:
             raise UserError(f"--split: {self.split!r} is not one of {', '.join(SPLITS)}")
         if self.rows not in FITTING_ROWS:
@@ -93,9 +98,49 @@ def load(path: str | Path, spec: Spec | None = None) -> pd.DataFrame:
     for column in ("final", "annealed"):
         if column in table.columns:
             table[column] = booleans(table[column], f"{path}: column {column}")
+    table, excluded = check_values(table, spec, path)
     table = _select_rows(table, spec, path)
-    table.attrs["table"] = _reading(spec, assumed)
+    table.attrs["table"] = {**_reading(spec, assumed), **({"excluded_values": excluded} if excluded else {})}
     return table
+
+
+def _impossible(metric: str, values: pd.Series) -> tuple[pd.Series, str]:
+    """Which present values of a finished run's metric column cannot be (missing is allowed), and why."""
+    v = pd.to_numeric(values, errors="coerce")
+    if metric == "loss":
+        return v.notna() & ~np.isfinite(v), "a loss must be finite"
+    if metric == "ppl":
+        return v.notna() & ~((v > 0) & np.isfinite(v)), "a perplexity must be finite and > 0"
+    return v.notna() & ~v.between(0, 1), "NDCG@5 must lie in [0, 1]"
+
+
+def check_values(table: pd.DataFrame, spec: Spec, path: Path) -> tuple[pd.DataFrame, dict[str, int]]:
+    """A finished run's perplexity <= 0 or not finite, its loss not finite, or its NDCG@5 outside [0, 1] is a
+    UserError naming the column (the table's own name), the line (csv: header = line 1) or row, and the value;
+    with spec.bad_values == "exclude" those rows are dropped instead and counted by column. Diverged runs keep
+    their infinite perplexity; a missing value stays missing (excluded from fits, counted there)."""
+    done = table["status"] == "done"
+    counts, drop = {}, pd.Series(False, index=table.index)
+    for split in SPLITS:
+        for metric in ("loss", "ppl", "ndcg@5"):
+            col = f"{split}_{metric}"
+            if col not in table.columns or (metric == "ppl" and f"{split}_loss" in table.columns):
+                continue  # a ppl read from a loss column is checked as the loss
+            bad, why = _impossible(metric, table[col])
+            bad &= done
+            if not bad.any():
+                continue
+            name = spec.columns.get(col, col)
+            if spec.bad_values == "error":
+                i = table.index.get_loc(bad.idxmax())
+                where = f"line {i + 2}" if path.suffix == ".csv" else f"row {i}"
+                value = table[col][bad].iloc[0]
+                shown = value if isinstance(value, float) else repr(value)
+                raise UserError(f"{path}: column {name}, {where}: {shown} ({why}; --bad-values exclude drops "
+                                "such rows and counts them)")
+            counts[name] = int(bad.sum())
+            drop |= bad
+    return table[~drop], counts
 
 
 def _reading(spec: Spec, assumed: list[str]) -> dict:

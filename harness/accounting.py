@@ -14,6 +14,8 @@ from functools import lru_cache
 import torch
 from torch import nn
 
+from harness.errors import UserError
+
 
 def count_params(model: nn.Module) -> dict[str, int]:
     """n_params: trainable parameters outside lookup tables (blocks, norms, adapters) = N;
@@ -46,7 +48,12 @@ def train_flops_per_step(d_model: int, n_layers: int, d_ff: int, batch: int, con
 
 def flops_per_target(cfg: dict, n_items: int, extractor_flops_per_item: int) -> float:
     """C per target for a config, for full-length sequences: one step's FLOPs / its targets
-    (supervision 'all': batch x context targets; 'last': one per sequence)."""
+    (supervision 'all': batch x context targets; 'last': one per sequence). Every run is priced here before it
+    trains or is planned, so a K the catalog cannot supply (K >= n_items) is a UserError here."""
+    negatives = cfg["loss.negatives"]
+    if negatives != "full" and negatives >= n_items:
+        raise UserError(f"loss.negatives = {negatives}: not fewer than the catalog's {n_items} items "
+                        f"({cfg['data.name']}); sample fewer, or use loss.negatives: full")
     B, L = cfg["train.batch_size"], cfg["model.context"]
     targets = B * L if cfg["loss.supervision"] == "all" else B
     return train_flops_per_step(cfg["model.d_model"], cfg["model.n_layers"], cfg["model.d_ff"], B, L, targets,

@@ -133,11 +133,11 @@ def cmd_collect(args: argparse.Namespace) -> None:
 
 
 def _table_spec(args: argparse.Namespace):
-    """The --column/--split/--rows/--pool-negatives/--protocol options as an analysis.table.Spec."""
+    """The --column/--split/--rows/--pool-negatives/--protocol/--bad-values options as an analysis.table.Spec."""
     from analysis.table import Spec
 
     return Spec(columns=Spec.parse_columns(args.column), split=args.split, rows=args.rows,
-                pool_negatives=args.pool_negatives, protocol=args.protocol)
+                pool_negatives=args.pool_negatives, protocol=args.protocol, bad_values=args.bad_values)
 
 
 def _analysis_input(source: str, spec) -> tuple:
@@ -292,6 +292,10 @@ def parser() -> argparse.ArgumentParser:
                             "every evaluation, or envelope (every evaluation at its run's best so far)")
         g.add_argument("--pool-negatives", action="store_true", help="fit all K together")
         g.add_argument("--protocol", default="full catalog", help="the evaluation protocol named in axis labels")
+        g.add_argument("--bad-values", choices=("error", "exclude"), default="error",
+                       help="a finished run's perplexity <= 0 or not finite, loss not finite, or NDCG@5 outside "
+                            "[0, 1]: a one-line error (default), or the row excluded and counted in fits.json "
+                            "and the report")
 
     def fit_args(sp: argparse.ArgumentParser) -> None:
         sp.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples over runs (default 1000)")

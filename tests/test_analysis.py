@@ -2,6 +2,7 @@
 input. The analysis package reads only the results table."""
 
 import json
+import os
 import subprocess
 import sys
 
@@ -16,7 +17,7 @@ from figure_text import overlaps
 from harness.errors import UserError
 
 TRUE = {"ppl": dict(E=1.6, A=30.0, alpha=0.34, B=400.0, beta=0.42),
-        "ndcg@5": dict(E=0.3, A=4.0, alpha=0.25, B=30.0, beta=0.3)}
+        "ndcg@5": dict(E=0.1, A=2.0, alpha=0.25, B=12.0, beta=0.3)}  # 1 - NDCG@5 in [0.26, 0.73]: NDCG in [0, 1]
 
 
 def law(p, n, t):
@@ -323,6 +324,46 @@ def test_status_words_from_other_tools_are_read_and_unknown_ones_are_one_line(tm
     t.to_csv(tmp_path / "bad.csv", index=False)
     with pytest.raises(UserError, match="column status: unknown value 'exploded'"):
         table.load(tmp_path / "bad.csv")
+
+
+@pytest.mark.parametrize("column,value,why", [
+    ("test_ppl", -5.0, "a perplexity must be finite and > 0"), ("test_ppl", 0.0, "a perplexity must be finite"),
+    ("test_ppl", np.inf, "a perplexity must be finite"), ("test_ndcg@5", 1.5, "NDCG@5 must lie in [0, 1]"),
+    ("test_ndcg@5", -0.1, "NDCG@5 must lie in [0, 1]")])
+def test_an_impossible_metric_is_a_one_line_error_or_an_excluded_counted_row(tmp_path, column, value, why):
+    """A finished run's perplexity <= 0 or infinite, or an NDCG@5 outside [0, 1]: `fit` exits 2 naming the
+    column, the csv line and the value, and writes nothing; with --bad-values exclude the row is dropped and
+    counted in fits.json and the report. A missing value (NaN) is not an error (it is counted as before)."""
+    t = known_table()
+    t[column] = t[column].astype(float)
+    rows = np.flatnonzero(t["final"].to_numpy())
+    t.loc[rows[3], column] = value
+    t.loc[rows[5], "test_ppl"] = np.nan
+    t.to_csv(tmp_path / "t.csv", index=False)
+    out = tmp_path / "out"
+    proc = subprocess.run([sys.executable, "-m", "harness.cli", "fit", str(tmp_path / "t.csv"), "--bootstrap", "0",
+                           "--out", str(out)], capture_output=True, text=True)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr and proc.stderr.count("\n") == 1
+    assert f"column {column}, line {rows[3] + 2}: {value}" in proc.stderr and why in proc.stderr
+    assert not out.exists()
+    proc = subprocess.run([sys.executable, "-m", "harness.cli", "report", str(tmp_path / "t.csv"), "--bootstrap",
+                           "0", "--out", str(out), "--bad-values", "exclude"], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert "invalid value" not in proc.stderr  # nothing impossible reached numpy
+    fits = json.loads((out / "fits.json").read_text())
+    assert fits["table"]["excluded_values"] == {column: 1} and fits["summary"]["nan_rows"] == 1
+    assert f"1 in `{column}`" in (out / "report.md").read_text()
+    assert all(v > 0 for v in fits["metrics"]["ppl"]["full"]["frontier"]["values"])
+
+
+def test_negatives_the_catalog_cannot_supply_are_a_one_line_error_suggesting_full(tmp_path, shared_cache):
+    proc = subprocess.run([sys.executable, "-m", "harness.cli", "train", "configs/synthetic.yaml", "--set",
+                           "data.synthetic.n_items=50", "--set", "loss.negatives=5000", "--set", "features.kind=id",
+                           "--out", str(tmp_path)],
+                          capture_output=True, text=True, env={**os.environ, "SRT_SCALE_CACHE": str(shared_cache)})
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr and proc.stderr.count("\n") == 1
+    assert "loss.negatives = 5000: not fewer than the catalog's 50 items" in proc.stderr and "full" in proc.stderr
+    assert not any(tmp_path.iterdir())  # nothing half-written
 
 
 def floorless_table(seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
