@@ -3,8 +3,8 @@
 For the budget C and one K, the perplexity law's closed form (frontier.closed_form, C = kappa N T) gives N_opt and
 T_opt; every bootstrap refit gives its own pair, so their 2.5-97.5 percentiles are the 95% intervals. At
 (N_opt, T_opt) the perplexity and NDCG@5 laws give the predictions, each with the percentiles of its bootstrap
-refits' predictions. The estimated wall time divides C by the training FLOP/s calibrated on this machine
-(harness/plan.py). Nothing here refits: the input is a fits.json (or a table, fitted first).
+refits' predictions. The CLI adds the run's estimated time from the throughput model (harness/throughput.py).
+Nothing here refits: the input is a fits.json (or a table, fitted first).
 """
 
 from __future__ import annotations
@@ -75,7 +75,8 @@ def advise(fits: dict, budget: float, negatives: str | None = None) -> dict:
     return out
 
 
-def format_advice(a: dict, seconds: float | None, speed: float | None) -> str:
+def format_advice(a: dict) -> str:
+    """The advice as text; `est_s` and `time_basis`, where the caller priced the run, as its time."""
     def ci(x):
         return f" (95% CI {x[0]:.3g} – {x[1]:.3g})" if x else " (no bootstrap: no interval)"
     lines = [f"budget C = {a['budget']:.3g} FLOPs, K = {a['negatives']} (C = {a['kappa']:.3g} N T):",
@@ -84,7 +85,8 @@ def format_advice(a: dict, seconds: float | None, speed: float | None) -> str:
     for metric, p in a["predictions"].items():
         info = a.get("table") or {}
         lines.append(f"  predicted {label(info, metric, info.get('split', 'test'))} = {p['value']:.4g}{ci(p['ci95'])}")
-    if seconds is not None:
-        lines.append(f"  estimated training time on this machine: {seconds / 3600:.3g} h "
-                     f"(calibrated {speed / 1e9:.3g} GFLOP/s per job)")
+    if "est_s" in a:
+        seconds = a["est_s"]
+        shown = f"{seconds / 3600:.3g} h" if seconds >= 3600 else f"{seconds / 60:.3g} min"
+        lines.append(f"  estimated time on this machine: {shown} ({a['time_basis']})")
     return "\n".join(lines)

@@ -167,19 +167,25 @@ def _analyse(source: str, out: str | None, n_boot: int, holdout: float, what: st
 
 def cmd_advise(args: argparse.Namespace) -> None:
     from analysis import advise
-    from harness import grid, plan
+    from harness import grid, throughput
 
     a = advise.advise(advise.load_fits(args.source, spec=_table_spec(args)), args.budget, args.negatives)
-    if args.grid:
-        shape = grid.shape_for(args.grid, a["n_params"])
+    if args.grid:  # the run itself: the grid's shape nearest N_opt, trained for T_opt
+        shape, cfg = grid.config_for(args.grid, a["n_params"], a["tokens"])
         a["shape"] = {"d_model": shape.d_model, "n_layers": shape.n_layers, "n_heads": shape.n_heads,
                       "d_ff": shape.d_ff, "n_params": shape.n_params}
-    speed = plan.calibrate(args.threads)
-    a["est_s"], a["calibrated_flops_per_s"] = args.budget / speed, speed
+        a["est_s"] = throughput.job_seconds([throughput.run_seconds(cfg, args.threads)], args.threads)
+        a["time_basis"] = f"the run priced by the throughput model (its shape, {args.grid})"
+    else:
+        cfg = config.resolve(throughput.REFERENCE)
+        speed = throughput.flops_per_s(cfg, grid.flops_per_target(cfg), args.threads)
+        a["est_s"] = args.budget / speed + throughput.process_seconds(args.threads)
+        a["time_basis"] = (f"C / {speed / 1e9:.3g} GFLOP/s, the reference shape's measured rate (no --grid: "
+                           "small shapes train slower per FLOP, pass --grid for the run's own time)")
     if args.json:
         print(json.dumps(a, indent=2))
         return
-    print(advise.format_advice(a, a["est_s"], speed))
+    print(advise.format_advice(a))
     if "shape" in a:
         s = a["shape"]
         print(f"  nearest shape ({args.grid}): d_model={s['d_model']}, n_layers={s['n_layers']}, "
@@ -317,7 +323,7 @@ def parser() -> argparse.ArgumentParser:
                               description="From a fitted joint law (fits.json, a directory holding one, or a "
                                           "results table, fitted first): N_opt and T_opt for the budget, the "
                                           "predicted test perplexity and NDCG@5 there, all with 95%% bootstrap "
-                                          "intervals, and the training time this machine's calibration implies.")
+                                          "intervals, and the run's time on this machine (the throughput model).")
     advise_p.add_argument("source", help="fits.json, a directory with fits.json, or a results table")
     advise_p.add_argument("--budget", type=float, required=True, help="training compute C in FLOPs")
     advise_p.add_argument("--negatives", help="K whose laws to use (default: full if fitted, else the largest)")

@@ -1,60 +1,23 @@
 """`srt-scale plan`: every run of a grid with its shape, N, T, K, FLOPs and estimated time; nothing trains.
 
-Time is estimated as C / (training FLOP/s calibrated on this machine at the executor's threads per job) plus a
-fixed start-up and evaluation allowance. The calibration (a few seconds of real training steps) is cached per
-host, torch version and thread count in <cache>/calibration.json.
+Each run's time comes from the throughput model (harness/throughput.py: its own shape's step time, evaluations and
+set-up, measured on this machine at the executor's threads per job, cached per host); the sweep's wall time from
+its runs balanced into jobs (sweep.groups), each job paying its process start once.
 """
 
 from __future__ import annotations
 
-import json
 import math
-import platform
-import time
 
-import torch
-
-from harness import config, schedules
+from harness import schedules, throughput
 from harness.data.prepare import dataset_summary
 from harness.grid import Point, flops_per_target
-from harness.io import cache_dir, write_json
 
-STARTUP_S = 8.0  # process start, imports, dataset load, text encoder, final evaluation
 MIN_DECADES = 1.5  # an axis spanning less pins its exponent down poorly
-
-
-def calibrate(threads: int) -> float:
-    """Achieved training FLOP/s of a reference run (d=64, 2 layers, full softmax) with `threads` threads."""
-    path = cache_dir() / "calibration.json"
-    key = f"{platform.node()}|{torch.__version__}|{threads}"
-    known = json.loads(path.read_text()) if path.exists() else {}
-    if key in known:
-        return known[key]
-    from harness.run import Loop, Run
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        cfg = config.resolve({"data.synthetic.n_users": 500, "data.synthetic.n_items": 1000,
-                              "data.synthetic.mean_length": 60, "features.kind": "id",
-                              "train.tokens": 10 ** 12})  # no evaluation point inside the timing
-        run = Run(cfg, cache_dir() / "calibration")
-        loop = Loop(run)
-        for _ in range(2):  # warm-up steps
-            loop.step()
-        start, n0 = time.perf_counter(), loop.state.tokens
-        while time.perf_counter() - start < 2.0:
-            loop.step()
-        flops_per_s = run.flops_per_target * (loop.state.tokens - n0) / (time.perf_counter() - start)
-    finally:
-        torch.set_num_threads(before)
-    write_json(path, {**known, key: flops_per_s})
-    return flops_per_s
 
 
 def plan(points: list[Point], threads: int) -> dict:
     """Rows (one per run), totals, and the design's diagnostics for a grid's points."""
-    speed = calibrate(threads)
     rows = []
     for p in points:
         cfg = p.cfg
@@ -67,15 +30,17 @@ def plan(points: list[Point], threads: int) -> dict:
             "n_heads": cfg["model.n_heads"], "d_ff": cfg["model.d_ff"], "n_params": n,
             "n_params_error": (n / p.n_params_target - 1) if n else None, "tokens": cfg["train.tokens"],
             "negatives": cfg["loss.negatives"], "flops": flops, "flops_spent": spent,
-            "lengths": schedules.lengths(cfg), "est_s": spent / speed + STARTUP_S,
+            "lengths": schedules.lengths(cfg), "targets_spent": schedules.targets_spent(cfg),
+            "est_s": throughput.run_seconds(cfg, threads), "est_setup_s": throughput.measure(cfg, threads)["setup_s"],
+            "flops_per_s": throughput.flops_per_s(cfg, per_target, threads),
             "epochs": cfg["train.tokens"] / dataset_summary(cfg)["targets_per_epoch"], "budget": p.budget,
             "n_params_actual": point_n_params(p),
             "values": {k: v for k, v in p.values.items() if k not in ("n_params", "tokens", "negatives", "flops")},
             "config": cfg,
         })
     return {"runs": rows, "totals": {"runs": len(rows), "flops": sum(r["flops_spent"] for r in rows),
-                                     "est_s": sum(r["est_s"] for r in rows), "calibrated_flops_per_s": speed,
-                                     "threads_per_job": threads},
+                                     "est_s": sum(r["est_s"] for r in rows),
+                                     "process_s": throughput.process_seconds(threads), "threads_per_job": threads},
             "diagnostics": diagnostics(rows)}
 
 
@@ -140,8 +105,19 @@ def format_table(result: dict, parallel: int) -> str:
             lines.append(f"  budget {b['flops']:.3g} FLOPs: {b['runs']} runs, N {b['n_params'][0]:,} .. "
                          f"{b['n_params'][1]:,}")
     lines += [f"warning: {w}" for w in result["diagnostics"]["warnings"]]
+    rates = [r["flops_per_s"] for r in result["runs"]]
     lines.append(f"{t['runs']} runs, {t['flops']:.3g} FLOPs, {t['est_s'] / 60:.1f} min of compute; about "
-                 f"{t['est_s'] / 60 / max(parallel, 1):.1f} min wall with {parallel} job(s) at a time "
-                 f"({t['threads_per_job']} thread(s) each, calibrated {t['calibrated_flops_per_s'] / 1e9:.1f} "
-                 f"GFLOP/s per job)")
+                 f"{wall_seconds(result, parallel) / 60:.1f} min wall with {parallel} job(s) at a time "
+                 f"({t['threads_per_job']} thread(s) each; measured {min(rates) / 1e9:.2g}-{max(rates) / 1e9:.2g} "
+                 "GFLOP/s by shape)")
     return "\n".join(lines)
+
+
+def wall_seconds(result: dict, parallel: int) -> float:
+    """The plan's wall time with `parallel` jobs: its runs balanced into that many jobs (sweep.groups), the
+    longest job's runs plus its process start."""
+    from harness.sweep import groups
+
+    est = [r["est_s"] for r in result["runs"]]
+    return max(sum(est[i] for i in g) for g in groups(result["runs"], est, max(parallel, 1))) + \
+        result["totals"]["process_s"]

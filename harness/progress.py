@@ -1,10 +1,12 @@
 """Sweep progress: one live view of a whole sweep, while it runs here or re-attached (`status --watch`).
 
-It shows runs by state (done / running / pending / failed of the total), FLOPs done of planned, and the ETA from
-the plan's calibrated estimates: the estimated seconds still ahead (each unfinished run's `est_s` times the share
-of its T not yet trained) spread over the sweep's parallel jobs. A training run reports its targets so far in
-`<run>/progress.json` every PROGRESS_EVERY_S seconds. On a terminal the view is a tqdm bar; elsewhere (logs,
-pipes) one line each time a run ends.
+It shows runs by state (done / running / pending / failed of the total), FLOPs done of planned, and the ETA. A
+training run reports the targets it has trained so far, cooldown branches included (`spent`), in
+`<run>/progress.json` every PROGRESS_EVERY_S seconds, so a run's share done is spent / its planned targets_spent.
+The ETA starts from the plan's estimates (harness/throughput.py) and corrects them by what the finished runs
+actually took: every estimate still ahead is scaled by (their measured training seconds / their estimated ones),
+then spread over the sweep's parallel jobs, and is never less than the longest single run still ahead. On a
+terminal the view is a tqdm bar; elsewhere (logs, pipes) one line each time a run ends.
 """
 
 from __future__ import annotations
@@ -23,32 +25,55 @@ WAITING = ("pending", "running")
 WAITING_TO_RUN = ("pending", "not_submitted", "interrupted")
 
 
+def _read(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
 def tokens_so_far(run_dir: Path) -> int:
-    """Targets trained so far by a run that has not finished: its progress file, else 0."""
+    """The trunk's targets so far of a run: its result, else its progress file, else 0."""
     for name in ("result.json", PROGRESS_FILE):
-        try:
-            return int(json.loads((run_dir / name).read_text())["tokens"])
-        except (OSError, ValueError, KeyError, TypeError):
-            continue
+        blob = _read(run_dir / name)
+        if isinstance(blob, dict) and isinstance(blob.get("tokens"), (int, float)):
+            return int(blob["tokens"])
     return 0
 
 
+def _share(run_dir: Path, planned: dict, state: str) -> float:
+    """How much of a run's planned training (its targets_spent, branches included) is done."""
+    if state == "done":
+        return 1.0
+    blob = _read(run_dir / PROGRESS_FILE) or {}
+    spent = blob.get("spent", 0)
+    return min(1.0, spent / planned["targets_spent"]) if isinstance(spent, (int, float)) else 0.0
+
+
 def snapshot(plan: dict, runs_dir: Path, states: dict[str, str]) -> dict:
-    """Counts by state, FLOPs done and planned, and the plan-based ETA in seconds for a sweep's `states`."""
+    """Counts by state, FLOPs done and planned, the measured/estimated time ratio of the finished runs, and the
+    ETA in seconds for a sweep's `states`."""
     parallel = int(plan["totals"].get("parallel_jobs") or 1)
-    flops_done = ahead_s = 0.0
-    counts: dict[str, int] = {}
-    unfinished = 0
+    flops_done, counts, measured, estimated = 0.0, {}, 0.0, 0.0
+    ahead = []
     for r in plan["runs"]:
         state = states.get(r["run_id"], "not_submitted")
         counts[state] = counts.get(state, 0) + 1
-        share = 1.0 if state == "done" else min(1.0, tokens_so_far(runs_dir / r["run_id"]) / r["tokens"])
+        share = _share(runs_dir / r["run_id"], r, state)
         flops_done += share * r["flops_spent"]
-        if state not in ENDED:
-            unfinished += 1
-            ahead_s += (1 - share) * r["est_s"]
-    return {"total": len(plan["runs"]), "counts": counts, "flops_done": flops_done,
-            "flops": plan["totals"]["flops"], "eta_s": ahead_s / max(1, min(parallel, unfinished))}
+        if state == "done":
+            result = _read(runs_dir / r["run_id"] / "result.json") or {}
+            if isinstance(result.get("wall_s"), (int, float)):
+                measured += result["wall_s"]
+                estimated += r["est_s"] - r["est_setup_s"]
+        elif state not in ENDED:
+            ahead.append((r, share))
+    ratio = measured / estimated if estimated > 0 else 1.0
+    left = [(r["est_setup_s"] if share == 0 else 0.0) + (1 - share) * (r["est_s"] - r["est_setup_s"]) * ratio
+            for r, share in ahead]
+    eta = max(sum(left) / max(1, min(parallel, len(left))), max(left, default=0.0))
+    return {"total": len(plan["runs"]), "counts": counts, "flops_done": flops_done, "flops": plan["totals"]["flops"],
+            "eta_s": eta, "time_ratio": ratio}
 
 
 def describe(snap: dict) -> str:
@@ -59,8 +84,10 @@ def describe(snap: dict) -> str:
     if c.get("diverged"):
         parts.append(f"{c['diverged']} diverged")
     share = snap["flops_done"] / snap["flops"] if snap["flops"] else 1.0
+    ratio = snap.get("time_ratio", 1.0)
+    basis = "plan" if ratio == 1.0 else f"plan x {ratio:.2f}, as the finished runs took"
     return (f"{', '.join(parts)} | {snap['flops_done']:.3g} of {snap['flops']:.3g} FLOPs ({share:.0%}) | "
-            f"ETA {_duration(snap['eta_s'])} (plan)")
+            f"ETA {_duration(snap['eta_s'])} ({basis})")
 
 
 def _duration(seconds: float) -> str:

@@ -103,7 +103,8 @@ def test_plan_rows_and_totals(tmp_path):
     assert [r["run_id"] for r in rows] == [p.run_id for p in points]
     full = [r for r in rows if r["negatives"] == "full"]
     assert full[1]["flops"] == pytest.approx(2 * full[0]["flops"])
-    assert all(r["est_s"] > plan.STARTUP_S for r in rows)
+    assert all(r["est_s"] > r["est_setup_s"] > 0 and r["flops_per_s"] > 0 for r in rows)
+    assert full[1]["est_s"] > full[0]["est_s"]  # twice the steps of the same shape
     assert result["totals"]["flops"] == pytest.approx(sum(r["flops"] for r in rows))
     text = plan.format_table(result, parallel=2)
     assert all(p.run_id in text for p in points) and "4 runs" in text

@@ -99,23 +99,31 @@ def test_unknown_profile_key(tmp_path):
         sweep.load_profile(tmp_path / "p.yaml")
 
 
-def test_progress_counts_flops_and_plan_eta(tmp_path):
+def test_progress_counts_flops_and_an_eta_corrected_by_the_finished_runs(tmp_path):
+    """FLOPs done count what runs trained (branches included, from the progress file's `spent`); the ETA is the
+    plan's estimate scaled by measured / estimated training seconds of the finished runs."""
     from harness import progress
 
     s, points = make_sweep(tmp_path)
     run(s, points[:1], "debug")
     plan_runs = {r["run_id"]: r for r in s.plan["runs"]}
     first, second = (plan_runs[p.run_id] for p in points)
+    wall = json.loads((s.runs_dir / first["run_id"] / "result.json").read_text())["wall_s"]
+    ratio = wall / (first["est_s"] - first["est_setup_s"])
     snap = progress.snapshot(s.plan, s.runs_dir, s.states())
     assert snap["counts"] == {"done": 1, "not_submitted": 1} and snap["total"] == 2
-    assert snap["flops_done"] == pytest.approx(first["flops"]) and snap["eta_s"] == pytest.approx(second["est_s"])
-    # a run halfway through its T (what a training run reports every few seconds)
+    assert snap["time_ratio"] == pytest.approx(ratio)
+    assert snap["flops_done"] == pytest.approx(first["flops_spent"])
+    assert snap["eta_s"] == pytest.approx(second["est_setup_s"] + (second["est_s"] - second["est_setup_s"]) * ratio)
+    # a run halfway through its planned targets (what a training run reports every few seconds)
     (s.runs_dir / second["run_id"]).mkdir(parents=True)
-    (s.runs_dir / second["run_id"] / progress.PROGRESS_FILE).write_text(json.dumps({"tokens": second["tokens"] // 2}))
+    (s.runs_dir / second["run_id"] / progress.PROGRESS_FILE).write_text(
+        json.dumps({"tokens": second["tokens"] // 3, "spent": second["targets_spent"] // 2}))
     snap = progress.snapshot(s.plan, s.runs_dir, s.states())
-    assert snap["flops_done"] == pytest.approx(first["flops"] + second["flops"] / 2, rel=1e-3)
-    assert snap["eta_s"] == pytest.approx(second["est_s"] / 2, rel=1e-3)
+    assert snap["flops_done"] == pytest.approx(first["flops_spent"] + second["flops_spent"] / 2, rel=1e-3)
+    assert snap["eta_s"] == pytest.approx((second["est_s"] - second["est_setup_s"]) / 2 * ratio, rel=1e-3)
     assert progress.describe(snap).startswith("1/2 done, 0 running, 1 waiting, 0 failed | ")
+    assert f"plan x {ratio:.2f}, as the finished runs took" in progress.describe(snap)
     lines = []
     view = progress.View(lines.append, live=False)
     view.update(snap)

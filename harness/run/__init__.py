@@ -2,7 +2,7 @@
 
 - build.py: `Run`, everything built from the config (device, data, model, examples, sampler, optimizer);
 - loop.py: `train` and `Loop`, the one step loop with its evaluation, checkpoint, stop, branch and divergence
-  hooks (the planner's calibration and the benchmarks step through it too);
+  hooks (the throughput model and the benchmarks step through it too);
 - checkpoint.py: the checkpoint file (weights only) and the training state it restores;
 - record.py: the evaluation rows, the result row and the log;
 - distributed.py: data-parallel ranks (gloo on CPU, NCCL on CUDA) and `launch` for `train --nproc`.

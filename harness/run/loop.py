@@ -89,8 +89,8 @@ def _train(run: Run, result_path: Path, should_stop, progress: bool) -> dict | N
 class Loop:
     """The one step loop of a run: trunk segments, cooldown branches, and the hooks every step passes through
     (evaluation points, divergence, the stop request, timed checkpoints, the progress file). `train` drives it
-    through `run_all`; the planner's calibration and the benchmarks drive `advance` directly, so every
-    measurement of training is a measurement of this loop."""
+    through `run_all`; the throughput model (harness/throughput.py) and the benchmarks drive `advance` directly,
+    so every measurement of training is a measurement of this loop."""
 
     def __init__(self, run: Run, state: State | None = None, should_stop: Callable[[], bool] | None = None,
                  progress: bool = False, tracker: Tracker | None = None):
@@ -127,7 +127,7 @@ class Loop:
         return self.run.group.from_main(diverged)
 
     def step(self) -> str | None:
-        """One optimizer step of the trunk (what the calibration and the benchmarks time)."""
+        """One optimizer step of the trunk (what the throughput model and the benchmarks time)."""
         return self.advance(self.state.tokens + 1, self.T)
 
     def advance(self, stop_at: int, length: int, trunk: dict | None = None) -> str | None:
@@ -177,7 +177,7 @@ class Loop:
                 self.save(trunk)
             if group.main and time.perf_counter() - self.last_progress > PROGRESS_EVERY_S:
                 write_json(run.dir / PROGRESS_FILE, {"tokens": state.tokens, "T": self.T, "steps": state.steps,
-                                                     "branch": state.branch})
+                                                     "branch": state.branch, "spent": state.spent})
                 self.last_progress = time.perf_counter()
         return None
 
