@@ -2,6 +2,7 @@
 
 import argparse
 import json
+import pickle
 
 import pandas as pd
 import pytest
@@ -186,3 +187,34 @@ def test_collect_labels_an_isoflop_design_with_each_runs_budget(tmp_path):
     assert (abs(final["flops"] / final["budget"] - 1) < 0.02).all()
     iso = laws.fit_table(results_table.load(s.root), n_boot=0)["metrics"]["ppl"]["full"]["isoflop"]
     assert len(iso["curves"]) == 2 and all(len(c["log_n"]) == 3 for c in iso["curves"])
+
+
+def test_a_run_after_another_in_one_job_process_gives_the_rows_it_gives_alone(tmp_path):
+    """Bit-identical reruns: a WSD run with branches trained second in a job process that first trained another
+    run (one local job for both: runs_per_job 1 -> 2) records exactly the rows it records trained alone in its own
+    job process with a checkpoint every second (timed checkpoints inside the trunk and the branches)."""
+    (tmp_path / "base.yaml").write_text(BASE)
+    common = ("base: base.yaml\nset: {train.tokens: 240000, train.schedule: wsd, train.warmup_tokens: 2000, "
+              "train.branches: [0.25, 0.5, 1.0], eval.points: [1.0]")
+    (tmp_path / "pair.yaml").write_text(common + "}\naxes:\n  negatives: [8, full]\n")
+    (tmp_path / "alone.yaml").write_text(common + ", train.checkpoint_every_s: 1}\naxes:\n  negatives: [8, full]\n")
+    (tmp_path / "pair_profile.yaml").write_text("runs_per_job: 2\n")
+    (tmp_path / "alone_profile.yaml").write_text("runs_per_job: 1\n")
+    rows, order = {}, {}
+    for name in ("pair", "alone"):
+        points = grid.load(tmp_path / f"{name}.yaml")
+        s = sweep.Sweep(tmp_path / name)
+        s.write_plan(plan.plan(points, threads=1), tmp_path / f"{name}.yaml")
+        submitted = sweep.submit(s, points, "local", sweep.load_profile(tmp_path / f"{name}_profile.yaml"),
+                                 log=lambda m: None)
+        assert len(set(submitted.values())) == (1 if name == "pair" else 2)  # job processes
+        results = [pickle.loads((s.folder / f"{job}_0_result.pkl").read_bytes()) for job in set(submitted.values())]
+        assert all(status == "success" for status, _ in results)
+        order[name] = [line.split(":")[0] for _, outcomes in results for line in outcomes.splitlines()]
+        rows[name] = {p.run_id: [json.loads(line) for line in
+                                 (s.runs_dir / p.run_id / "metrics.jsonl").read_text().splitlines()] for p in points}
+    second = order["pair"][-1]  # trained after the other run, in the same process
+    assert len(rows["pair"][second]) == len(rows["alone"][second]) == 3
+    for a, b in zip(rows["pair"][second], rows["alone"][second]):
+        metrics = {k: v for k, v in a.items() if k.startswith(("valid_", "test_", "train_loss"))}
+        assert metrics and metrics == {k: b[k] for k in metrics}, a["tokens"]
