@@ -73,7 +73,8 @@ def cmd_plan(args: argparse.Namespace) -> None:
     if args.json:
         print(json.dumps(result, indent=2))
     else:
-        print(plan.format_table(result, sweep.parallel_jobs(args.executor, profile)))
+        print(plan.format_table(result, sweep.parallel_jobs(args.executor, profile),
+                                sweep.job_count(args.executor, len(result["runs"]), profile)))
 
 
 def cmd_sweep(args: argparse.Namespace) -> None:
@@ -86,7 +87,8 @@ def cmd_sweep(args: argparse.Namespace) -> None:
     out = Path(args.out or Path("sweeps") / Path(args.grid).stem)
     planned = plan.plan(points, _threads(profile))
     planned["totals"]["parallel_jobs"] = sweep.parallel_jobs(args.executor, profile)
-    print(plan.format_table(planned, planned["totals"]["parallel_jobs"]), flush=True)
+    print(plan.format_table(planned, planned["totals"]["parallel_jobs"],
+                            sweep.job_count(args.executor, len(points), profile)), flush=True)
     s = sweep.Sweep(out)
     s.write_plan(planned, args.grid)
     sweep.submit(s, points, args.executor, profile, retry_failed=args.retry_failed, wait=not args.no_wait,

@@ -120,6 +120,10 @@ class Slurm:
     def parallel(profile: dict) -> int:
         return int(profile["array_parallelism"])
 
+    def n_groups(self, n_runs: int, profile: dict) -> int:
+        """One array task per `runs_per_job` runs (default 1)."""
+        return math.ceil(n_runs / (profile["runs_per_job"] or 1))
+
     def submit(self, sweep, todo, cfgs, args, profile, wait, log) -> dict[str, str]:
         from harness.sweep import RunJob, wait_for
 
@@ -132,7 +136,7 @@ class Slurm:
                              slurm_array_parallelism=int(profile["array_parallelism"]), name="srt-scale",
                              slurm_additional_parameters=dict(profile["sbatch"]), slurm_setup=list(profile["setup"]),
                              **{f"slurm_{k}": v for k, v in extra.items()})
-        grouped = _grouped(sweep, todo, math.ceil(len(todo) / (profile["runs_per_job"] or 1)))
+        grouped = _grouped(sweep, todo, self.n_groups(len(todo), profile))
         try:
             jobs = ex.map_array(RunJob(), [[cfgs[i] for i in g] for g in grouped], [args[0]] * len(grouped),
                                 [args[1]] * len(grouped))

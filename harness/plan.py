@@ -85,7 +85,8 @@ def diagnostics(rows: list[dict]) -> dict:
     return out
 
 
-def format_table(result: dict, parallel: int) -> str:
+def format_table(result: dict, parallel: int, jobs: int | None = None) -> str:
+    """The plan as text; its wall time with `jobs` jobs (default one per parallel slot), `parallel` at a time."""
     head = f"{'run_id':<13}{'d_model':>8}{'layers':>7}{'heads':>6}{'d_ff':>6}{'N':>11}{'N err':>7}{'T':>10}" \
            f"{'K':>6}{'FLOPs':>10}{'est s':>8}  other axes"
     lines = [head, "-" * len(head)]
@@ -107,17 +108,18 @@ def format_table(result: dict, parallel: int) -> str:
     lines += [f"warning: {w}" for w in result["diagnostics"]["warnings"]]
     rates = [r["flops_per_s"] for r in result["runs"]]
     lines.append(f"{t['runs']} runs, {t['flops']:.3g} FLOPs, {t['est_s'] / 60:.1f} min of compute; about "
-                 f"{wall_seconds(result, parallel) / 60:.1f} min wall with {parallel} job(s) at a time "
+                 f"{wall_seconds(result, parallel, jobs) / 60:.1f} min wall with {parallel} job(s) at a time "
                  f"({t['threads_per_job']} thread(s) each; measured {min(rates) / 1e9:.2g}-{max(rates) / 1e9:.2g} "
                  "GFLOP/s by shape)")
     return "\n".join(lines)
 
 
-def wall_seconds(result: dict, parallel: int) -> float:
-    """The plan's wall time with `parallel` jobs: its runs balanced into that many jobs (sweep.groups), the
-    longest job's runs plus its process start."""
+def wall_seconds(result: dict, parallel: int, jobs: int | None = None) -> float:
+    """The plan's wall time: its runs balanced into `jobs` jobs as the sweep does (sweep.groups; default one per
+    parallel slot), each job its runs plus one process start, the jobs `parallel` at a time (longest first)."""
     from harness.sweep import groups
 
     est = [r["est_s"] for r in result["runs"]]
-    return max(sum(est[i] for i in g) for g in groups(result["runs"], est, max(parallel, 1))) + \
-        result["totals"]["process_s"]
+    per_job = [result["totals"]["process_s"] + sum(est[i] for i in g)
+               for g in groups(est, est, max(jobs or parallel, 1))]
+    return max(sum(per_job[i] for i in slot) for slot in groups(per_job, per_job, max(parallel, 1)))

@@ -48,6 +48,11 @@ def parallel_jobs(executor: str, profile: dict) -> int:
     return EXECUTORS.get(executor).parallel(profile)
 
 
+def job_count(executor: str, n_runs: int, profile: dict) -> int:
+    """How many jobs (processes) `executor` makes of `n_runs` runs with `profile`."""
+    return EXECUTORS.get(executor).n_groups(n_runs, profile)
+
+
 def load_profile(path: str | Path | None) -> dict:
     """A cluster profile (slurm/*.yaml): sbatch resources, array parallelism, extra flags, setup lines."""
     if path is None:
