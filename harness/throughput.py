@@ -60,16 +60,17 @@ def measure(cfg: dict, threads: int) -> dict:
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
-        probe = {**cfg, "train.tokens": 10 ** 12, "train.threads": threads, "track.mlflow": False}
+        # lr 0: the same work per step, and a config that diverges (lr 1000) still times its steps
+        probe = {**cfg, "train.tokens": 10 ** 12, "train.lr": 0.0, "train.threads": threads, "track.mlflow": False}
         start = time.perf_counter()
         run = Run(probe, cache_dir() / "calibration")
         setup_s = time.perf_counter() - start
         loop = Loop(run)
         for _ in range(3):  # warm-up
-            loop.step()
+            _step(loop)
         start, n0, s0 = time.perf_counter(), loop.state.tokens, loop.state.steps
         while time.perf_counter() - start < MEASURE_S or loop.state.steps - s0 < MIN_STEPS:
-            loop.step()
+            _step(loop)
         elapsed, steps = time.perf_counter() - start, loop.state.steps - s0
         figures = {"step_s": elapsed / steps, "targets_per_step": (loop.state.tokens - n0) / steps,
                    "setup_s": setup_s}
@@ -84,6 +85,12 @@ def measure(cfg: dict, threads: int) -> dict:
     known.setdefault(host, {})[key] = figures
     write_json(path, known)
     return figures
+
+
+def _step(loop) -> None:
+    outcome = loop.step()
+    if outcome is not None:  # a non-finite loss at lr 0: the model itself is broken, not the timing
+        raise RuntimeError(f"timing run {loop.run.id}: {outcome}")
 
 
 def run_seconds(cfg: dict, threads: int) -> float:
