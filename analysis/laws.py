@@ -7,8 +7,9 @@ Joint and single-axis fits use the fitting points (analysis.table.points: anneal
 rows and WSD cooldown-branch ends): an intermediate evaluation of a run is not a run trained to that T. The
 bootstrap resamples fitting points. IsoFLOP minima use every evaluation's validation metric (see frontier.py).
 For a synthetic world, `oracle_floor` compares the fitted E with the oracle's value of the same target on the same
-users (the floor a perfect model reaches). The extrapolation check fits on runs with C <= C_max / holdout_divisor
-and reports the relative error of the prediction on the others, in the metric's own units.
+users (the floor a perfect model reaches), and where the world records its capacity oracle, `capacity` holds the
+best rank-d model's loss beside the trained runs' (analysis/capacity.py). The extrapolation check fits on runs with
+C <= C_max / holdout_divisor and reports the relative error of the prediction on the others, in the metric's own units.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from analysis import fit, frontier
+from analysis.capacity import capacity
 from analysis.table import LOWER_IS_BETTER, METRICS, describe, points, usable
 
 TARGETS = {"ppl": "ln(perplexity)", "ndcg@5": "1 - NDCG@5"}
@@ -111,6 +113,9 @@ def fit_table(table: pd.DataFrame, n_boot: int = 1000, holdout_divisor: float = 
         return result
     k = frontier.kappa(final)
     result["kappa"] = k
+    planted = capacity(final, split)
+    if planted:
+        result["capacity"] = planted
     for metric in METRICS:
         col = f"{split}_{metric}"
         if col not in final.columns:

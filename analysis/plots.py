@@ -8,6 +8,8 @@
 4. `<m>_negatives`: the effect of K at fixed N and T.
 5. `<m>_residuals`: joint-fit residuals against log N and log T; predicted against observed with the
    extrapolation check's held-out runs marked.
+6. `capacity` (worlds with a capacity oracle): the planted gap L*(d) - E and the trained runs' best gap, against N
+   and against d.
 """
 
 from __future__ import annotations
@@ -274,6 +276,28 @@ def residuals(final: pd.DataFrame, fits: dict, metric: str, split: str = "test")
     return fig
 
 
+def capacity(fits: dict):
+    """The planted capacity gap L*(d) - E and the trained runs' best gap per K, against N and against d."""
+    cap = fits["capacity"]
+    fig, axes = _panels(2)
+    for ax, axis, x_label in zip(axes, ("n_params", "d_model"), (N_LABEL, "width d (d_model)")):
+        x = [w[axis] for w in cap["widths"]]
+        ax.plot(x, [w["planted"] - cap["floor"] for w in cap["widths"]], "k-o", label="capacity oracle L*(d) - E")
+        for i, k in enumerate(_k_order({k for w in cap["widths"] for k in w["trained"]})):
+            pts = [(w[axis], w["trained"][k] - cap["floor"]) for w in cap["widths"] if k in w["trained"]]
+            ax.plot(*zip(*pts), "s--", color=f"C{i}", label=f"trained, K = {k}")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        if axis == "d_model":  # the widths themselves as ticks
+            ax.set_xticks(x, [str(int(v)) for v in x])
+            ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.set_xlabel(x_label)
+        ax.set_ylabel(f"ln({cap['split']} perplexity) - E (nats)")
+        ax.set_title(f"capacity oracle vs trained, against {'N' if axis == 'n_params' else 'd'}")
+        ax.legend(fontsize=7)
+    return fig
+
+
 def save(fig, out: Path, name: str) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     paths = [out / f"{name}.png", out / f"{name}.pdf"]
@@ -300,4 +324,6 @@ def plot_all(rows: pd.DataFrame, fits: dict, out: str | Path) -> list[Path]:
                    f"{metric}_residuals": residuals(final, fits, metric, split)}
         for name, figure in figures.items():
             written.append(save(figure, out, name.replace("@", ""))[0])
+    if fits.get("capacity"):
+        written.append(save(capacity(fits), out, "capacity")[0])
     return written

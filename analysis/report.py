@@ -40,6 +40,29 @@ def _points_kind(table: pd.DataFrame) -> str:
     return "final rows"
 
 
+def _capacity_lines(fits: dict) -> list[str]:
+    """The planted capacity curve beside the trained runs (fits.json `capacity`), and its exponent beside alpha."""
+    cap = fits.get("capacity")
+    if not cap:
+        return []
+    ks = sorted({k for w in cap["widths"] for k in w["trained"]})
+    lines = ["## Capacity oracle (planted)", "",
+             f"The best rank-d model of this world (the exact law's top d factors, its best temperature) against the "
+             f"trained runs' best ln({cap['split']} perplexity) over their fitting points; the floor E = ln(exact "
+             f"perplexity) = {cap['floor']:.4f}.", "",
+             "| d | N | planted L*(d) | " + " | ".join(f"trained, K = {k}" for k in ks) + " |",
+             "|---|---|---|" + "---|" * len(ks)]
+    for w in cap["widths"]:
+        lines.append(f"| {w['d_model']} | {_count(w['n_params'])} | {w['planted']:.4f} | "
+                     + " | ".join(_num(w["trained"].get(k)) for k in ks) + " |")
+    if "gap_exponent_vs_n" in cap:
+        alphas = ", ".join(f"K = {k}: {_num(e['joint']['params']['alpha'])}"
+                           for k, e in fits["metrics"].get("ppl", {}).items() if "params" in e.get("joint", {}))
+        lines += ["", f"The planted gap L*(d) - E falls as N^-{cap['gap_exponent_vs_n']:.3f} over these widths "
+                      f"(d^-{cap['gap_exponent_vs_d']:.3f}); the joint perplexity law's fitted alpha: {alphas or '–'}."]
+    return lines + [""]
+
+
 def render(table: pd.DataFrame, fits: dict, figures: list[Path], out: Path) -> str:
     s = fits["summary"]
     final = points(table)
@@ -73,6 +96,7 @@ def render(table: pd.DataFrame, fits: dict, figures: list[Path], out: Path) -> s
                   f"The generator's true next-item distribution gives test NDCG@5 = {o.get('oracle_test_ndcg@5', float('nan')):.4f} "
                   f"and test perplexity = {o.get('oracle_test_ppl', float('nan')):.2f}; the best run here reached "
                   f"NDCG@5 = {table['test_ndcg@5'].max():.4f} and perplexity = {table['test_ppl'].min():.2f}.", ""]
+    lines += _capacity_lines(fits)
     for metric, per_k in fits["metrics"].items():
         lines += [f"## {label(fits, metric, fits['split'])}", ""]
         for k, e in per_k.items():

@@ -526,3 +526,29 @@ def test_figures_of_a_table_too_small_for_laws_keep_their_text_apart():
     assert any("IsoFLOP minima need >= 3 N" in text for text in inside)
     assert "no IsoFLOP minima and no joint fit" in inside
     plt.close(fig)
+
+
+def test_a_planted_capacity_curve_is_set_beside_the_trained_runs_in_fits_report_and_figure(tmp_path):
+    """A table whose world records the capacity oracle (oracle_test_capacity_<d>_ppl, oracle_test_exact_ppl, as
+    the spectral world does): fits.json `capacity` holds the planted L*(d) per width with the trained runs' best
+    ln(ppl) per K, and the planted gap's exponent, recovered from a gap planted as 2 N^-0.5; the report states it
+    beside alpha; the `capacity` figure is written and its text neither clips nor overlaps."""
+    t = known_table()
+    widths = {1e4: 8, 3e4: 12, 1e5: 24, 3e5: 40, 1e6: 64}
+    t["d_model"] = t["n_params"].map(lambda n: widths[float(n)])
+    t["oracle_test_exact_ppl"] = np.exp(1.5)
+    for n, d in widths.items():
+        t[f"oracle_test_capacity_{d}_ppl"] = np.exp(1.5 + 2 * n ** -0.5)
+    fits = laws.fit_table(t, n_boot=50)
+    cap = fits["capacity"]
+    assert cap["floor"] == pytest.approx(1.5) and [w["d_model"] for w in cap["widths"]] == [8, 12, 24, 40, 64]
+    assert cap["gap_exponent_vs_n"] == pytest.approx(0.5, abs=1e-9)
+    best = t[t["n_params"] == 1e4].groupby("negatives")["test_ppl"].min()
+    assert cap["widths"][0]["trained"] == pytest.approx({k: np.log(v) for k, v in best.items()})
+    report.write(t, tmp_path, fits=fits)
+    text = (tmp_path / "report.md").read_text()
+    assert "## Capacity oracle (planted)" in text and "N^-0.500" in text and "fitted alpha" in text
+    assert (tmp_path / "figures" / "capacity.png").exists()
+    fig = plots.capacity(fits)
+    assert overlaps(fig) == []
+    assert "capacity" not in laws.fit_table(known_table(), n_boot=0)  # a world without one has none

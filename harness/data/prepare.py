@@ -134,10 +134,14 @@ def _natural_order(ids: pd.Series) -> np.ndarray:
 
 
 def oracle_figures(per_user: pd.DataFrame) -> dict[str, float]:
-    """Per-user oracle rows -> the figures a run reports: every metric's mean, and perplexity exp(-mean log p)."""
+    """Per-user oracle rows -> the figures a run reports: every metric's mean, perplexity exp(-mean log p), and
+    for each expected cross-entropy column (<name>_ce, nats) the perplexity exp(its mean) as <name>_ppl."""
     figures = {c: float(per_user[c].mean()) for c in synthetic.ORACLE_COLUMNS if not c.endswith("logp")}
     for split in ("valid", "test"):
         figures[f"{split}_ppl"] = float(np.exp(-per_user[f"{split}_logp"].mean()))
+    for c in per_user.columns:  # expected cross-entropies (the spectral world's entropy and capacity oracle)
+        if c.endswith("_ce"):
+            figures[c[: -len("_ce")] + "_ppl"] = float(np.exp(per_user[c].mean()))
     return figures
 
 

@@ -47,6 +47,7 @@ _SYLLABLES = ["ka", "lo", "mi", "zen", "tor", "vex", "ra", "nu", "pi", "sol", "d
 
 ORACLE_COLUMNS = ["valid_logp", "test_logp", "valid_ndcg@5", "valid_ndcg@10", "valid_hr@10", "valid_mrr",
                   "test_ndcg@5", "test_ndcg@10", "test_hr@10", "test_mrr"]
+WORLDS = ("clusters", "spectral")  # data.synthetic.world: generate() and spectral.generate()
 
 
 def _brand_names(rng: np.random.Generator, n: int) -> list[str]:
