@@ -399,8 +399,8 @@ def identify(fit: Fit, xs: list[np.ndarray]) -> Fit:
             flags[alpha_name] = f"at the edge of [{lo:g}, {hi:g}]: this term's exponent is not identified"
     fp = fit.floor_profile
     if fp and not fp["rejects_zero"]:
-        flags["E"] = (f"consistent with 0: the data do not reject E = 0 (profile likelihood, p = {fp['p_at_zero']:.2g});"
-                      f" its 95% interval is one-sided, [0, {fp['upper']:.3g}]")
+        flags["E"] = (f"consistent with 0: the data do not reject E = 0 (profile likelihood, "
+                      f"p = {fp['p_at_zero']:.2g}); its 95% interval is one-sided, [0, {fp['upper']:.3g}]")
     total = sum(terms.values())
     for name, term in terms.items():
         if np.max(term / total) < NEGLIGIBLE:

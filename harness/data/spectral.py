@@ -28,7 +28,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from harness.data.synthetic import CATEGORIES, ORACLE_COLUMNS, _SYLLABLES, _brand_names, _expected_metrics
+from harness.data.synthetic import (CATEGORIES, ORACLE_COLUMNS, _SYLLABLES, _brand_names, frames, record_oracle,
+                                    sequences)
 
 VERSION = 1  # in the dataset cache key
 TITLE_WORDS = 4
@@ -114,7 +115,7 @@ def generate(n_users: int, n_items: int, mean_length: int, max_length: int, late
     lengths = np.minimum(4 + rng.geometric(1.0 / max(mean_length - 4, 1), n_users), max_length)
     oracle = np.zeros((n_users, len(ORACLE_COLUMNS)))
     tastes = {split: np.zeros((n_users, latent_dim)) for split in ("valid", "test")}
-    users, seq_items, steps = [], [], []
+    parts = []
     for lo in range(0, n_users, chunk_users):
         hi = min(lo + chunk_users, n_users)
         L = torch.tensor(lengths[lo:hi])
@@ -131,20 +132,11 @@ def generate(n_users: int, n_items: int, mean_length: int, max_length: int, late
                 at = torch.nonzero(L[active] - offset == t).squeeze(1)
                 if at.numel():
                     rows = (active[at] + lo).numpy()
-                    logp = torch.log_softmax(logits[at].double(), dim=1)
-                    oracle[rows, ORACLE_COLUMNS.index(f"{split}_logp")] = logp.gather(1, nxt[at, None]).squeeze(1).numpy()
-                    for name, value in _expected_metrics(logp.exp()).items():
-                        oracle[rows, ORACLE_COLUMNS.index(f"{split}_{name}")] = value.numpy()
+                    record_oracle(oracle, rows, logits[at].double(), nxt[at], split)
                     tastes[split][rows] = u[at].numpy()
             summary[active] = (1 - drift) * s + V[nxt]
-        mask = torch.arange(seq.shape[1])[None, :] < L[:, None]
-        users.append((torch.nonzero(mask)[:, 0] + lo + 1).numpy())
-        steps.append(torch.nonzero(mask)[:, 1].numpy())
-        seq_items.append((seq[mask] + 1).numpy())
-    interactions = pd.DataFrame({"user": np.concatenate(users), "item": np.concatenate(seq_items),
-                                 "timestamp": np.concatenate(steps)})
-    oracle_df = pd.DataFrame(oracle, columns=ORACLE_COLUMNS)
-    oracle_df.insert(0, "user", np.arange(1, n_users + 1))
+        parts.append(sequences(seq, L, lo))
+    interactions, oracle_df = frames(parts, oracle)
     for split, u in tastes.items():
         for name, ce in capacity(u, item_vec, item_bias, sharpness).items():
             oracle_df[f"{split}_exact_ce" if name == "exact" else f"{split}_capacity_{name}_ce"] = ce

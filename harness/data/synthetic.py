@@ -71,6 +71,33 @@ def _expected_metrics(p: torch.Tensor) -> dict[str, torch.Tensor]:
     }
 
 
+def record_oracle(oracle: np.ndarray, rows: np.ndarray, logits: torch.Tensor, drawn: torch.Tensor,
+                  split: str) -> None:
+    """The oracle at `split`'s position for users `rows` (0-based): log p of the drawn item under softmax(logits)
+    (R, I) and the expected ranking metrics of sorting by p, into `oracle` (n_users, ORACLE_COLUMNS)."""
+    logp = torch.log_softmax(logits, dim=1)
+    oracle[rows, ORACLE_COLUMNS.index(f"{split}_logp")] = logp.gather(1, drawn[:, None]).squeeze(1).numpy()
+    for name, value in _expected_metrics(logp.exp()).items():
+        oracle[rows, ORACLE_COLUMNS.index(f"{split}_{name}")] = value.numpy()
+
+
+def sequences(seq: torch.Tensor, lengths: torch.Tensor, first_user: int) -> tuple[np.ndarray, ...]:
+    """A chunk's padded sequences (U, max length) of 0-based items -> (user, item, timestamp) arrays, 1-based ids;
+    `first_user` is the chunk's first 0-based user."""
+    mask = torch.arange(seq.shape[1])[None, :] < lengths[:, None]
+    at = torch.nonzero(mask)
+    return (at[:, 0] + first_user + 1).numpy(), (seq[mask] + 1).numpy(), at[:, 1].numpy()
+
+
+def frames(parts: list[tuple[np.ndarray, ...]], oracle: np.ndarray) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The chunks' (user, item, timestamp) arrays and the oracle array as the interactions and oracle frames."""
+    interactions = pd.DataFrame({name: np.concatenate([part[i] for part in parts])
+                                 for i, name in enumerate(("user", "item", "timestamp"))})
+    oracle_df = pd.DataFrame(oracle, columns=ORACLE_COLUMNS)
+    oracle_df.insert(0, "user", np.arange(1, len(oracle) + 1))
+    return interactions, oracle_df
+
+
 class _Proposal:
     """Exact draws from p(i | u) ∝ exp(scale <u, v_i> + pop_i) by rejection from a per-brand bound (module doc)."""
 
@@ -156,7 +183,7 @@ def generate(n_users: int, n_items: int, mean_length: int, max_length: int, late
     bias = torch.tensor(pop, dtype=torch.float32)
     scale = sharpness / math.sqrt(d)
     proposal = _Proposal(item_vec, pop, item_brand, cat_vec[brand_cat] + brand_vec, scale)
-    users, seq_items, steps = [], [], []
+    parts = []
     oracle = np.zeros((n_users, len(ORACLE_COLUMNS)))
     for lo in range(0, n_users, chunk_users):
         hi = min(lo + chunk_users, n_users)
@@ -170,19 +197,9 @@ def generate(n_users: int, n_items: int, mean_length: int, max_length: int, late
             for split, offset in (("valid", 2), ("test", 1)):
                 at = torch.nonzero(L[active] - offset == t).squeeze(1)
                 if at.numel():
-                    rows = (active[at] + lo).numpy()
-                    logits = scale * (u[active[at]] @ V.T) + bias
-                    logp = torch.log_softmax(logits, dim=1)
-                    oracle[rows, ORACLE_COLUMNS.index(f"{split}_logp")] = logp.gather(1, nxt[at, None]).squeeze(1).numpy()
-                    for name, value in _expected_metrics(logp.exp()).items():
-                        oracle[rows, ORACLE_COLUMNS.index(f"{split}_{name}")] = value.numpy()
+                    record_oracle(oracle, (active[at] + lo).numpy(), scale * (u[active[at]] @ V.T) + bias, nxt[at],
+                                  split)
             u[active] = (1 - drift) * u[active] + drift * V[nxt]
-        mask = torch.arange(seq.shape[1])[None, :] < L[:, None]
-        users.append((torch.nonzero(mask)[:, 0] + lo + 1).numpy())
-        steps.append(torch.nonzero(mask)[:, 1].numpy())
-        seq_items.append((seq[mask] + 1).numpy())
-    interactions = pd.DataFrame({"user": np.concatenate(users), "item": np.concatenate(seq_items),
-                                 "timestamp": np.concatenate(steps)})
-    oracle_df = pd.DataFrame(oracle, columns=ORACLE_COLUMNS)
-    oracle_df.insert(0, "user", np.arange(1, n_users + 1))
+        parts.append(sequences(seq, L, lo))
+    interactions, oracle_df = frames(parts, oracle)
     return interactions, items, oracle_df
