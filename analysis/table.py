@@ -263,8 +263,17 @@ def annealed_points(rows: pd.DataFrame) -> bool:
     return "annealed" in rows.columns and bool(rows["annealed"].any())
 
 
+def canonical(rows: pd.DataFrame) -> pd.DataFrame:
+    """Rows in an order that depends on their values only (K, N, T, C, then the metrics), not on run ids or the
+    file's order: fits, bootstrap resamples and figures of the same measurements are then the same whatever the
+    runs are called."""
+    metrics = sorted(c for c in rows.columns if c.startswith(tuple(f"{s}_" for s in SPLITS)))
+    keys = [c for c in ("negatives", "n_params", "tokens", "flops") if c in rows.columns] + metrics
+    return rows.sort_values(keys, kind="mergesort", na_position="last")
+
+
 def usable(table: pd.DataFrame, split: str = "test") -> tuple[pd.DataFrame, dict]:
-    """Rows of finished runs with finite metrics, and a summary of what was excluded."""
+    """Rows of finished runs with finite metrics (in canonical order), and a summary of what was excluded."""
     runs = table.groupby("run_id")["status"].last()
     bad = runs[runs != "done"]
     keep = table[table["run_id"].isin(runs[runs == "done"].index)]
@@ -276,4 +285,4 @@ def usable(table: pd.DataFrame, split: str = "test") -> tuple[pd.DataFrame, dict
                "excluded": {s: int((bad == s).sum()) for s in sorted(bad.unique())},
                "nan_rows": int(len(final) - len(finite)), "rows": int(len(keep))}
     keep = keep[~keep["run_id"].isin(set(final["run_id"]) - set(finite["run_id"]))]
-    return keep, summary
+    return canonical(keep), summary

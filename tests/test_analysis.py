@@ -552,3 +552,16 @@ def test_a_planted_capacity_curve_is_set_beside_the_trained_runs_in_fits_report_
     fig = plots.capacity(fits)
     assert overlaps(fig) == []
     assert "capacity" not in laws.fit_table(known_table(), n_boot=0)  # a world without one has none
+
+
+def test_fits_do_not_depend_on_run_ids_or_row_order():
+    """The same measurements under other run ids, in another row order (a rerun whose config gained a key gets new
+    ids; collect sorts by id): identical laws and identical bootstrap intervals, to the last bit."""
+    t = known_table()
+    shuffled = t.sample(frac=1.0, random_state=1).reset_index(drop=True)
+    shuffled["run_id"] = "x" + shuffled["run_id"].str[::-1]
+    a, b = laws.fit_table(t, n_boot=100), laws.fit_table(shuffled, n_boot=100)
+    for metric in ("ppl", "ndcg@5"):
+        for k in ("64", "full"):
+            ja, jb = a["metrics"][metric][k]["joint"], b["metrics"][metric][k]["joint"]
+            assert ja["params"] == jb["params"] and ja["ci95"] == jb["ci95"], (metric, k)
