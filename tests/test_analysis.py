@@ -390,8 +390,8 @@ def test_a_floor_the_data_do_not_identify_is_named_never_a_collapsed_interval(se
 
 def test_the_floor_profile_is_the_least_squares_optimum_with_e_held_and_rejects_a_real_floor():
     """The profile at a held E is the least sum of squared log residuals (checked against scipy's least_squares
-    from the truth); a table with a real floor (E = 0.5, half the smallest value, over 3 decades of N and T) rejects E = 0 and keeps
-    its bootstrap interval, which contains the truth; a well-posed fit names nothing."""
+    from the truth); a table with a real floor (E = 0.5, half the smallest value, over 3 decades of N and T)
+    rejects E = 0 and keeps its bootstrap interval, which contains the truth; a well-posed fit names nothing."""
     from scipy.optimize import least_squares
 
     n, t, y = floorless_table(3)
