@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from harness.errors import UserError
-from harness.schema import FITTING_ROWS, REQUIRED, SPLITS, STATUSES
+from harness.schema import BAD_VALUES, FITTING_ROWS, REQUIRED, SPLITS, STATUSES
 
 METRICS = {"ppl": "perplexity", "ndcg@5": "NDCG@5"}
 LOWER_IS_BETTER = {"ppl": True, "ndcg@5": False}
@@ -29,7 +29,6 @@ DONE_SYNONYMS = {s: "done" for s in ("finished", "completed", "complete", "succe
 MAPPABLE = ("run_id", "status", "final", "annealed", "n_params", "tokens", "flops", "negatives", "budget",
             *(f"{split}_{m}" for split in SPLITS for m in ("ppl", "ndcg@5", "loss")))
 FLOPS_PER_PARAM_TARGET = 6.0  # C = 6 N T where a table has only one of tokens and flops
-BAD_VALUES = ("error", "exclude")
 
 
 @dataclass

@@ -11,7 +11,7 @@ from pathlib import Path
 from harness import config
 from harness.errors import UserError
 from harness.registry import EXECUTORS
-from harness.schema import FITTING_ROWS, SPLITS
+from harness.schema import BAD_VALUES, FITTING_ROWS, SPLITS
 
 
 def _config_keys_help() -> str:
@@ -176,11 +176,12 @@ def cmd_advise(args: argparse.Namespace) -> None:
         shape, cfg = grid.config_for(args.grid, a["n_params"], a["tokens"])
         a["shape"] = {"d_model": shape.d_model, "n_layers": shape.n_layers, "n_heads": shape.n_heads,
                       "d_ff": shape.d_ff, "n_params": shape.n_params}
-        a["est_s"] = throughput.job_seconds([throughput.run_seconds(cfg, args.threads)], args.threads)
+        run = throughput.estimate(cfg, grid.flops_per_target(cfg), args.threads)
+        a["est_s"] = throughput.job_seconds([run["est_s"]], args.threads)
         a["time_basis"] = f"the run priced by the throughput model (its shape, {args.grid})"
     else:
         cfg = config.resolve(throughput.REFERENCE)
-        speed = throughput.flops_per_s(cfg, grid.flops_per_target(cfg), args.threads)
+        speed = throughput.estimate(cfg, grid.flops_per_target(cfg), args.threads)["flops_per_s"]
         a["est_s"] = args.budget / speed + throughput.process_seconds(args.threads)
         a["time_basis"] = (f"C / {speed / 1e9:.3g} GFLOP/s, the reference shape's measured rate (no --grid: "
                            "small shapes train slower per FLOP, pass --grid for the run's own time)")
@@ -300,7 +301,7 @@ def parser() -> argparse.ArgumentParser:
                             "every evaluation, or envelope (every evaluation at its run's best so far)")
         g.add_argument("--pool-negatives", action="store_true", help="fit all K together")
         g.add_argument("--protocol", default="full catalog", help="the evaluation protocol named in axis labels")
-        g.add_argument("--bad-values", choices=("error", "exclude"), default="error",
+        g.add_argument("--bad-values", choices=BAD_VALUES, default="error",
                        help="a finished run's perplexity <= 0 or not finite, loss not finite, or NDCG@5 outside "
                             "[0, 1]: a one-line error (default), or the row excluded and counted in fits.json "
                             "and the report")

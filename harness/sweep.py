@@ -258,8 +258,9 @@ def submit(sweep: Sweep, points: list[Point], executor: str, profile: dict, retr
     for p in points:
         read_result(sweep.runs_dir / p.run_id / "result.json", log)  # a torn one is set aside: the run goes again
         state = sweep.state(p.run_id, jobs.get(p.run_id))
-        if state == "interrupted" and not retry_failed and sweep.kills(p.run_id) >= p.cfg["sweep.max_retries"]:
-            sweep.give_up(p.run_id, jobs.get(p.run_id), sweep.kills(p.run_id))
+        kills = sweep.kills(p.run_id) if state == "interrupted" and not retry_failed else 0
+        if kills >= p.cfg["sweep.max_retries"]:
+            sweep.give_up(p.run_id, jobs.get(p.run_id), kills)
             log(f"{p.run_id}: failed: {sweep.result(p.run_id)['error']}")
             state = "failed"
         if state in RESUMED or (retry_failed and state in RETRYABLE):

@@ -93,19 +93,16 @@ def _step(loop) -> None:
         raise RuntimeError(f"timing run {loop.run.id}: {outcome}")
 
 
-def run_seconds(cfg: dict, threads: int) -> float:
-    """Estimated seconds of one run of `cfg` inside a job whose process has started (see the module docstring)."""
+def estimate(cfg: dict, flops_per_target: float, threads: int) -> dict:
+    """One run of `cfg` inside a job whose process has started (see the module docstring): est_s, its set-up part
+    est_setup_s, and the training FLOP/s its shape achieves here (C per target x targets per step / step time)."""
     m = measure(cfg, threads)
     fitting_rows = len(schedules.lengths(cfg))  # the branch ends and the final row
     valid_points = sum(1 for p in cfg["eval.points"] if p * cfg["train.tokens"] < cfg["train.tokens"])
-    return (m["setup_s"] + schedules.targets_spent(cfg) / m["targets_per_step"] * m["step_s"]
-            + valid_points * m["valid_eval_s"] + fitting_rows * m["fitting_eval_s"])
-
-
-def flops_per_s(cfg: dict, flops_per_target: float, threads: int) -> float:
-    """Training FLOP/s the run's shape achieves here (C per target x targets per step / step time)."""
-    m = measure(cfg, threads)
-    return flops_per_target * m["targets_per_step"] / m["step_s"]
+    seconds = (m["setup_s"] + schedules.targets_spent(cfg) / m["targets_per_step"] * m["step_s"]
+               + valid_points * m["valid_eval_s"] + fitting_rows * m["fitting_eval_s"])
+    return {"est_s": seconds, "est_setup_s": m["setup_s"],
+            "flops_per_s": flops_per_target * m["targets_per_step"] / m["step_s"]}
 
 
 # The shape priced when no grid gives one (advise without --grid): d = 64, 2 layers, full softmax, id features.

@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from harness.data.synthetic import (CATEGORIES, ORACLE_COLUMNS, _SYLLABLES, _brand_names, frames, record_oracle,
+from harness.data.synthetic import (CATEGORIES, ORACLE_COLUMNS, SYLLABLES, brand_names, frames, record_oracle,
                                     sequences)
 
 VERSION = 1  # in the dataset cache key
@@ -47,7 +47,7 @@ def _words(rng: np.random.Generator, n: int) -> list[str]:
     """n distinct lower-case pseudo-words of 2-3 syllables."""
     words: set[str] = set()
     while len(words) < n:
-        words.add("".join(rng.choice(_SYLLABLES, size=int(rng.integers(2, 4)))))
+        words.add("".join(rng.choice(SYLLABLES, size=int(rng.integers(2, 4)))))
     return sorted(words)
 
 
@@ -59,7 +59,7 @@ def catalog(n_items: int, latent_dim: int, nu: float, popularity: float, rng: np
     title = np.stack([rng.choice(n_words, TITLE_WORDS, replace=False) for _ in range(n_items)])
     v = phi[title].sum(1) / math.sqrt(TITLE_WORDS * spectrum(latent_dim, nu).sum())  # E |v|^2 = 1
     n_brand = int(np.clip(n_items // 10, 2, 400))
-    brands = _brand_names(rng, n_brand)
+    brands = brand_names(rng, n_brand)
     item_brand = rng.integers(0, n_brand, n_items)
     bias = -popularity * np.log(rng.permutation(n_brand)[item_brand] + 1.0)
     category = rng.integers(0, len(CATEGORIES), n_items)

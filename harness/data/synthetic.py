@@ -42,7 +42,7 @@ ATTRIBUTES = [
     "glass", "ceramic", "bamboo", "wool", "linen", "velvet", "matte", "glossy", "tiny", "large", "slim", "cozy",
     "sporty", "formal", "casual", "outdoor", "indoor", "travel", "kids", "professional",
 ]
-_SYLLABLES = ["ka", "lo", "mi", "zen", "tor", "vex", "ra", "nu", "pi", "sol", "dra", "quo", "bel", "fin", "gar",
+SYLLABLES = ["ka", "lo", "mi", "zen", "tor", "vex", "ra", "nu", "pi", "sol", "dra", "quo", "bel", "fin", "gar",
               "hex", "jo", "kri", "lum", "mor", "nix", "ost", "pra", "rix", "sta", "tek", "ul", "vor", "wen", "yo"]
 
 ORACLE_COLUMNS = ["valid_logp", "test_logp", "valid_ndcg@5", "valid_ndcg@10", "valid_hr@10", "valid_mrr",
@@ -50,11 +50,11 @@ ORACLE_COLUMNS = ["valid_logp", "test_logp", "valid_ndcg@5", "valid_ndcg@10", "v
 WORLDS = ("clusters", "spectral")  # data.synthetic.world: generate() and spectral.generate()
 
 
-def _brand_names(rng: np.random.Generator, n: int) -> list[str]:
+def brand_names(rng: np.random.Generator, n: int) -> list[str]:
     names: set[str] = set()
     while len(names) < n:
         k = int(rng.integers(2, 4))
-        names.add("".join(rng.choice(_SYLLABLES, size=k)).capitalize())
+        names.add("".join(rng.choice(SYLLABLES, size=k)).capitalize())
     return sorted(names)
 
 
@@ -162,7 +162,7 @@ def generate(n_users: int, n_items: int, mean_length: int, max_length: int, late
     brand_cat = np.concatenate([np.arange(n_cat), rng.integers(0, n_cat, n_brand - n_cat)])
     brand_vec = rng.normal(0, 0.5, (n_brand, d))
     attr_vec = rng.normal(0, 0.7, (len(ATTRIBUTES), d))
-    brands = _brand_names(rng, n_brand)
+    brands = brand_names(rng, n_brand)
 
     item_brand = rng.integers(0, n_brand, n_items)
     item_cat = brand_cat[item_brand]
