@@ -60,8 +60,10 @@ def measure(cfg: dict, threads: int) -> dict:
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
-        # lr 0: the same work per step, and a config that diverges (lr 1000) still times its steps
-        probe = {**cfg, "train.tokens": 10 ** 12, "train.lr": 0.0, "train.threads": threads, "track.mlflow": False}
+        # lr 0: the same work per step, and a config that diverges (lr 1000) still times its steps; no transfer:
+        # the same shape from its own init (a pretraining run need not exist when the sweep is planned)
+        probe = {**cfg, "train.tokens": 10 ** 12, "train.lr": 0.0, "train.threads": threads, "track.mlflow": False,
+                 "transfer.init_from": None}
         start = time.perf_counter()
         run = Run(probe, cache_dir() / "calibration")
         setup_s = time.perf_counter() - start

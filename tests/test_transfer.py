@@ -100,6 +100,8 @@ def test_init_from_a_config_trains_the_pretraining_run_once(tiny, tmp_path):
     cfg = tiny(features__kind="st", transfer__init_from=str(pre), **CATALOG_B)
     with pytest.raises(UserError, match="its pretraining run has not been trained"):
         Run(cfg, tmp_path)  # a run never launches another run: the sweep or CLI layer pretrains first
+    from harness import throughput
+    assert throughput.measure(cfg, 1)["step_s"] > 0  # a sweep is planned (its runs timed) before it pretrains
     sweep.pretrain(cfg)
     run = Run(cfg, tmp_path)
     pre_dir = cache_dir() / "pretrained" / dataset_key(config.load(pre)) / config.run_id(config.load(pre))
