@@ -47,7 +47,7 @@ def _capacity_lines(fits: dict) -> list[str]:
         return []
     ks = sorted({k for w in cap["widths"] for k in w["trained"]})
     lines = ["## Capacity oracle (planted)", "",
-             f"The best rank-d model of this world (the exact law's top d factors, its best temperature) against the "
+             f"The best rank-d model of this world (the exact law's top d singular directions, its best temperature) against the "
              f"trained runs' best ln({cap['split']} perplexity) over their fitting points; the floor E = ln(exact "
              f"perplexity) = {cap['floor']:.4f}.", "",
              "| d | N | planted L*(d) | " + " | ".join(f"trained, K = {k}" for k in ks) + " |",

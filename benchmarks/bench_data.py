@@ -1,4 +1,5 @@
-"""Data throughput: synthetic-world generation, preparation of a 10^6-interaction source, GenPAS pair sampling,
+"""Data throughput: synthetic-world generation (the clusters world, and the spectral world at the quickstart's
+settings with its capacity oracle), preparation of a 10^6-interaction source, GenPAS pair sampling,
 and the text-embedding cache (miss vs hit).
 
     python benchmarks/bench_data.py                            # 10^7 synthetic interactions, 10^6 prepared
@@ -18,6 +19,7 @@ import numpy as np
 from common import report
 from harness import config
 from harness.data.augment import PairSampler
+from harness.data import spectral
 from harness.data.synthetic import generate
 
 
@@ -32,6 +34,12 @@ def world(interactions: int, n_items: int, mean_length: int):
     return generate(users, n_items, mean_length, 4 * mean_length, 16, 0.3, 0.6, 1.0, seed=0)
 
 
+def spectral_world(interactions: int, mean_length: int):
+    """configs/quickstart.yaml's world (1,000 items, D = 128, nu = 0.8, sharpness 6), with its capacity oracle."""
+    users = max(2, interactions // mean_length)
+    return spectral.generate(users, 1000, mean_length, 100, 128, 0.3, 6.0, 0.5, 0.8, seed=0)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--synthetic", type=int, default=10_000_000, help="interactions to generate")
@@ -44,6 +52,10 @@ def main() -> None:
     (inter, items, _), s = timed(lambda: world(a.synthetic, a.items, 30))
     rows.append({"what": f"synthetic world ({a.items:,} items)", "size": len(inter), "seconds": s,
                  "rate": len(inter) / s, "unit": "interactions/s"})
+    del inter
+    (inter, _, _), s = timed(lambda: spectral_world(a.synthetic, 30))
+    rows.append({"what": "spectral world (1,000 items, D = 128, with capacity oracle)", "size": len(inter),
+                 "seconds": s, "rate": len(inter) / s, "unit": "interactions/s"})
     del inter
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -83,10 +83,11 @@ SCHEMA: list[Key] = [
     _k("data.synthetic.popularity", 1.0, _num(0), "synthetic: Zipf exponent of the item popularity bias"),
     _k("data.synthetic.seed", 0, _int(0), "synthetic: world seed"),
     _k("data.synthetic.world", "clusters", _choice("clusters", "spectral"), "synthetic: which generator: clusters "
-       "(category/brand/attribute latents; the world of every result so far) or spectral (latents a linear function "
-       "of the title's words with factor variances k^-spectrum, and a capacity oracle: harness/data/spectral.py)"),
+       "(category/brand/attribute latents; the world of the committed results but the quickstart's) or spectral (the "
+       "quickstart's: latents a linear function of the title's words with factor variances k^-spectrum, and a "
+       "capacity oracle: harness/data/spectral.py)"),
     _k("data.synthetic.spectrum", 1.0, _num(0), "synthetic, spectral world: exponent nu of the factor variances "
-       "lambda_k = k^-nu (the best rank-d model's gap falls as d^-(2 nu - 1))"),
+       "lambda_k = k^-nu (the best rank-d model's gap follows their tail sum_{k>d} lambda_k^2 ~ d^-(2 nu - 1))"),
     # features: how an item becomes a d_model vector
     _k("features.kind", "st", _choice(*registry.EXTRACTORS.names()),
        "st: frozen MiniLM text embedding + trainable adapter; tokens: SRT token tables + pooling + adapter; "
