@@ -123,7 +123,9 @@ def render(table: pd.DataFrame, fits: dict, figures: list[Path], out: Path) -> s
                              + f", T_opt ∝ C^{cf['t_opt_exponent']:.3f}.")
             if "n_opt_exponent" in iso:
                 ci2 = iso.get("n_opt_exponent_ci95")
-                lines.append(f"- Approach 2 (IsoFLOP minima): N_opt ∝ C^{iso['n_opt_exponent']:.3f}"
+                inside = sum(c["n_opt"] is not None for c in iso["curves"])
+                lines.append(f"- Approach 2 (IsoFLOP minima; {inside} of {len(iso['curves'])} budgets have their "
+                             f"minimum inside their N range): N_opt ∝ C^{iso['n_opt_exponent']:.3f}"
                              + (f" (95% CI {ci2[0]:.3f} – {ci2[1]:.3f})" if ci2 else "") + ", "
                              f"T_opt ∝ C^{iso['t_opt_exponent']:.3f}"
                              + (f"; disagreement with approach 3 on the N_opt exponent: "
