@@ -8,7 +8,8 @@ rows and WSD cooldown-branch ends): an intermediate evaluation of a run is not a
 bootstrap resamples fitting points. IsoFLOP minima use every evaluation's validation metric (see frontier.py).
 For a synthetic world, `oracle_floor` compares the fitted E with the oracle's value of the same target on the same
 users (the floor a perfect model reaches), and where the world records its capacity oracle, `capacity` holds the
-best rank-d model's loss beside the trained runs' (analysis/capacity.py). The extrapolation check fits on runs with
+best rank-d model's loss beside the trained runs' (analysis/capacity.py). A table with >= 3 values of K also gets
+joint laws in (N, T, K) over all of them, `negatives` (analysis/negatives.py). The extrapolation check fits on runs with
 C <= C_max / holdout_divisor and reports the relative error of the prediction on the others, in the metric's own units.
 """
 
@@ -19,9 +20,11 @@ import pandas as pd
 
 from analysis import fit, frontier
 from analysis.capacity import capacity
+from analysis.negatives import fit_negatives
 from analysis.table import LOWER_IS_BETTER, METRICS, describe, points, usable
 
 TARGETS = {"ppl": "ln(perplexity)", "ndcg@5": "1 - NDCG@5"}
+NEGATIVES_BOOT = 200  # bootstrap resamples of the joint laws in K (each a least-squares refit of 7 parameters)
 
 
 def to_target(metric: str, values) -> np.ndarray:
@@ -155,4 +158,8 @@ def fit_table(table: pd.DataFrame, n_boot: int = 1000, holdout_divisor: float = 
             entry["extrapolation"] = _holdout(s, metric, col, holdout_divisor)
             per_k[str(negatives)] = entry
         result["metrics"][metric] = per_k
+        if final["negatives"].astype(str).nunique() >= 3:  # a law in K needs >= 3 of its values
+            result.setdefault("negatives", {})[metric] = fit_negatives(
+                final, to_target(metric, final[col]), final[col].to_numpy(float),
+                lambda y, m=metric: from_target(m, y), n_boot=min(n_boot, NEGATIVES_BOOT), seed=seed)
     return result

@@ -63,6 +63,25 @@ def _capacity_lines(fits: dict) -> list[str]:
     return lines + [""]
 
 
+def _negatives_lines(fits: dict) -> list[str]:
+    """The joint laws in (N, T, K) (fits.json `negatives`): every form's held-out errors, the selected one's
+    parameters."""
+    if not fits.get("negatives"):
+        return []
+    lines = ["## Negatives as an axis: joint laws in (N, T, K)", ""]
+    for metric, neg in fits["negatives"].items():
+        lines += [f"### {label(fits, metric, fits['split'])}", "",
+                  f"K values {', '.join(f'{k:g}' for k in neg['k_values'])}; the reference K_ref is {neg['reference']}.",
+                  "", "| form | R² (log) | held-out error, leave one K out | leave one run out |", "|---|---|---|---|"]
+        for name, f in neg["forms"].items():
+            mark = " (selected)" if name == neg["selected"] else ""
+            lines.append(f"| {name}{mark}: `{f['formula']}` | {f['r2']:.4f} | {f['heldout']['leave_one_k_out']:.2%} "
+                         f"| {f['heldout']['leave_one_run_out']:.2%} |")
+        lines += ["", f"The selected form, {neg['selected']}:", "", "| parameter | value | 95% CI |", "|---|---|---|",
+                  *_param_rows(neg["forms"][neg["selected"]]), ""]
+    return lines
+
+
 def render(table: pd.DataFrame, fits: dict, figures: list[Path], out: Path) -> str:
     s = fits["summary"]
     final = points(table)
@@ -153,6 +172,7 @@ def render(table: pd.DataFrame, fits: dict, figures: list[Path], out: Path) -> s
                              f"{sg['params']['p'] + sg['params']['q']:.4g} as C grows, half-way at "
                              f"C = {np.exp(sg['params']['c0']):.3g}.")
             lines.append("")
+    lines += _negatives_lines(fits)
     if fits.get("messages"):
         lines += ["## Fits not possible", "", *[f"- {m}" for m in fits["messages"]], ""]
     lines += ["## Figures", ""]

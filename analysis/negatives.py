@@ -1,0 +1,217 @@
+"""Negatives as an axis: joint laws in (N, T, K) fitted over every K value of a table, the form chosen by held-out
+error; `fit_table` writes them to fits.json `negatives` (per metric) when a table has >= 3 values of K.
+
+K is the number of sampled negatives per target; `full` (the whole catalog) is K = n_items - 1 and needs the
+table's `n_items` column. Without full rows the reference K_ref is the largest sampled K. Forms (the targets of
+analysis/laws.py: ln(perplexity), 1 - NDCG@5), each a registered entry of FORMS:
+- additive: L = E + A/N^alpha + B/T^beta + D (K^-gamma - K_ref^-gamma)
+- effective_data: L = E + A/N^alpha + B/(T g(K))^beta, g(K) = h(K)/h(K_ref), h(K) = 1/(1 + (K0/K)^gamma): K buys
+  statistical efficiency, as if each target were worth g(K) of one trained with the reference's negatives.
+A fit is as the per-K laws': Huber (delta = 1e-3) on log residuals, from variable-projection starts (for each point
+of a grid of exponents (and K0) the law is linear in its scales, solved by exact non-negative least squares), the
+best few polished by scipy's least_squares; 95% intervals by bootstrap over fitting points. Held-out error (mean
+relative error of the prediction in the metric's units): leave one K value out, and leave one run out; the form
+with the lower mean of the two is selected. Flags, as analysis.fit.identify's: a scale whose interval spans more
+than a decade, an exponent whose interval is wider than its value, and for effective_data a knee K0 outside the
+sampled K range (then the slope of the law in ln K over the sampled range is given, and the side of the bound).
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+from scipy.optimize import least_squares
+
+from analysis.fit import DELTA, WIDE_DECADES, _nnls_batch
+from harness.errors import UserError
+
+EXPONENTS = np.linspace(0.05, 1.5, 12)  # the variable-projection grid of alpha, beta, gamma
+POLISHED = 4  # best grid points polished by least_squares
+
+
+@dataclass(frozen=True)
+class Form:
+    """A joint law in (N, T, K): `scales` solved linearly for fixed `shape` parameters (grid), `predict`."""
+
+    name: str
+    formula: str
+    shape: list[str]  # nonlinear parameters, in the order of the grid's columns
+    scales: list[str]  # linear, >= 0
+    grid: Callable[[np.ndarray], np.ndarray]  # sampled K values -> (G, len(shape)) grid of shape parameters
+    columns: Callable[[np.ndarray, dict, float], list[np.ndarray]]  # (X (n, 3), shape, k_ref) -> a column per scale
+
+    def predict(self, p: dict, x: np.ndarray, k_ref: float) -> np.ndarray:
+        cols = self.columns(x, p, k_ref)
+        return sum(p[s] * c for s, c in zip(self.scales, cols))
+
+
+def _additive_columns(x: np.ndarray, p: dict, k_ref: float) -> list[np.ndarray]:
+    n, t, k = x.T
+    return [np.ones(len(x)), n ** -p["alpha"], t ** -p["beta"], k ** -p["gamma"] - k_ref ** -p["gamma"]]
+
+
+def _gain(k: np.ndarray, k0: float, gamma: float) -> np.ndarray:
+    return 1.0 / (1.0 + (k0 / k) ** gamma)
+
+
+def _effective_columns(x: np.ndarray, p: dict, k_ref: float) -> list[np.ndarray]:
+    n, t, k = x.T
+    g = _gain(k, p["K0"], p["gamma"]) / _gain(np.float64(k_ref), p["K0"], p["gamma"])
+    return [np.ones(len(x)), n ** -p["alpha"], (t * g) ** -p["beta"]]
+
+
+def _exponent_grid(k: np.ndarray, with_knee: bool) -> np.ndarray:
+    axes = [EXPONENTS] * 3
+    if with_knee:
+        axes.append(np.geomspace(max(k.min() / 10, 0.1), k.max() * 10, 9))
+    return np.array(list(itertools.product(*axes)))
+
+
+FORMS = {
+    "additive": Form("additive", "E + A/N^alpha + B/T^beta + D (K^-gamma - K_ref^-gamma)",
+                     ["alpha", "beta", "gamma"], ["E", "A", "B", "D"], lambda k: _exponent_grid(k, False),
+                     _additive_columns),
+    "effective_data": Form("effective_data", "E + A/N^alpha + B/(T g(K))^beta, g = h(K)/h(K_ref), "
+                           "h = 1/(1 + (K0/K)^gamma)", ["alpha", "beta", "gamma", "K0"], ["E", "A", "B"],
+                           lambda k: _exponent_grid(k, True), _effective_columns),
+}
+
+
+def negatives_axis(rows: pd.DataFrame) -> tuple[np.ndarray, float, str]:
+    """K per row as a number (full = n_items - 1), the reference K_ref and a sentence saying what it is."""
+    full = rows["negatives"].astype(str) == "full"
+    if full.any():
+        if "n_items" not in rows.columns or rows.loc[full, "n_items"].isna().any():
+            raise UserError("column n_items: rows with negatives = full need it (K = n_items - 1)")
+        k = np.where(full, rows["n_items"].astype(float) - 1,
+                     pd.to_numeric(rows["negatives"].where(~full), errors="coerce"))
+        k_ref = float(np.median(rows.loc[full, "n_items"].astype(float) - 1))
+        return k.astype(float), k_ref, f"the full softmax, K = n_items - 1 = {k_ref:g}"
+    k = pd.to_numeric(rows["negatives"], errors="coerce").to_numpy(float)
+    return k, float(np.nanmax(k)), f"the largest sampled K = {np.nanmax(k):g} (no full-softmax rows)"
+
+
+def _scales_at(form: Form, x: np.ndarray, y: np.ndarray, shapes: np.ndarray, k_ref: float):
+    """For each row of `shapes`: the non-negative scales minimising relative residuals, and the residual norm."""
+    design = np.stack([np.stack(form.columns(x, dict(zip(form.shape, s)), k_ref), axis=1) for s in shapes])
+    return _nnls_batch(design / y[None, :, None], np.ones((len(shapes), len(y))))
+
+
+def _pack(form: Form, shape: np.ndarray, scales: np.ndarray) -> np.ndarray:
+    """Least-squares vector: exponents as they are, K0 and the scales in log (a zero scale at e^-30)."""
+    knee = [np.log(shape[3])] if len(form.shape) == 4 else []
+    return np.concatenate([shape[:3], knee, np.log(np.maximum(scales, 1e-13))])
+
+
+def _unpack(form: Form, theta: np.ndarray) -> dict:
+    p = dict(zip(form.shape[:3], theta[:3]))
+    if len(form.shape) == 4:
+        p["K0"] = float(np.exp(theta[3]))
+    p.update(zip(form.scales, np.exp(theta[len(form.shape):])))
+    return {k: float(v) for k, v in p.items()}
+
+
+def fit_form(form: Form, x: np.ndarray, y: np.ndarray, k_ref: float, weights: np.ndarray | None = None,
+             starts: np.ndarray | None = None) -> tuple[dict, float]:
+    """The law `form` through (x = (N, T, K) rows, y > 0): its parameters and Huber loss. `weights` (per row, a
+    bootstrap's counts) scale the residuals; `starts` (packed vectors) replace the variable-projection ones."""
+    w = np.ones(len(y)) if weights is None else weights
+    keep = w > 0
+    if starts is None:
+        grid = form.grid(x[:, 2])
+        scales, res = _scales_at(form, x[keep], y[keep], grid, k_ref)
+        best = np.argsort(res)[:POLISHED]
+        starts = np.array([_pack(form, grid[i], scales[i]) for i in best])
+    n_shape = len(form.shape)
+    lo = np.array([0.0] * 3 + [-5.0] * (n_shape - 3) + [-30.0] * len(form.scales))
+    hi = np.array([5.0] * 3 + [25.0] * (n_shape - 3) + [30.0] * len(form.scales))
+    logy, root_w = np.log(y), np.sqrt(w)
+
+    def residuals(theta: np.ndarray) -> np.ndarray:
+        pred = form.predict(_unpack(form, theta), x, k_ref)
+        return root_w * (np.log(np.maximum(pred, 1e-300)) - logy)
+
+    best_theta, best_loss = None, np.inf
+    for s in starts:
+        r = least_squares(residuals, np.clip(s, lo, hi), bounds=(lo, hi), loss="huber", f_scale=DELTA,
+                          max_nfev=400)
+        if r.cost < best_loss:
+            best_theta, best_loss = r.x, float(r.cost)
+    return _unpack(form, best_theta), best_loss
+
+
+def _relative_error(form: Form, p: dict, x: np.ndarray, y_metric: np.ndarray, k_ref: float, back) -> float:
+    return float(np.mean(np.abs(back(form.predict(p, x, k_ref)) / y_metric - 1)))
+
+
+def _heldout(form: Form, x: np.ndarray, y: np.ndarray, y_metric: np.ndarray, groups: np.ndarray,
+             k_ref: float, back, starts: np.ndarray) -> dict:
+    """Leave one K value out and leave one run (group) out: mean relative error of the held-out predictions (each
+    refit from `starts`)."""
+    out = {}
+    for name, labels in (("leave_one_k_out", x[:, 2]), ("leave_one_run_out", groups)):
+        errors = []
+        for value in np.unique(labels):
+            test = labels == value
+            p, _ = fit_form(form, x[~test], y[~test], k_ref, starts=starts)
+            errors.append(_relative_error(form, p, x[test], y_metric[test], k_ref, back))
+        out[name] = float(np.mean(errors))
+    out["mean"] = (out["leave_one_k_out"] + out["leave_one_run_out"]) / 2
+    return out
+
+
+def _flags(form: Form, p: dict, ci: dict, k: np.ndarray, k_ref: float) -> dict[str, str]:
+    flags = {}
+    for name, (lo, hi) in ci.items():
+        if name in form.scales or name == "K0":
+            if lo > 0 and np.log10(hi / lo) > WIDE_DECADES:
+                flags[name] = f"the 95% interval spans {np.log10(hi / lo):.1f} decades"
+        elif hi - lo > p[name]:
+            flags[name] = f"the 95% interval ({hi - lo:.3g} wide) is wider than the estimate"
+    if "K0" in p:
+        sampled = k[k < k_ref] if (k < k_ref).any() else k
+        lo_k, hi_k = float(sampled.min()), float(sampled.max())
+        if not lo_k <= p["K0"] <= hi_k:
+            side = f"K0 < {lo_k:g}" if p["K0"] < lo_k else f"K0 > {hi_k:g}"
+            ks = np.geomspace(lo_k, hi_k, 2)
+            g = _gain(ks, p["K0"], p["gamma"])
+            slope = float(np.diff(np.log(g))[0] / np.diff(np.log(ks))[0])
+            flags["K0"] = (f"the knee lies outside the sampled K range [{lo_k:g}, {hi_k:g}] ({side}): not "
+                           f"identified; there d ln g / d ln K = {slope:.3g}")
+    return flags
+
+
+def fit_negatives(rows: pd.DataFrame, y: np.ndarray, y_metric: np.ndarray, back, n_boot: int = 200,
+                  seed: int = 0) -> dict:
+    """Every form of FORMS through the fitting points `rows` (all K values), their held-out errors, the selected
+    form and, per form, bootstrap intervals and flags (module doc). y: the loss-like target; y_metric: the metric
+    itself (held-out errors are in its units); back: target -> metric."""
+    k, k_ref, reference = negatives_axis(rows)
+    x = np.stack([rows["n_params"].to_numpy(float), rows["tokens"].to_numpy(float), k], axis=1)
+    groups = rows["run_id"].to_numpy() if "run_id" in rows.columns else np.arange(len(rows))
+    out = {"k_ref": k_ref, "reference": reference, "k_values": sorted(set(k.tolist())), "forms": {}}
+    rng = np.random.default_rng(seed)
+    for name, form in FORMS.items():
+        p, loss = fit_form(form, x, y, k_ref)
+        pred = form.predict(p, x, k_ref)
+        r2 = 1 - np.sum((np.log(pred) - np.log(y)) ** 2) / np.sum((np.log(y) - np.log(y).mean()) ** 2)
+        grid = form.grid(k)
+        scales, res = _scales_at(form, x, y, grid, k_ref)
+        best = int(np.argmin(res))  # refits (held out, bootstrap) start from the optimum and the best grid point
+        starts = np.stack([_pack(form, np.array([p[s] for s in form.shape]), np.array([p[s] for s in form.scales])),
+                           _pack(form, grid[best], scales[best])])
+        entry = {"formula": form.formula, "params": p, "loss": loss, "r2": float(r2),
+                 "heldout": _heldout(form, x, y, y_metric, groups, k_ref, back, starts)}
+        if n_boot:
+            samples = [fit_form(form, x, y, k_ref, weights=counts.astype(float), starts=starts)[0]
+                       for counts in rng.multinomial(len(y), np.full(len(y), 1 / len(y)), size=n_boot)]
+            entry["ci95"] = {s: [float(np.percentile([b[s] for b in samples], 2.5)),
+                                 float(np.percentile([b[s] for b in samples], 97.5))] for s in p}
+            entry["unidentified"] = _flags(form, p, entry["ci95"], k, k_ref)
+        out["forms"][name] = entry
+    out["selected"] = min(out["forms"], key=lambda f: out["forms"][f]["heldout"]["mean"])
+    return out

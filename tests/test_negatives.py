@@ -1,0 +1,83 @@
+"""Joint laws in (N, T, K) (analysis/negatives.py) on planted tables of each form, 0.5% noise."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from analysis import laws, negatives, report
+from harness.errors import UserError
+
+PLANTED = {"additive": dict(E=1.0, A=30.0, alpha=0.35, B=200.0, beta=0.4, D=0.5, gamma=0.3),
+           "effective_data": dict(E=1.0, A=30.0, alpha=0.35, B=200.0, beta=0.4, K0=100.0, gamma=0.8)}
+
+
+def planted_table(form, params=None, ks=(16, 64, 256, 1024, "full"), n_items=10000, seed=1, noise=0.005):
+    """A results table whose ln(perplexity) follows `form` exactly, times log-normal noise: 4 N x 5 K runs, each
+    with 6 fitting points (cooldown branches) over 1.5 decades of T."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for n in (1e4, 3e4, 1e5, 3e5):
+        for k in ks:
+            for t in (1e5, 2e5, 4e5, 8e5, 1.6e6, 3.2e6):
+                rows.append({"run_id": f"{n:g}-{k}", "status": "done", "final": t == 3.2e6, "annealed": True,
+                             "n_params": int(n), "tokens": int(t), "negatives": str(k), "n_items": n_items,
+                             "flops": 6.5 * n * t})
+    df = pd.DataFrame(rows)
+    k, k_ref, _ = negatives.negatives_axis(df)
+    x = np.stack([df["n_params"], df["tokens"], k], axis=1).astype(float)
+    ce = negatives.FORMS[form].predict(params or PLANTED[form], x, k_ref) * np.exp(rng.normal(0, noise, len(df)))
+    df["test_ppl"] = np.exp(ce)
+    df["valid_ppl"] = np.exp(ce)
+    return df
+
+
+@pytest.mark.parametrize("form", ["additive", "effective_data"])
+def test_the_planted_form_is_selected_by_heldout_error_and_its_exponents_recovered(form):
+    t = planted_table(form)
+    k, k_ref, _ = negatives.negatives_axis(t)
+    out = negatives.fit_negatives(t, np.log(t["test_ppl"].to_numpy()), t["test_ppl"].to_numpy(), np.exp, n_boot=20)
+    assert out["selected"] == form
+    other = next(f for f in out["forms"] if f != form)
+    assert out["forms"][form]["heldout"]["mean"] < out["forms"][other]["heldout"]["mean"]
+    p = out["forms"][form]["params"]
+    for name in ("alpha", "beta"):
+        assert p[name] == pytest.approx(PLANTED[form][name], rel=0.05)
+    assert out["k_ref"] == 9999 and "full softmax" in out["reference"]
+    ci = out["forms"][form]["ci95"]
+    assert all(ci[name][0] <= p[name] <= ci[name][1] for name in p)
+
+
+def test_a_knee_below_every_sampled_k_is_flagged_not_reported_confidently():
+    """Every sampled K lies past the knee (K0 = 2 < 16): K0 is named as not identified, with its bound and the law's
+    slope in ln K over the sampled range."""
+    t = planted_table("effective_data", {**PLANTED["effective_data"], "K0": 2.0})
+    out = negatives.fit_negatives(t, np.log(t["test_ppl"].to_numpy()), t["test_ppl"].to_numpy(), np.exp, n_boot=20)
+    flag = out["forms"]["effective_data"]["unidentified"]["K0"]
+    assert "outside the sampled K range" in flag and "K0 < 16" in flag and "d ln g / d ln K" in flag
+
+
+def test_full_needs_n_items_and_a_table_without_full_rows_needs_none():
+    t = planted_table("additive").drop(columns="n_items")
+    with pytest.raises(UserError, match="column n_items: rows with negatives = full need it"):
+        negatives.negatives_axis(t)
+    sampled = t[t["negatives"] != "full"]
+    k, k_ref, reference = negatives.negatives_axis(sampled)
+    assert k_ref == 1024 and "largest sampled K" in reference
+    out = negatives.fit_negatives(sampled, np.log(sampled["test_ppl"].to_numpy()), sampled["test_ppl"].to_numpy(),
+                                  np.exp, n_boot=0)
+    assert out["selected"] in negatives.FORMS
+
+
+def test_fits_and_report_carry_the_joint_laws_in_k(tmp_path):
+    """A results table with >= 3 values of K: fits.json `negatives` per metric and a report section naming every
+    form's held-out errors; a table with 2 values of K has none."""
+    t = planted_table("additive")
+    t["test_ndcg@5"] = 1 - 0.5 * np.log(t["test_ppl"]) / np.log(t["test_ppl"]).max()
+    t["valid_ndcg@5"] = t["test_ndcg@5"]
+    fits = laws.fit_table(t, n_boot=20)
+    assert set(fits["negatives"]) == {"ppl", "ndcg@5"}
+    assert fits["negatives"]["ppl"]["selected"] == "additive"
+    text = report.render(t, fits, [], tmp_path)
+    assert "## Negatives as an axis" in text and "leave one K out" in text and "additive (selected)" in text
+    two = laws.fit_table(t[t["negatives"].isin(["64", "full"])], n_boot=0)
+    assert "negatives" not in two
