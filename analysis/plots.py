@@ -28,6 +28,7 @@ from matplotlib.colors import ListedColormap, LogNorm  # noqa: E402
 from matplotlib.ticker import LogFormatter, NullFormatter  # noqa: E402
 
 from analysis import fit, frontier  # noqa: E402
+from analysis import negatives as negatives_laws  # noqa: E402
 from analysis.laws import TARGETS, from_target, to_target  # noqa: E402
 from analysis.table import METRICS, points  # noqa: E402
 from analysis.table import label as table_label  # noqa: E402
@@ -243,6 +244,35 @@ def negatives(final: pd.DataFrame, fits: dict, metric: str, split: str = "test")
     return fig
 
 
+def negatives_law(final: pd.DataFrame, fits: dict, metric: str, split: str = "test"):
+    """The metric against K (log axis; the full softmax at K = n_items - 1, a star) for each N at the largest T,
+    with the selected joint law in (N, T, K) (fits.json `negatives`) as a curve over K."""
+    neg = fits["negatives"][metric]
+    form = negatives_laws.FORMS[neg["selected"]]
+    p = neg["forms"][neg["selected"]]["params"]
+    k, k_ref, _ = negatives_laws.negatives_axis(final)
+    t_max = final["tokens"].max()
+    at = (final["tokens"] == t_max).to_numpy()
+    fig, (ax,) = _panels(1, width=5.2)
+    norm, cmap = _n_colors(final["n_params"])
+    grid = np.geomspace(k.min(), k_ref, 60)
+    for n in sorted(final.loc[at, "n_params"].unique()):
+        rows = at & (final["n_params"] == n).to_numpy()
+        full = rows & (k == k_ref)
+        ax.plot(k[rows & ~full], final.loc[rows & ~full, f"{split}_{metric}"], "o", color=cmap(norm(n)))
+        ax.plot(k[full], final.loc[full, f"{split}_{metric}"], "*", ms=11, color=cmap(norm(n)))
+        x = np.stack([np.full(len(grid), n), np.full(len(grid), t_max), grid], axis=1)
+        ax.plot(grid, from_target(metric, form.predict(p, x, k_ref)), "-", color=cmap(norm(n)), lw=1)
+    ax.set_xscale("log")
+    if metric == "ppl":
+        ax.set_yscale("log")
+    ax.set_xlabel("negatives per target K (star: the full softmax)")
+    ax.set_ylabel(label(fits, metric, split))
+    ax.set_title(f"{neg['selected']} law in K, T = {t_max:.3g}")
+    fig.colorbar(plt.cm.ScalarMappable(norm=norm, cmap=cmap), ax=ax, label=N_LABEL)
+    return fig
+
+
 def residuals(final: pd.DataFrame, fits: dict, metric: str, split: str = "test"):
     """Figure 5: joint-fit residuals against log N and log T, and the extrapolation check (largest K)."""
     col = f"{split}_{metric}"
@@ -322,6 +352,8 @@ def plot_all(rows: pd.DataFrame, fits: dict, out: str | Path) -> list[Path]:
                    f"{metric}_isoflop": isoflop(final, fits, metric),
                    f"{metric}_negatives": negatives(final, fits, metric, split),
                    f"{metric}_residuals": residuals(final, fits, metric, split)}
+        if fits.get("negatives", {}).get(metric):
+            figures[f"{metric}_negatives_law"] = negatives_law(final, fits, metric, split)
         for name, figure in figures.items():
             written.append(save(figure, out, name.replace("@", ""))[0])
     if fits.get("capacity"):

@@ -4,7 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis import laws, negatives, report
+from analysis import laws, negatives, plots, report
+from figure_text import overlaps
 from harness.errors import UserError
 
 PLANTED = {"additive": dict(E=1.0, A=30.0, alpha=0.35, B=200.0, beta=0.4, D=0.5, gamma=0.3),
@@ -69,8 +70,9 @@ def test_full_needs_n_items_and_a_table_without_full_rows_needs_none():
 
 
 def test_fits_and_report_carry_the_joint_laws_in_k(tmp_path):
-    """A results table with >= 3 values of K: fits.json `negatives` per metric and a report section naming every
-    form's held-out errors; a table with 2 values of K has none."""
+    """A results table with >= 3 values of K: fits.json `negatives` per metric, a report section naming every
+    form's held-out errors and a figure of the metric against K with the selected law (written, and its text
+    neither clips nor overlaps); a table with 2 values of K has none."""
     t = planted_table("additive")
     t["test_ndcg@5"] = 1 - 0.5 * np.log(t["test_ppl"]) / np.log(t["test_ppl"]).max()
     t["valid_ndcg@5"] = t["test_ndcg@5"]
@@ -79,5 +81,10 @@ def test_fits_and_report_carry_the_joint_laws_in_k(tmp_path):
     assert fits["negatives"]["ppl"]["selected"] == "additive"
     text = report.render(t, fits, [], tmp_path)
     assert "## Negatives as an axis" in text and "leave one K out" in text and "additive (selected)" in text
+    written = plots.plot_all(t, fits, tmp_path / "figures")
+    assert {"ppl_negatives_law.png", "ndcg5_negatives_law.png"} <= {p.name for p in written}
+    plots._style()
+    fig = plots.negatives_law(t, fits, "ppl")
+    assert overlaps(fig) == [] and len(fig.axes[0].lines) == 3 * 4  # points, full-softmax star, law per N
     two = laws.fit_table(t[t["negatives"].isin(["64", "full"])], n_boot=0)
     assert "negatives" not in two
