@@ -176,6 +176,12 @@ def joint(n: np.ndarray, t: np.ndarray, y: np.ndarray) -> Fit:
     return _fit_sum_of_powers([n, t], y, ["A", "alpha", "B", "beta"], "E + A/N^alpha + B/T^beta")
 
 
+def relative_error(pred, obs) -> float:
+    """Mean |pred - obs| / |obs|: the held-out error of a law's predictions, in the metric's own units."""
+    obs = np.asarray(obs, float)
+    return float(np.mean(np.abs(np.asarray(pred, float) - obs) / np.abs(obs)))
+
+
 def predict_power_law(p: dict, x: np.ndarray) -> np.ndarray:
     return p["E"] + p["A"] * np.asarray(x, float) ** -p["alpha"]
 

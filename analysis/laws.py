@@ -74,17 +74,18 @@ def _holdout(s: pd.DataFrame, metric: str, col: str, divisor: float) -> dict:
     if len(train) >= 6 and train["n_params"].nunique() >= 2 and train["tokens"].nunique() >= 2:
         j = fit.joint(train["n_params"].to_numpy(float), train["tokens"].to_numpy(float), y)
         pred = from_target(metric, fit.predict_joint(j.params, test["n_params"], test["tokens"]))
-        out["joint_rel_error"] = _rel(pred, test[col])
+        out["joint_rel_error"] = fit.relative_error(pred, test[col])
         out["joint_predictions"] = {"run_id": test["run_id"].tolist(), "predicted": pred.tolist(),
                                     "observed": test[col].tolist()}
     else:
         out["joint_skipped"] = f"too few runs below the cut for the joint fit ({len(train)})"
     if len(train) >= 4:
         pl = fit.power_law(train["flops"].to_numpy(float), y)
-        out["power_law_c_rel_error"] = _rel(from_target(metric, fit.predict_power_law(pl.params, test["flops"])), test[col])
+        pred_c = from_target(metric, fit.predict_power_law(pl.params, test["flops"]))
+        out["power_law_c_rel_error"] = fit.relative_error(pred_c, test[col])
         if metric == "ndcg@5":
             sg = fit.sigmoid(np.log(train["flops"]), train[col])
-            out["sigmoid_c_rel_error"] = _rel(fit.predict_sigmoid(sg.params, np.log(test["flops"])), test[col])
+            out["sigmoid_c_rel_error"] = fit.relative_error(fit.predict_sigmoid(sg.params, np.log(test["flops"])), test[col])
     return out
 
 
@@ -96,11 +97,6 @@ def _frontier(every: pd.DataFrame, metric: str, col: str) -> dict:
     if metric == "ndcg@5" and len(env) >= 4:
         out["sigmoid_ln_c"] = fit.sigmoid(np.log(env["flops"].to_numpy(float)), env[col].to_numpy()).to_dict()
     return out
-
-
-def _rel(pred, obs) -> float:
-    obs = np.asarray(obs, float)
-    return float(np.mean(np.abs(np.asarray(pred, float) - obs) / np.abs(obs)))
 
 
 def fit_table(table: pd.DataFrame, n_boot: int = 1000, holdout_divisor: float = 10.0, seed: int = 0) -> dict:

@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import least_squares
 
-from analysis.fit import DELTA, WIDE_DECADES, _nnls_batch
+from analysis.fit import DELTA, WIDE_DECADES, _nnls_batch, relative_error
 from harness.errors import UserError
 
 EXPONENTS = np.linspace(0.05, 1.5, 12)  # the variable-projection grid of alpha, beta, gamma
@@ -144,10 +144,6 @@ def fit_form(form: Form, x: np.ndarray, y: np.ndarray, k_ref: float, weights: np
     return _unpack(form, best_theta), best_loss
 
 
-def _relative_error(form: Form, p: dict, x: np.ndarray, y_metric: np.ndarray, k_ref: float, back) -> float:
-    return float(np.mean(np.abs(back(form.predict(p, x, k_ref)) / y_metric - 1)))
-
-
 def _heldout(form: Form, x: np.ndarray, y: np.ndarray, y_metric: np.ndarray, groups: np.ndarray,
              k_ref: float, back, starts: np.ndarray) -> dict:
     """Leave one K value out and leave one run (group) out: mean relative error of the held-out predictions (each
@@ -158,7 +154,7 @@ def _heldout(form: Form, x: np.ndarray, y: np.ndarray, y_metric: np.ndarray, gro
         for value in np.unique(labels):
             test = labels == value
             p, _ = fit_form(form, x[~test], y[~test], k_ref, starts=starts)
-            errors.append(_relative_error(form, p, x[test], y_metric[test], k_ref, back))
+            errors.append(relative_error(back(form.predict(p, x[test], k_ref)), y_metric[test]))
         out[name] = float(np.mean(errors))
     out["mean"] = (out["leave_one_k_out"] + out["leave_one_run_out"]) / 2
     return out

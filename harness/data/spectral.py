@@ -26,7 +26,6 @@ expected ranking metrics of sorting by p).
 
 from __future__ import annotations
 
-import math
 import re
 
 import numpy as np
