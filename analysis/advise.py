@@ -1,10 +1,7 @@
-"""`srt-scale advise`: the compute-optimal allocation of a FLOP budget from a fitted joint law.
-
-For the budget C and one K, the perplexity law's closed form (frontier.closed_form, C = kappa N T) gives N_opt and
-T_opt; every bootstrap refit gives its own pair, so their 2.5-97.5 percentiles are the 95% intervals. At
-(N_opt, T_opt) the perplexity and NDCG@5 laws give the predictions, each with the percentiles of its bootstrap
-refits' predictions. The CLI adds the run's estimated time from the throughput model (harness/throughput.py).
-Nothing here refits: the input is a fits.json (or a table, fitted first).
+"""`srt-scale advise`: the compute-optimal (N, T, K) of a FLOP budget from fitted laws (analysis/optimum.py: the
+perplexity law chooses, each run priced by the table's cost per target in (N, K), analysis/cost.py), with 95%
+bootstrap intervals and the perplexity and NDCG@5 predicted there. The CLI adds the run's estimated time from the
+throughput model (harness/throughput.py). Nothing here refits: the input is a fits.json (or a table, fitted first).
 """
 
 from __future__ import annotations
@@ -12,10 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
-
-from analysis import fit, frontier
-from analysis.laws import from_target
+from analysis.optimum import optimum
 from analysis.table import label
 from harness.errors import UserError
 
@@ -36,52 +30,28 @@ def load_fits(source: str | Path, n_boot: int = 1000, spec=None) -> dict:
     return laws.fit_table(table.load(path, spec), n_boot=n_boot)
 
 
-def _interval(values: list[float]) -> list[float] | None:
-    v = np.asarray([x for x in values if np.isfinite(x)], float)
-    return [float(np.percentile(v, 2.5)), float(np.percentile(v, 97.5))] if len(v) else None
-
-
-def advise(fits: dict, budget: float, negatives: str | None = None) -> dict:
-    """N_opt, T_opt and the predicted perplexity and NDCG@5 for `budget` FLOPs at K = `negatives` (default: the
-    full softmax if fitted, else the largest K), each with its 95% bootstrap interval."""
-    per_k = fits.get("metrics", {}).get("ppl", {})
-    fitted = [k for k, e in per_k.items() if "params" in e.get("joint", {})]
-    if not fitted:
-        raise UserError("the fits have no joint perplexity law to advise from (see their messages)")
-    k = negatives if negatives is not None else ("full" if "full" in fitted else fitted[-1])
-    if k not in fitted:
-        raise UserError(f"--negatives {k}: no joint perplexity law for that K (fitted: {', '.join(fitted)})")
-    if not budget > 0:
-        raise UserError(f"--budget {budget}: must be a positive number of FLOPs")
-    kappa = fits["kappa"]
-    law = per_k[k]["joint"]
-
-    def allocation(p: dict) -> tuple[float, float]:
-        n = float(frontier.n_opt(frontier.closed_form(p, kappa), np.array([budget]))[0])
-        return n, budget / (kappa * n)
-
-    n, t = allocation(law["params"])
-    samples = [allocation(p) for p in law.get("bootstrap", [])]
-    out = {"budget": budget, "negatives": k, "kappa": kappa, "n_params": n, "tokens": t,
-           "n_params_ci95": _interval([s[0] for s in samples]), "tokens_ci95": _interval([s[1] for s in samples]),
-           "bootstrap": len(samples), "predictions": {}, "table": fits.get("table")}
-    for metric, e in fits["metrics"].items():
-        j = e.get(k, {}).get("joint", {})
-        if "params" not in j:
-            continue
-        value = float(from_target(metric, fit.predict_joint(j["params"], n, t)))
-        boot = [float(from_target(metric, fit.predict_joint(p, n, t))) for p in j.get("bootstrap", [])]
-        out["predictions"][metric] = {"value": value, "ci95": _interval(boot)}
-    return out
+def advise(fits: dict, budget: float, negatives: str | None = None, between: bool = True) -> dict:
+    """The compute-optimal N, T and K for `budget` FLOPs (analysis/optimum.py), K pinned by `negatives` or kept to
+    the table's values (`between` = False), with the predicted perplexity and NDCG@5, each with its 95% bootstrap
+    interval."""
+    if "cost" not in fits:
+        raise UserError("fits.json has no cost model (written by an older srt-scale): refit the table")
+    return {**optimum(fits, budget, negatives, between), "table": fits.get("table")}
 
 
 def format_advice(a: dict) -> str:
     """The advice as text; `est_s` and `time_basis`, where the caller priced the run, as its time."""
     def ci(x):
         return f" (95% CI {x[0]:.3g} – {x[1]:.3g})" if x else " (no bootstrap: no interval)"
-    lines = [f"budget C = {a['budget']:.3g} FLOPs, K = {a['negatives']} (C = {a['kappa']:.3g} N T):",
-             f"  N_opt = {a['n_params']:.3g} parameters{ci(a['n_params_ci95'])}",
-             f"  T_opt = {a['tokens']:.3g} training targets{ci(a['tokens_ci95'])}"]
+    chosen = (f"chosen among K = {', '.join(a['candidates'])}" if len(a["candidates"]) > 1 else "pinned")
+    k_ci = a["negatives_ci95"] if len(a["candidates"]) > 1 else None
+    edge = " — on the searched N range's edge: the law has no optimum inside it" if a["edge"] else ""
+    share = f", {a['negatives_share']:.0%} of it the negatives" if a["negatives_share"] is not None else ""
+    lines = [f"budget C = {a['budget']:.3g} FLOPs, by {a['law']}:",
+             f"  K* = {a['negatives']} negatives ({chosen}){ci(k_ci) if k_ci else ''}",
+             f"  N_opt = {a['n_params']:.3g} parameters{ci(a['n_params_ci95'])}{edge}",
+             f"  T_opt = {a['tokens']:.3g} training targets{ci(a['tokens_ci95'])}",
+             f"  cost: {a['flops_per_target']:.3g} FLOPs per target{share}"]
     for metric, p in a["predictions"].items():
         info = a.get("table") or {}
         lines.append(f"  predicted {label(info, metric, info.get('split', 'test'))} = {p['value']:.4g}{ci(p['ci95'])}")

@@ -5,7 +5,8 @@ Approach 2 here interpolates rather than needing runs at equal C: for each N, ev
 (WSD cooldown-branch ends, or intermediate evaluations, so each N covers a wide range of C) gives the best y
 reached by each C, and log y is interpolated linearly in log C; each FLOP budget that >= 3 N cover gives one
 IsoFLOP curve over those N, whose minimum comes from a parabola in log N (the vertex, when it lies inside that
-curve's N range). N_opt(C) and T_opt(C) = C / (kappa N_opt) are then fitted as power laws. Intermediate
+curve's N range). N_opt(C) and T_opt(C) = C / (C/T)(N_opt) (the table's cost per target, analysis/cost.py) are
+then fitted as power laws. Intermediate
 evaluations of a cosine schedule sit above a run trained to that budget, so on such rows these minima are an
 approximation (cooldown-branch ends are runs trained to their budget); approach 3 (closed form) is shown too.
 A table whose runs carry an IsoFLOP budget label (`budget`) is grouped by that label: one parabola per budget; a
@@ -17,6 +18,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 from scipy import stats
+
+from analysis import cost
 
 
 def envelope(rows: pd.DataFrame, col: str, lower_is_better: bool) -> pd.DataFrame:
@@ -40,7 +43,7 @@ def kappa(final: pd.DataFrame) -> float:
 
 
 def isoflop(rows: pd.DataFrame, y: np.ndarray, n_budgets: int = 8) -> dict:
-    """IsoFLOP curves and minima from every evaluation row; `y` is the loss-like target for each row (lower is
+    """IsoFLOP curves and minima from every evaluation row of one K; `y` is the loss-like target for each row (lower is
     better). Budgets are spread log-uniformly over the C range that at least 3 N cover; each budget's curve uses
     the N whose evaluations span it (its own N range, as Chinchilla's IsoFLOP profiles each have theirs). A table
     with a `budget` column (an IsoFLOP design's label per run) is grouped by it instead (`_by_budget`)."""
@@ -83,7 +86,8 @@ def _allocation(rows: pd.DataFrame, minima: list[dict]) -> dict:
         return {**out, "note": "fewer than 2 budgets have their minimum inside the sampled N range"}
     c = np.array([m["flops"] for m in found])
     n_opt = np.array([m["n_opt"] for m in found])
-    for name, y in (("n_opt", n_opt), ("t_opt", c / (kappa(rows) * n_opt))):
+    t_opt = c / cost.per_target(cost.fit_cost(rows), n_opt, str(rows["negatives"].iloc[0]))
+    for name, y in (("n_opt", n_opt), ("t_opt", t_opt)):
         reg = stats.linregress(np.log(c), np.log(y))
         out[f"{name}_exponent"], out[f"{name}_coef"] = float(reg.slope), float(np.exp(reg.intercept))
         if len(found) >= 3:
@@ -139,6 +143,3 @@ def closed_form(params: dict, k: float) -> dict:
     g = (a * params["A"] / (b * params["B"])) ** (1 / (a + b))
     return {"n_opt_exponent": b / (a + b), "t_opt_exponent": a / (a + b), "G": g, "kappa": k}
 
-
-def n_opt(cf: dict, c: np.ndarray) -> np.ndarray:
-    return cf["G"] * (np.asarray(c, float) / cf["kappa"]) ** cf["n_opt_exponent"]

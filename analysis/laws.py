@@ -18,13 +18,15 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from analysis import fit, frontier
+from analysis import fit, frontier, optimum
 from analysis.capacity import capacity
+from analysis.cost import fit_cost
 from analysis.negatives import fit_negatives
-from analysis.table import LOWER_IS_BETTER, METRICS, describe, points, usable
+from analysis.table import LOWER_IS_BETTER, METRICS, describe, k_order, points, usable
 
 TARGETS = {"ppl": "ln(perplexity)", "ndcg@5": "1 - NDCG@5"}
 NEGATIVES_BOOT = 200  # bootstrap resamples of the joint laws in K (each a least-squares refit of 7 parameters)
+BUDGETS = 12  # budgets of approach 3 and of `optimum`: log-uniform from the table's smallest C to 10x its largest
 
 
 def to_target(metric: str, values) -> np.ndarray:
@@ -112,6 +114,9 @@ def fit_table(table: pd.DataFrame, n_boot: int = 1000, holdout_divisor: float = 
         return result
     k = frontier.kappa(final)
     result["kappa"] = k
+    result["cost"] = fit_cost(final)
+    budgets = np.geomspace(final["flops"].min(), 10 * final["flops"].max(), BUDGETS)
+    grid = optimum.n_grid(result["cost"])
     planted = capacity(final, split)
     if planted:
         result["capacity"] = planted
@@ -121,7 +126,8 @@ def fit_table(table: pd.DataFrame, n_boot: int = 1000, holdout_divisor: float = 
             result["messages"].append(f"no column {col}: {metric} not fitted")
             continue
         per_k = {}
-        for negatives, s in final.groupby("negatives"):
+        for negatives in k_order(final["negatives"]):
+            s = final[final["negatives"].astype(str) == negatives]
             y = to_target(metric, s[col])
             entry = {"points": len(s), "n_values": sorted(s["n_params"].unique().tolist()),
                      "t_values": sorted(s["tokens"].unique().tolist())}
@@ -147,7 +153,7 @@ def fit_table(table: pd.DataFrame, n_boot: int = 1000, holdout_divisor: float = 
             entry["by_t_at_n"] = _single(s, y, "tokens", "n_params")
             if len(s) >= 4:
                 entry["vs_flops"] = fit.power_law(s["flops"].to_numpy(float), y).to_dict()
-            every = data[(data["negatives"] == negatives)]
+            every = data[data["negatives"].astype(str) == negatives]
             curve_col = f"valid_{metric}" if f"valid_{metric}" in every.columns else col  # model selection on valid
             entry["frontier"] = _frontier(every, metric, curve_col)
             entry["isoflop"] = {"column": curve_col, **frontier.isoflop(every, to_target(metric, every[curve_col]))}
@@ -158,4 +164,10 @@ def fit_table(table: pd.DataFrame, n_boot: int = 1000, holdout_divisor: float = 
             result.setdefault("negatives", {})[metric] = fit_negatives(
                 final, to_target(metric, final[col]), final[col].to_numpy(float),
                 lambda y, m=metric: from_target(m, y), n_boot=min(n_boot, NEGATIVES_BOOT), seed=seed)
+    for metric, per_k in result["metrics"].items():  # approach 3, priced by the cost model
+        for negatives, entry in per_k.items():
+            if law := optimum.per_k(result, metric, negatives):
+                entry["allocation"] = optimum.curve(law, result["cost"], budgets, grid)
+    if any("params" in e.get("joint", {}) for e in result["metrics"].get(optimum.DECISIVE, {}).values()):
+        result["optimum"] = optimum.over_budgets(result, budgets)
     return result

@@ -7,13 +7,17 @@ analysis/laws.py: ln(perplexity), 1 - NDCG@5), each a registered entry of FORMS:
 - additive: L = E + A/N^alpha + B/T^beta + D (K^-gamma - K_ref^-gamma)
 - effective_data: L = E + A/N^alpha + B/(T g(K))^beta, g(K) = h(K)/h(K_ref), h(K) = 1/(1 + (K0/K)^gamma): K buys
   statistical efficiency, as if each target were worth g(K) of one trained with the reference's negatives.
+- effective_capacity (the interaction): L = E + A/(N g(K)^zeta)^alpha + B/(T g(K))^beta, zeta in [-2, 5]: fewer
+  negatives also cost effective parameters, so the gap to the full softmax grows with N (zeta > 0); zeta = 0 is
+  effective_data.
 A fit is as the per-K laws': Huber (delta = 1e-3) on log residuals, from variable-projection starts (for each point
 of a grid of exponents (and K0) the law is linear in its scales, solved by exact non-negative least squares), the
 best few polished by scipy's least_squares; 95% intervals by bootstrap over fitting points. Held-out error (mean
 relative error of the prediction in the metric's units): leave one K value out, and leave one run out; the form
-with the lower mean of the two is selected. Flags, as analysis.fit.identify's: a scale whose interval spans more
-than a decade, an exponent whose interval is wider than its value, and for effective_data a knee K0 outside the
-sampled K range (then the slope of the law in ln K over the sampled range is given, and the side of the bound).
+with the lowest mean of the two is selected, unless one with fewer parameters is within SELECT_MARGIN of it (so
+a nesting form, effective_capacity near zeta = 0, does not win by fitting noise). Flags, as analysis.fit.identify's:
+a scale whose interval spans more than a decade, an exponent whose interval is wider than its value, and for the
+forms with a knee, K0 outside the sampled K range (then the slope of the law in ln K over the sampled range is given, and the side of the bound).
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from harness.errors import UserError
 
 EXPONENTS = np.linspace(0.05, 1.5, 12)  # the variable-projection grid of alpha, beta, gamma
 POLISHED = 4  # best grid points polished by least_squares
+SELECT_MARGIN = 0.05  # a form with more parameters wins only if its held-out error is > 5% (relative) lower
 
 
 @dataclass(frozen=True)
@@ -64,10 +69,18 @@ def _effective_columns(x: np.ndarray, p: dict, k_ref: float) -> list[np.ndarray]
     return [np.ones(len(x)), n ** -p["alpha"], (t * g) ** -p["beta"]]
 
 
-def _exponent_grid(k: np.ndarray, with_knee: bool) -> np.ndarray:
-    axes = [EXPONENTS] * 3
+def _capacity_columns(x: np.ndarray, p: dict, k_ref: float) -> list[np.ndarray]:
+    n, t, k = x.T
+    g = _gain(k, p["K0"], p["gamma"]) / _gain(np.float64(k_ref), p["K0"], p["gamma"])
+    return [np.ones(len(x)), (n * g ** p["zeta"]) ** -p["alpha"], (t * g) ** -p["beta"]]
+
+
+def _exponent_grid(k: np.ndarray, with_knee: bool, zetas: tuple = (), exponents: np.ndarray = EXPONENTS) -> np.ndarray:
+    axes = [exponents] * 3
     if with_knee:
         axes.append(np.geomspace(max(k.min() / 10, 0.1), k.max() * 10, 9))
+    if zetas:
+        axes.append(np.array(zetas))
     return np.array(list(itertools.product(*axes)))
 
 
@@ -78,6 +91,10 @@ FORMS = {
     "effective_data": Form("effective_data", "E + A/N^alpha + B/(T g(K))^beta, g = h(K)/h(K_ref), "
                            "h = 1/(1 + (K0/K)^gamma)", ["alpha", "beta", "gamma", "K0"], ["E", "A", "B"],
                            lambda k: _exponent_grid(k, True), _effective_columns),
+    "effective_capacity": Form("effective_capacity", "E + A/(N g(K)^zeta)^alpha + B/(T g(K))^beta, g as in "
+                               "effective_data", ["alpha", "beta", "gamma", "K0", "zeta"], ["E", "A", "B"],
+                               lambda k: _exponent_grid(k, True, (0.0, 0.5, 1.0, 2.0), np.linspace(0.05, 1.5, 8)),
+                               _capacity_columns),
 }
 
 
@@ -103,14 +120,12 @@ def _scales_at(form: Form, x: np.ndarray, y: np.ndarray, shapes: np.ndarray, k_r
 
 def _pack(form: Form, shape: np.ndarray, scales: np.ndarray) -> np.ndarray:
     """Least-squares vector: exponents as they are, K0 and the scales in log (a zero scale at e^-30)."""
-    knee = [np.log(shape[3])] if len(form.shape) == 4 else []
-    return np.concatenate([shape[:3], knee, np.log(np.maximum(scales, 1e-13))])
+    free = [np.log(v) if name == "K0" else v for name, v in zip(form.shape, shape)]
+    return np.concatenate([free, np.log(np.maximum(scales, 1e-13))])
 
 
 def _unpack(form: Form, theta: np.ndarray) -> dict:
-    p = dict(zip(form.shape[:3], theta[:3]))
-    if len(form.shape) == 4:
-        p["K0"] = float(np.exp(theta[3]))
+    p = {name: np.exp(v) if name == "K0" else v for name, v in zip(form.shape, theta)}
     p.update(zip(form.scales, np.exp(theta[len(form.shape):])))
     return {k: float(v) for k, v in p.items()}
 
@@ -126,9 +141,8 @@ def fit_form(form: Form, x: np.ndarray, y: np.ndarray, k_ref: float, weights: np
         scales, res = _scales_at(form, x[keep], y[keep], grid, k_ref)
         best = np.argsort(res)[:POLISHED]
         starts = np.array([_pack(form, grid[i], scales[i]) for i in best])
-    n_shape = len(form.shape)
-    lo = np.array([0.0] * 3 + [-5.0] * (n_shape - 3) + [-30.0] * len(form.scales))
-    hi = np.array([5.0] * 3 + [25.0] * (n_shape - 3) + [30.0] * len(form.scales))
+    lo = np.array([-5.0 if name == "K0" else -2.0 if name == "zeta" else 0.0 for name in form.shape] + [-30.0] * len(form.scales))
+    hi = np.array([25.0 if name == "K0" else 5.0 for name in form.shape] + [30.0] * len(form.scales))
     logy, root_w = np.log(y), np.sqrt(w)
 
     def residuals(theta: np.ndarray) -> np.ndarray:
@@ -208,6 +222,9 @@ def fit_negatives(rows: pd.DataFrame, y: np.ndarray, y_metric: np.ndarray, back,
             entry["ci95"] = {s: [float(np.percentile([b[s] for b in samples], 2.5)),
                                  float(np.percentile([b[s] for b in samples], 97.5))] for s in p}
             entry["unidentified"] = _flags(form, p, entry["ci95"], k, k_ref)
+            entry["bootstrap"] = samples
         out["forms"][name] = entry
-    out["selected"] = min(out["forms"], key=lambda f: out["forms"][f]["heldout"]["mean"])
+    errors = {name: f["heldout"]["mean"] for name, f in out["forms"].items()}
+    close = [name for name in errors if errors[name] <= min(errors.values()) * (1 + SELECT_MARGIN)]
+    out["selected"] = min(close, key=lambda f: (len(FORMS[f].shape) + len(FORMS[f].scales), errors[f]))
     return out

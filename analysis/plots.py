@@ -10,6 +10,8 @@
    extrapolation check's held-out runs marked.
 6. `capacity` (worlds with a capacity oracle): the planted gap L*(d) - E and the trained runs' best gap, against N
    and against d.
+7. `<m>_negatives_law` (tables with >= 3 K): the metric against K with the selected joint law in (N, T, K).
+8. `optimum`: the compute-optimal (N, T, K) against C: each K's optimum beside the joint one, N_opt(C), K*(C).
 """
 
 from __future__ import annotations
@@ -27,10 +29,10 @@ import seaborn as sns  # noqa: E402
 from matplotlib.colors import ListedColormap, LogNorm  # noqa: E402
 from matplotlib.ticker import LogFormatter, NullFormatter  # noqa: E402
 
-from analysis import fit, frontier  # noqa: E402
+from analysis import cost, fit, frontier  # noqa: E402
 from analysis import negatives as negatives_laws  # noqa: E402
 from analysis.laws import TARGETS, from_target, to_target  # noqa: E402
-from analysis.table import METRICS, points  # noqa: E402
+from analysis.table import METRICS, k_order, points  # noqa: E402
 from analysis.table import label as table_label  # noqa: E402
 
 C_LABEL, N_LABEL, T_LABEL = "training compute C (FLOPs)", "non-embedding parameters N", "training targets T"
@@ -39,16 +41,6 @@ MAX_LEGEND = 8  # more series than this: a colour bar, no legend
 
 def _style() -> None:
     sns.set_theme(context="paper", style="whitegrid", font_scale=1.1)
-
-
-def _k_order(values) -> list[str]:
-    """K labels in order: numbers ascending, then other labels alphabetically, then 'full'."""
-    def key(k: str):
-        try:
-            return (k == "full", 0, float(k), "")
-        except ValueError:
-            return (k == "full", 1, 0.0, k)
-    return sorted({str(v) for v in values}, key=key)
 
 
 def _panels(n: int, width: float = 4.2, height: float = 3.4):
@@ -88,7 +80,7 @@ def _n_colors(values):
 def vs_flops(rows: pd.DataFrame, fits: dict, metric: str):
     """Figure 1: validation metric of every evaluation row of finished runs (training curves)."""
     col_valid = f"valid_{metric}" if f"valid_{metric}" in rows.columns else f"{fits.get('split', 'test')}_{metric}"
-    ks = _k_order(rows["negatives"])
+    ks = k_order(rows["negatives"])
     fig, axes = _panels(len(ks))
     norm, cmap = _n_colors(rows["n_params"])
     for ax, k in zip(axes, ks):
@@ -130,7 +122,7 @@ def _band(j: dict, metric: str, n, t):
 def vs_axis(final: pd.DataFrame, fits: dict, metric: str, axis: str, split: str = "test"):
     """Figure 2: metric against N (axis='n_params', one series per T) or T (axis='tokens', one per N)."""
     col, other = f"{split}_{metric}", "tokens" if axis == "n_params" else "n_params"
-    ks = _k_order(final["negatives"])
+    ks = k_order(final["negatives"])
     fig, axes = _panels(len(ks))
     values = sorted(final[other].unique())
     norm = LogNorm(vmin=min(values), vmax=max(values) * 1.0001)
@@ -167,9 +159,9 @@ def vs_axis(final: pd.DataFrame, fits: dict, metric: str, axis: str, split: str 
 
 def isoflop(final: pd.DataFrame, fits: dict, metric: str):
     """Figure 3: IsoFLOP curves and minima (left), N_opt(C) and T_opt(C) (right), for the largest K."""
-    k = _k_order(final["negatives"])[-1]
+    k = k_order(final["negatives"])[-1]
     entry = fits["metrics"].get(metric, {}).get(k, {})
-    iso, cf = entry.get("isoflop", {}), entry.get("closed_form")
+    iso = entry.get("isoflop", {})
     fig, (ax1, ax2) = _panels(2)
     curves = iso.get("curves", [])
     palette = sns.color_palette("mako", max(len(curves), 1))
@@ -191,23 +183,20 @@ def isoflop(final: pd.DataFrame, fits: dict, metric: str):
     if found:
         cs, ns = np.array([c["flops"] for c in found]), np.array([c["n_opt"] for c in found])
         ax2.plot(cs, ns, "o", color="C0", label="N_opt, IsoFLOP minima")
-        ax2.plot(cs, cs / (fits["kappa"] * ns), "s", color="C1", label="T_opt, IsoFLOP minima")
+        ax2.plot(cs, cs / cost.per_target(fits["cost"], ns, k), "s", color="C1", label="T_opt, IsoFLOP minima")
         if "n_opt_exponent" in iso:
             ax2.plot(c_grid, iso["n_opt_coef"] * c_grid ** iso["n_opt_exponent"], "-", color="C0",
                      label=f"N_opt ∝ C^{iso['n_opt_exponent']:.2f} (approach 2)")
             ax2.plot(c_grid, iso["t_opt_coef"] * c_grid ** iso["t_opt_exponent"], "-", color="C1",
                      label=f"T_opt ∝ C^{iso['t_opt_exponent']:.2f} (approach 2)")
-    if cf:
-        n_cf = frontier.n_opt(cf, c_grid)
-        ax2.plot(c_grid, n_cf, "--", color="C0", label=f"N_opt ∝ C^{cf['n_opt_exponent']:.2f} (approach 3)")
-        ax2.plot(c_grid, c_grid / (cf["kappa"] * n_cf), "--", color="C1",
-                 label=f"T_opt ∝ C^{cf['t_opt_exponent']:.2f} (approach 3)")
-        if "n_opt_exponent_ci95" in cf:
-            lo, hi = cf["n_opt_exponent_ci95"]
-            mid = c_grid[len(c_grid) // 2]
-            base = frontier.n_opt(cf, np.array([mid]))[0]
-            ax2.fill_between(c_grid, base * (c_grid / mid) ** lo, base * (c_grid / mid) ** hi, color="C0", alpha=0.12,
-                             lw=0, label="N_opt exponent 95% CI")
+    al = entry.get("allocation")
+    if al:
+        c_al = np.array(al["flops"])
+        ax2.plot(c_al, al["n_opt"], "--", color="C0", label=f"N_opt ∝ C^{al['n_opt_exponent']:.2f} (approach 3)")
+        ax2.plot(c_al, al["t_opt"], "--", color="C1", label="T_opt (approach 3)")
+        if "n_opt_ci95" in al:
+            lo, hi = np.array(al["n_opt_ci95"], float).T
+            ax2.fill_between(c_al, lo, hi, color="C0", alpha=0.12, lw=0, label="N_opt 95% CI (approach 3)")
     ax2.set_xscale("log")
     ax2.set_yscale("log")
     ax2.set_xlabel(C_LABEL)
@@ -224,7 +213,7 @@ def isoflop(final: pd.DataFrame, fits: dict, metric: str):
 def negatives(final: pd.DataFrame, fits: dict, metric: str, split: str = "test"):
     """Figure 4: the metric against K at fixed N and T."""
     col = f"{split}_{metric}"
-    ks = _k_order(final["negatives"])
+    ks = k_order(final["negatives"])
     fig, (ax,) = _panels(1, width=5.2)
     norm, cmap = _n_colors(final["n_params"])
     line_styles = ["-", "--", ":", "-."]
@@ -245,38 +234,89 @@ def negatives(final: pd.DataFrame, fits: dict, metric: str, split: str = "test")
 
 
 def negatives_law(final: pd.DataFrame, fits: dict, metric: str, split: str = "test"):
-    """The metric against K (log axis; the full softmax at K = n_items - 1, a star) for each N at the largest T,
-    with the selected joint law in (N, T, K) (fits.json `negatives`) as a curve over K."""
+    """The metric against K (log axis; the full softmax at K = n_items - 1, a star) for each N, at the largest T
+    (left) and the smallest (right), with the selected joint law in (N, T, K) (fits.json `negatives`) as a curve
+    over K."""
     neg = fits["negatives"][metric]
     form = negatives_laws.FORMS[neg["selected"]]
     p = neg["forms"][neg["selected"]]["params"]
     k, k_ref, _ = negatives_laws.negatives_axis(final)
-    t_max = final["tokens"].max()
-    at = (final["tokens"] == t_max).to_numpy()
-    fig, (ax,) = _panels(1, width=5.2)
+    fig, axes = _panels(2)
     norm, cmap = _n_colors(final["n_params"])
     grid = np.geomspace(k.min(), k_ref, 60)
-    for n in sorted(final.loc[at, "n_params"].unique()):
-        rows = at & (final["n_params"] == n).to_numpy()
-        full = rows & (k == k_ref)
-        ax.plot(k[rows & ~full], final.loc[rows & ~full, f"{split}_{metric}"], "o", color=cmap(norm(n)))
-        ax.plot(k[full], final.loc[full, f"{split}_{metric}"], "*", ms=11, color=cmap(norm(n)))
-        x = np.stack([np.full(len(grid), n), np.full(len(grid), t_max), grid], axis=1)
-        ax.plot(grid, from_target(metric, form.predict(p, x, k_ref)), "-", color=cmap(norm(n)), lw=1)
-    ax.set_xscale("log")
-    if metric == "ppl":
-        ax.set_yscale("log")
-    ax.set_xlabel("negatives per target K (star: the full softmax)")
-    ax.set_ylabel(label(fits, metric, split))
-    ax.set_title(f"{neg['selected']} law in K, T = {t_max:.3g}")
-    fig.colorbar(plt.cm.ScalarMappable(norm=norm, cmap=cmap), ax=ax, label=N_LABEL)
+    for ax, t in zip(axes, (final["tokens"].max(), final["tokens"].min())):
+        at = (final["tokens"] == t).to_numpy()
+        for n in sorted(final.loc[at, "n_params"].unique()):
+            rows = at & (final["n_params"] == n).to_numpy()
+            full = rows & (k == k_ref)
+            ax.plot(k[rows & ~full], final.loc[rows & ~full, f"{split}_{metric}"], "o", color=cmap(norm(n)))
+            ax.plot(k[full], final.loc[full, f"{split}_{metric}"], "*", ms=11, color=cmap(norm(n)))
+            x = np.stack([np.full(len(grid), n), np.full(len(grid), t), grid], axis=1)
+            ax.plot(grid, from_target(metric, form.predict(p, x, k_ref)), "-", color=cmap(norm(n)), lw=1)
+        ax.set_xscale("log")
+        if metric == "ppl":
+            ax.set_yscale("log")
+        ax.set_xlabel("negatives per target K (star: the full softmax)")
+        ax.set_ylabel(label(fits, metric, split))
+        ax.set_title(f"{neg['selected']} law in K, T = {t:.3g}")
+    fig.colorbar(plt.cm.ScalarMappable(norm=norm, cmap=cmap), ax=axes, label=N_LABEL)
+    return fig
+
+
+def optimum(final: pd.DataFrame, fits: dict):
+    """The compute-optimal (N, T, K) against C (fits.json `optimum` and each K's approach-3 `allocation`): the
+    perplexity each K reaches at its own optimum beside the joint optimum's, with the fitting points' Pareto
+    envelope per K (left); N_opt(C) per K and the joint one with its band (middle); K*(C) with its band (right)."""
+    o = fits["optimum"]
+    c = np.array(o["flops"])
+    ks = k_order(fits["metrics"]["ppl"])
+    colors = dict(zip(ks, sns.color_palette("viridis", len(ks))))
+    fig, (ax1, ax2, ax3) = _panels(3)
+    col = f"{fits.get('split', 'test')}_ppl"
+    for k in ks:
+        at = fits["metrics"]["ppl"][k].get("allocation")
+        if not at:
+            continue
+        law = fits["metrics"]["ppl"][k]["joint"]["params"]
+        ppl = from_target("ppl", fit.predict_joint(law, np.array(at["n_opt"]), np.array(at["t_opt"])))
+        ax1.plot(at["flops"], ppl, "-", color=colors[k], lw=1.2, label=f"K = {k}, its optimum")
+        env = frontier.pareto(final[final["negatives"].astype(str) == k], col, True)
+        ax1.plot(env["flops"], env[col], "o", color=colors[k], ms=3.5)
+        ax2.plot(at["flops"], at["n_opt"], "-", color=colors[k], lw=1.2, label=f"K = {k}")
+    ax1.plot(c, o["ppl"], "k--", lw=1.6, label="joint optimum")
+    ax2.plot(c, o["n_params"], "k--", lw=1.6, label="joint optimum")
+    boxes = [x for x in o["n_params_ci95"] if x]
+    if len(boxes) == len(c):
+        lo, hi = np.array(boxes).T
+        ax2.fill_between(c, lo, hi, color="k", alpha=0.12, lw=0, label="95% CI")
+    numeric = np.isfinite(o["negatives_number"]).all()
+    if numeric:  # K as a number (full = n_items - 1), with the bootstrap band
+        ax3.plot(c, o["negatives_number"], "ko-", ms=4, label="K*")
+        boxes = [x for x in o["negatives_ci95"] if x]
+        if len(boxes) == len(c):
+            lo, hi = np.array(boxes).T
+            ax3.fill_between(c, lo, hi, color="k", alpha=0.12, lw=0, label="95% CI")
+    else:  # full without n_items: K* as the table's labels
+        ax3.plot(c, [ks.index(k) for k in o["negatives"]], "ko-", ms=4, label="K*")
+        ax3.set_yticks(range(len(ks)), ks)
+    k_axis = "K* (full = n_items - 1)" if numeric else "K*"
+    for ax, title, y_label in ((ax1, "loss at the optimum, per K (points: runs' envelope)",
+                                label(fits, "ppl", fits.get("split", "test"))),
+                               (ax2, "N_opt(C)", "N_opt (parameters)"), (ax3, f"K*(C), {o['law']}", k_axis)):
+        ax.set_xscale("log")
+        if ax is not ax3 or numeric:
+            ax.set_yscale("log")
+        ax.set_xlabel(C_LABEL)
+        ax.set_ylabel(y_label)
+        ax.set_title(textwrap.fill(title, 44), fontsize=9)
+        ax.legend(fontsize=7, loc="best")
     return fig
 
 
 def residuals(final: pd.DataFrame, fits: dict, metric: str, split: str = "test"):
     """Figure 5: joint-fit residuals against log N and log T, and the extrapolation check (largest K)."""
     col = f"{split}_{metric}"
-    k = _k_order(final["negatives"])[-1]
+    k = k_order(final["negatives"])[-1]
     s = final[final["negatives"] == k]
     entry = fits["metrics"].get(metric, {}).get(k, {})
     j = _joint_of(fits, metric, k)
@@ -313,7 +353,7 @@ def capacity(fits: dict):
     for ax, axis, x_label in zip(axes, ("n_params", "d_model"), (N_LABEL, "width d (d_model)")):
         x = [w[axis] for w in cap["widths"]]
         ax.plot(x, [w["planted"] - cap["floor"] for w in cap["widths"]], "k-o", label="capacity oracle L*(d) - E")
-        for i, k in enumerate(_k_order({k for w in cap["widths"] for k in w["trained"]})):
+        for i, k in enumerate(k_order({k for w in cap["widths"] for k in w["trained"]})):
             pts = [(w[axis], w["trained"][k] - cap["floor"]) for w in cap["widths"] if k in w["trained"]]
             ax.plot(*zip(*pts), "s--", color=f"C{i}", label=f"trained, K = {k}")
         ax.set_xscale("log")
@@ -358,4 +398,6 @@ def plot_all(rows: pd.DataFrame, fits: dict, out: str | Path) -> list[Path]:
             written.append(save(figure, out, name.replace("@", ""))[0])
     if fits.get("capacity"):
         written.append(save(capacity(fits), out, "capacity")[0])
+    if fits.get("optimum"):
+        written.append(save(optimum(final, fits), out, "optimum")[0])
     return written

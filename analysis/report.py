@@ -78,8 +78,56 @@ def _negatives_lines(fits: dict) -> list[str]:
             lines.append(f"| {name}{mark}: `{f['formula']}` | {f['r2']:.4f} | {f['heldout']['leave_one_k_out']:.2%} "
                          f"| {f['heldout']['leave_one_run_out']:.2%} |")
         lines += ["", f"The selected form, {neg['selected']}:", "", "| parameter | value | 95% CI |", "|---|---|---|",
-                  *_param_rows(neg["forms"][neg["selected"]]), ""]
+                  *_param_rows(neg["forms"][neg["selected"]]), "", *_k_moves(fits, metric)]
     return lines
+
+
+def _cost_lines(fits: dict) -> list[str]:
+    """The cost per target in (N, K) that approach 3 and the optimum price runs with (fits.json `cost`)."""
+    cost = fits.get("cost")
+    if not cost:
+        return []
+    lin = cost["linear"]
+    return ["## Cost per target", "",
+            "Approach 3 and the compute-optimal (N, T, K) price a run by the table's own training FLOPs per target at "
+            "each (N, K), interpolated in ln N (analysis/cost.py). In one line, C/T ≈ a N + b_K with a = "
+            f"{lin['a']:.3g} and " + ", ".join(f"b_{k} = {v:.3g}" for k, v in lin["b"].items())
+            + f" (largest relative error over the table's points {lin['max_rel_error']:.1%}).", ""]
+
+
+def _k_moves(fits: dict, metric: str) -> list[str]:
+    """Which parameters of the per-K joint laws K moves: those whose 95% intervals at two K values do not overlap."""
+    laws = {k: e["joint"] for k, e in fits["metrics"].get(metric, {}).items() if e.get("joint", {}).get("ci95")}
+    if len(laws) < 2:
+        return []
+    moved = []
+    for name in ("E", "A", "alpha", "B", "beta"):
+        cis = {k: j["ci95"][name] for k, j in laws.items()}
+        if max(lo for lo, _ in cis.values()) > min(hi for _, hi in cis.values()):
+            values = ", ".join(f"K = {k}: {_num(j['params'][name])}" for k, j in laws.items())
+            moved.append(f"{name} ({values})")
+    return ["Across the per-K joint laws, K moves " + ("; ".join(moved) if moved else "none of E, A, alpha, B, beta")
+            + " (a parameter moves where two K values' 95% intervals do not overlap).", ""]
+
+
+def _optimum_lines(fits: dict) -> list[str]:
+    """The compute-optimal (N, T, K) over the budgets of fits.json `optimum`, with intervals."""
+    o = fits.get("optimum")
+    if not o:
+        return []
+    def ci(x, fmt="{:.3g}"):
+        return f"{fmt.format(x[0])} – {fmt.format(x[1])}" if x else "–"
+    lines = ["## Compute-optimal (N, T, K)", "",
+             f"From {o['law']} and the cost per target, at budgets from the table's smallest C to 10x its largest "
+             "(95% bootstrap intervals; a K interval is over K as a number, full = n_items - 1):", "",
+             "| C (FLOPs) | K* | 95% CI of K* | N_opt | 95% CI | T_opt | 95% CI | negatives' cost share | "
+             "predicted perplexity |", "|---|---|---|---|---|---|---|---|---|"]
+    for i, c in enumerate(o["flops"]):
+        share = o["negatives_share"][i]
+        lines.append(f"| {c:.3g} | {o['negatives'][i]} | {ci(o['negatives_ci95'][i])} | {o['n_params'][i]:.3g}"
+                     + (" (edge)" if o["edge"][i] else "") + f" | {ci(o['n_params_ci95'][i])} | {o['tokens'][i]:.3g} | "
+                     f"{ci(o['tokens_ci95'][i])} | {'–' if share is None else f'{share:.0%}'} | {_num(o['ppl'][i])} |")
+    return lines + [""]
 
 
 def render(table: pd.DataFrame, fits: dict, figures: list[Path], out: Path) -> str:
@@ -116,6 +164,7 @@ def render(table: pd.DataFrame, fits: dict, figures: list[Path], out: Path) -> s
                   f"and test perplexity = {o.get('oracle_test_ppl', float('nan')):.2f}; the best run here reached "
                   f"NDCG@5 = {table['test_ndcg@5'].max():.4f} and perplexity = {table['test_ppl'].min():.2f}.", ""]
     lines += _capacity_lines(fits)
+    lines += _cost_lines(fits)
     for metric, per_k in fits["metrics"].items():
         lines += [f"## {label(fits, metric, fits['split'])}", ""]
         for k, e in per_k.items():
@@ -134,12 +183,16 @@ def render(table: pd.DataFrame, fits: dict, figures: list[Path], out: Path) -> s
                               f"{'contains' if fl['in_ci'] else 'does not contain'} it.", ""]
             else:
                 lines += [f"Joint fit: {j['skipped']}.", ""]
-            cf, iso = e.get("closed_form"), e.get("isoflop", {})
-            if cf:
-                ci = cf.get("n_opt_exponent_ci95")
-                lines.append(f"- Approach 3 (closed form, C = {cf['kappa']:.3g} N T): N_opt ∝ C^{cf['n_opt_exponent']:.3f}"
-                             + (f" (95% CI {ci[0]:.3f} – {ci[1]:.3f})" if ci else "")
-                             + f", T_opt ∝ C^{cf['t_opt_exponent']:.3f}.")
+            cf, iso, al = e.get("closed_form"), e.get("isoflop", {}), e.get("allocation")
+            if al:
+                ci = al.get("n_opt_exponent_ci95")
+                lines.append(f"- Approach 3 (the joint law, each run priced by the table's cost per target): N_opt ∝ "
+                             f"C^{al['n_opt_exponent']:.3f}" + (f" (95% CI {ci[0]:.3f} – {ci[1]:.3f})" if ci else "")
+                             + f" over C = {al['flops'][0]:.3g} – {al['flops'][-1]:.3g}; N_opt = "
+                             f"{_count(round(al['n_opt'][-1]))} at the largest"
+                             + (" (on the searched N range's edge)" if al["edge"][-1] else "")
+                             + f". Under C = {cf['kappa']:.3g} N T the closed form's exponent is "
+                             f"{cf['n_opt_exponent']:.3f}.")
             if "n_opt_exponent" in iso:
                 ci2 = iso.get("n_opt_exponent_ci95")
                 inside = sum(c["n_opt"] is not None for c in iso["curves"])
@@ -148,7 +201,7 @@ def render(table: pd.DataFrame, fits: dict, figures: list[Path], out: Path) -> s
                              + (f" (95% CI {ci2[0]:.3f} – {ci2[1]:.3f})" if ci2 else "") + ", "
                              f"T_opt ∝ C^{iso['t_opt_exponent']:.3f}"
                              + (f"; disagreement with approach 3 on the N_opt exponent: "
-                                f"{iso['n_opt_exponent'] - cf['n_opt_exponent']:+.3f}." if cf else "."))
+                                f"{iso['n_opt_exponent'] - al['n_opt_exponent']:+.3f}." if al else "."))
             else:
                 lines.append(f"- Approach 2 (IsoFLOP minima): {iso.get('skipped') or iso.get('note')}.")
             ex = e.get("extrapolation", {})
@@ -173,6 +226,7 @@ def render(table: pd.DataFrame, fits: dict, figures: list[Path], out: Path) -> s
                              f"C = {np.exp(sg['params']['c0']):.3g}.")
             lines.append("")
     lines += _negatives_lines(fits)
+    lines += _optimum_lines(fits)
     if fits.get("messages"):
         lines += ["## Fits not possible", "", *[f"- {m}" for m in fits["messages"]], ""]
     lines += ["## Figures", ""]

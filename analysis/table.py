@@ -250,6 +250,16 @@ def booleans(values: pd.Series, where: str) -> pd.Series:
     return text.isin(TRUE)
 
 
+def k_order(values) -> list[str]:
+    """K labels in order: numbers ascending, then other labels alphabetically, then 'full'."""
+    def key(k: str):
+        try:
+            return (k == "full", 0, float(k), "")
+        except ValueError:
+            return (k == "full", 1, 0.0, k)
+    return sorted({str(v) for v in values}, key=key)
+
+
 def points(rows: pd.DataFrame) -> pd.DataFrame:
     """The fitting points: rows of runs trained to their T with the learning rate annealed, i.e. `annealed` rows
     (a cosine run's final row, a WSD run's cooldown-branch ends); tables without that column: `final` rows. An

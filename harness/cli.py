@@ -171,7 +171,8 @@ def cmd_advise(args: argparse.Namespace) -> None:
     from analysis import advise
     from harness import grid, throughput
 
-    a = advise.advise(advise.load_fits(args.source, spec=_table_spec(args)), args.budget, args.negatives)
+    a = advise.advise(advise.load_fits(args.source, spec=_table_spec(args)), args.budget, args.negatives,
+                      not args.table_k)
     if args.grid:  # the run itself: the grid's shape nearest N_opt, trained for T_opt
         shape, cfg = grid.config_for(args.grid, a["n_params"], a["tokens"])
         a["shape"] = {"d_model": shape.d_model, "n_layers": shape.n_layers, "n_heads": shape.n_heads,
@@ -322,14 +323,17 @@ def parser() -> argparse.ArgumentParser:
         table_args(sp)
         sp.set_defaults(func=cmd_analysis)
 
-    advise_p = sub.add_parser("advise", help="the compute-optimal N and T for a FLOP budget, with predictions",
+    advise_p = sub.add_parser("advise", help="the compute-optimal N, T and K for a FLOP budget, with predictions",
                               description="From a fitted joint law (fits.json, a directory holding one, or a "
-                                          "results table, fitted first): N_opt and T_opt for the budget, the "
+                                          "results table, fitted first): K*, N_opt and T_opt for the budget, each "
+                                          "run priced by the table's cost per target in (N, K), the "
                                           "predicted test perplexity and NDCG@5 there, all with 95%% bootstrap "
                                           "intervals, and the run's time on this machine (the throughput model).")
     advise_p.add_argument("source", help="fits.json, a directory with fits.json, or a results table")
     advise_p.add_argument("--budget", type=float, required=True, help="training compute C in FLOPs")
-    advise_p.add_argument("--negatives", help="K whose laws to use (default: full if fitted, else the largest)")
+    advise_p.add_argument("--negatives", help="pin K to this table value (default: the compute-optimal K)")
+    advise_p.add_argument("--table-k", action="store_true", help="choose K among the table's own values only (by "
+                          "default the joint law in K also tries K between its sampled values)")
     advise_p.add_argument("--grid", help="a grid YAML whose base and shape policy give the model's shape")
     advise_p.add_argument("--threads", type=int, default=1, help="threads per job for the time estimate")
     advise_p.add_argument("--json", action="store_true", help="print n_params, tokens, intervals, predictions "
