@@ -101,6 +101,21 @@ def _frontier(every: pd.DataFrame, metric: str, col: str) -> dict:
     return out
 
 
+FAMILY = ("loss.sampler", "loss.shared_negatives")  # sampled negatives of different families obey different laws
+
+
+def _mixed_families(final: pd.DataFrame) -> str | None:
+    """Why the sampled rows cannot share one law in K: they mix samplers or batch-shared and per-target negatives
+    (the full softmax has neither); None when they do not (or the table does not say)."""
+    sampled = final[final["negatives"].astype(str) != "full"]
+    cols = [c for c in FAMILY if c in sampled.columns]
+    families = sampled[cols].astype(str).drop_duplicates() if cols else sampled.iloc[:0]
+    if len(families) <= 1:
+        return None
+    names = "; ".join(", ".join(f"{c} = {v}" for c, v in row.items()) for _, row in families.iterrows())
+    return f"the sampled rows mix negative families ({names}); fit each family's rows (with the full softmax) apart"
+
+
 def fit_table(table: pd.DataFrame, n_boot: int = 1000, holdout_divisor: float = 10.0, seed: int = 0) -> dict:
     """Every law of the table's fitting points, for the split its Spec names (analysis.table.describe)."""
     info = describe(table)
@@ -160,7 +175,10 @@ def fit_table(table: pd.DataFrame, n_boot: int = 1000, holdout_divisor: float = 
             entry["extrapolation"] = _holdout(s, metric, col, holdout_divisor)
             per_k[str(negatives)] = entry
         result["metrics"][metric] = per_k
-        if final["negatives"].astype(str).nunique() >= 3:  # a law in K needs >= 3 of its values
+        mixed = _mixed_families(final)
+        if mixed and final["negatives"].astype(str).nunique() >= 3:
+            result["messages"].append(f"{metric}: no joint law in K: {mixed}")
+        elif final["negatives"].astype(str).nunique() >= 3:  # a law in K needs >= 3 of its values
             result.setdefault("negatives", {})[metric] = fit_negatives(
                 final, to_target(metric, final[col]), final[col].to_numpy(float),
                 lambda y, m=metric: from_target(m, y), n_boot=min(n_boot, NEGATIVES_BOOT), seed=seed)

@@ -154,3 +154,15 @@ def test_advise_picks_the_compute_optimal_k_and_n_of_a_planted_law():
     o = fits["optimum"]
     assert len(o["flops"]) == laws.BUDGETS and o["flops"][-1] == pytest.approx(10 * t["flops"].max())
     assert all(lo <= n <= hi for n, (lo, hi) in zip(o["n_params"], o["n_params_ci95"]))
+
+
+def test_a_table_mixing_samplers_gets_no_joint_law_in_k_but_a_message_naming_them():
+    t = planted_table("additive", ks=(16, 256, "full"))
+    t["loss.sampler"] = np.where(t["negatives"] == "16", "uniform", "popularity")
+    fits = laws.fit_table(t[t["negatives"] != "full"].assign(**{"loss.sampler": "uniform"}).pipe(
+        lambda s: pd.concat([s, t[t["negatives"] == "full"]])), n_boot=0)
+    assert "negatives" in fits  # one sampled family (the full softmax's own sampler value does not count)
+    fits = laws.fit_table(t, n_boot=0)
+    assert "negatives" not in fits
+    assert any("mix negative families" in m and "loss.sampler = uniform" in m and "loss.sampler = popularity" in m
+               for m in fits["messages"])
