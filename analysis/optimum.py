@@ -13,7 +13,7 @@ Nothing here refits.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable
 
 import numpy as np
@@ -30,12 +30,18 @@ DECISIVE = "ppl"  # the metric whose law chooses N, T and K
 
 @dataclass(frozen=True)
 class Law:
-    """One metric's law at one K: target(params, n, t) for each parameter set (the fit, then its bootstrap)."""
+    """One metric's law at one K: target(params, n, t) for its parameter sets (the fit, then its bootstrap refits);
+    with stacked() parameters, target(stacked(), n (G,), t (G,)) is (P, G)."""
 
     negatives: str  # a table label ('64', 'full') or a number between sampled K values
     k: float  # K as a number
     params: list[dict]
     target: Callable[[dict, np.ndarray, np.ndarray], np.ndarray]
+
+    def stacked(self, column: bool = True) -> dict:
+        """The parameter sets as arrays per name: (P, 1) columns, or (P,) to pair one-to-one with P points."""
+        return {name: np.array([p[name] for p in self.params], float).reshape((-1, 1) if column else -1)
+                for name in self.params[0]}
 
 
 def per_k(fits: dict, metric: str, label: str) -> Law | None:
@@ -54,8 +60,8 @@ def _in_k(fits: dict, metric: str, label: str, k: float) -> Law | None:
     form, k_ref = FORMS[neg["selected"]], neg["k_ref"]
 
     def target(p, n, t):
-        x = np.stack(np.broadcast_arrays(np.asarray(n, float), np.asarray(t, float), np.float64(k)), axis=-1)
-        return form.predict(p, x.reshape(-1, 3), k_ref).reshape(np.shape(x)[:-1])
+        n, t = np.broadcast_arrays(np.asarray(n, float), np.asarray(t, float))
+        return form.predict(p, np.stack([n, t, np.full(n.shape, k)], axis=-1), k_ref)
     return Law(label, k, [entry["params"], *entry.get("bootstrap", [])], target)
 
 
@@ -89,24 +95,31 @@ def _priced(law: Law, cost: dict) -> str | float:
     return law.negatives if law.negatives in cost["per_k"] else law.k
 
 
-def allocate(law: Law, p: dict, cost: dict, budget: float, ns: np.ndarray) -> tuple[float, float, float, bool]:
-    """(N_opt, T_opt, target there, edge) of `law` with parameters p at `budget` FLOPs, N searched over ns."""
-    t = budget / costs.per_target(cost, ns, _priced(law, cost))
-    y = law.target(p, ns, t)
+def allocate(law: Law, cost: dict, budget: float, ns: np.ndarray) -> np.ndarray:
+    """For each of `law`'s parameter sets at `budget` FLOPs, N searched over ns: (P, 4) rows of N_opt, T_opt, the
+    target there and 1 where the optimum lies on the grid's edge."""
+    key = _priced(law, cost)
+    t = budget / costs.per_target(cost, ns, key)
+    y = np.asarray(law.target(law.stacked(), ns, t), float).reshape(len(law.params), len(ns))
     y = np.where(np.isfinite(y), y, np.inf)
-    i = int(np.argmin(y))
-    if i in (0, len(ns) - 1):
-        return float(ns[i]), float(t[i]), float(y[i]), True
-    x, (a, b, c) = np.log(ns[i - 1:i + 2]), y[i - 1:i + 2]
+    i = np.argmin(y, axis=1)
+    edge = (i == 0) | (i == len(ns) - 1)
+    j = np.clip(i, 1, len(ns) - 2)
+    rows = np.arange(len(y))
+    a, b, c = y[rows, j - 1], y[rows, j], y[rows, j + 1]
     curvature = a - 2 * b + c
-    step = 0.5 * (a - c) / curvature if curvature > 0 else 0.0
-    n = np.array([float(np.exp(x[1] + step * (x[2] - x[1])))])
-    t_n = budget / costs.per_target(cost, n, _priced(law, cost))
-    return float(n[0]), float(t_n[0]), float(law.target(p, n, t_n)[0]), False
+    with np.errstate(invalid="ignore", divide="ignore"):
+        step = np.where(~edge & (curvature > 0) & np.isfinite(curvature), 0.5 * (a - c) / curvature, 0.0)
+    log_n = np.log(ns)
+    n = np.exp(np.where(edge, log_n[i], log_n[j] + step * (log_n[1] - log_n[0])))
+    t_n = budget / costs.per_target(cost, n, key)
+    at = np.asarray(law.target(law.stacked(column=False), n, t_n), float).reshape(-1)
+    return np.stack([n, t_n, at, edge.astype(float)], axis=1)
 
 
 def _interval(values) -> list[float] | None:
-    v = np.asarray([x for x in values if np.isfinite(x)], float)
+    v = np.asarray(values, float)
+    v = v[np.isfinite(v)]
     return [float(np.percentile(v, 2.5)), float(np.percentile(v, 97.5))] if len(v) > 1 else None
 
 
@@ -122,22 +135,20 @@ def optimum(fits: dict, budget: float, negatives: str | None = None, between: bo
     if not laws:
         raise UserError("the fits have no joint perplexity law to advise from (see their messages)")
     cost, ns = fits["cost"], n_grid(fits["cost"])
-    n_boot = min(len(law.params) for law in laws)
-
-    def choose(i: int) -> tuple[Law, tuple]:
-        best = [(law, allocate(law, law.params[i], cost, budget, ns)) for law in laws]
-        return min(best, key=lambda b: b[1][2])
-
-    law, (n, t, _, edge) = choose(0)
-    samples = [choose(i) for i in range(1, n_boot)]
+    n_sets = min(len(law.params) for law in laws)  # the fit and its bootstrap refits, paired by index across K
+    at = np.stack([allocate(replace(law, params=law.params[:n_sets]), cost, budget, ns) for law in laws])  # (L, P, 4)
+    pick = np.argmin(at[:, :, 2], axis=0)  # (P,): each parameter set's K*
+    chosen = at[pick, np.arange(n_sets)]  # (P, 4)
+    law, (n, t, _, edge) = laws[pick[0]], chosen[0]
+    boot_n, boot_t = chosen[1:, 0], chosen[1:, 1]
     out = {"budget": budget, "negatives": law.negatives, "negatives_number": law.k,
            "law": (f"the joint law in (N, T, K), {fits['negatives'][DECISIVE]['selected']}"
                    if fits.get("negatives", {}).get(DECISIVE) else "the per-K joint laws"),
-           "candidates": [c.negatives for c in laws], "n_params": n, "tokens": t, "edge": edge,
-           "n_params_ci95": _interval([s[1][0] for s in samples]), "tokens_ci95": _interval([s[1][1] for s in samples]),
-           "negatives_ci95": _interval([s[0].k for s in samples]), "bootstrap": len(samples),
-           "flops_per_target": budget / t,
-           "negatives_share": costs.negatives_share(cost, n, _priced(law, cost)),
+           "candidates": [c.negatives for c in laws], "n_params": float(n), "tokens": float(t), "edge": bool(edge),
+           "n_params_ci95": _interval(boot_n), "tokens_ci95": _interval(boot_t),
+           "negatives_ci95": _interval([laws[i].k for i in pick[1:]]), "bootstrap": n_sets - 1,
+           "flops_per_target": budget / float(t),
+           "negatives_share": costs.negatives_share(cost, float(n), _priced(law, cost)),
            "predictions": {}}
     for metric in fits.get("metrics", {}):
         match = [c for c in candidates(fits, metric, negatives, between)
@@ -146,9 +157,10 @@ def optimum(fits: dict, budget: float, negatives: str | None = None, between: bo
             continue
         m = match[0]
         value = float(from_target(metric, m.target(m.params[0], np.array([n]), np.array([t]))[0]))
-        boot = [float(from_target(metric, m.target(p, np.array([s[1][0]]), np.array([s[1][1]]))[0]))
-                for p, s in zip(m.params[1:], samples)]
-        out["predictions"][metric] = {"value": value, "ci95": _interval(boot)}
+        paired = replace(m, params=m.params[1:1 + len(boot_n)])
+        boot = (from_target(metric, paired.target(paired.stacked(column=False), boot_n[:len(paired.params)],
+                                                  boot_t[:len(paired.params)])) if paired.params else [])
+        out["predictions"][metric] = {"value": value, "ci95": _interval(np.ravel(boot))}
     return out
 
 
@@ -156,10 +168,10 @@ def curve(law: Law, cost: dict, budgets: np.ndarray, ns: np.ndarray) -> dict:
     """Approach 3 for one K (fits.json `allocation` of a per-K entry): N_opt(C) and T_opt(C) at `budgets`, each
     with its bootstrap interval, and the exponent of N_opt in C (a line in ln C through the budgets' N_opt), with
     the percentiles of the refits' exponents."""
-    at = np.array([[allocate(law, p, cost, float(c), ns) for c in budgets] for p in law.params])  # (P, C, 4)
-    slopes = [float(np.polyfit(np.log(budgets), np.log(a[:, 0]), 1)[0]) for a in at]
+    at = np.stack([allocate(law, cost, float(c), ns) for c in budgets], axis=1)  # (P, C, 4)
+    slopes = np.polyfit(np.log(budgets), np.log(at[:, :, 0]).T, 1)[0]  # (P,)
     out = {"flops": [float(c) for c in budgets], "n_opt": at[0, :, 0].tolist(), "t_opt": at[0, :, 1].tolist(),
-           "n_opt_exponent": slopes[0], "edge": at[0, :, 3].astype(bool).tolist()}
+           "n_opt_exponent": float(slopes[0]), "edge": at[0, :, 3].astype(bool).tolist()}
     if len(law.params) > 2:
         out["n_opt_ci95"] = [_interval(at[1:, i, 0]) for i in range(len(budgets))]
         out["t_opt_ci95"] = [_interval(at[1:, i, 1]) for i in range(len(budgets))]
