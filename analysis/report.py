@@ -90,7 +90,7 @@ def _cost_lines(fits: dict) -> list[str]:
     lin = cost["linear"]
     return ["## Cost per target", "",
             "Approach 3 and the compute-optimal (N, T, K) price a run by the table's own training FLOPs per target at "
-            "each (N, K), interpolated in ln N (analysis/cost.py). In one line, C/T ≈ a N + b_K with a = "
+            "each (N, K), interpolated linearly in N (analysis/cost.py). In one line, C/T ≈ a N + b_K with a = "
             f"{lin['a']:.3g} and " + ", ".join(f"b_{k} = {v:.3g}" for k, v in lin["b"].items())
             + f" (largest relative error over the table's points {lin['max_rel_error']:.1%}).", ""]
 
