@@ -180,7 +180,7 @@ def _flags(form: Form, p: dict, ci: dict, k: np.ndarray, k_ref: float) -> dict[s
         if name in form.scales or name == "K0":
             if lo > 0 and np.log10(hi / lo) > WIDE_DECADES:
                 flags[name] = f"the 95% interval spans {np.log10(hi / lo):.1f} decades"
-        elif hi - lo > p[name]:
+        elif hi - lo > abs(p[name]):
             flags[name] = f"the 95% interval ({hi - lo:.3g} wide) is wider than the estimate"
     if "K0" in p:
         sampled = k[k < k_ref] if (k < k_ref).any() else k
