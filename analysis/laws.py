@@ -132,6 +132,7 @@ def fit_table(table: pd.DataFrame, n_boot: int = 1000, holdout_divisor: float = 
     result["cost"] = fit_cost(final)
     budgets = np.geomspace(final["flops"].min(), 10 * final["flops"].max(), BUDGETS)
     grid = optimum.n_grid(result["cost"])
+    in_k, mixed = final["negatives"].astype(str).nunique() >= 3, _mixed_families(final)  # a law in K needs >= 3 K
     planted = capacity(final, split)
     if planted:
         result["capacity"] = planted
@@ -175,10 +176,9 @@ def fit_table(table: pd.DataFrame, n_boot: int = 1000, holdout_divisor: float = 
             entry["extrapolation"] = _holdout(s, metric, col, holdout_divisor)
             per_k[str(negatives)] = entry
         result["metrics"][metric] = per_k
-        mixed = _mixed_families(final)
-        if mixed and final["negatives"].astype(str).nunique() >= 3:
+        if in_k and mixed:
             result["messages"].append(f"{metric}: no joint law in K: {mixed}")
-        elif final["negatives"].astype(str).nunique() >= 3:  # a law in K needs >= 3 of its values
+        elif in_k:
             result.setdefault("negatives", {})[metric] = fit_negatives(
                 final, to_target(metric, final[col]), final[col].to_numpy(float),
                 lambda y, m=metric: from_target(m, y), n_boot=min(n_boot, NEGATIVES_BOOT), seed=seed)

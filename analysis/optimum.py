@@ -49,7 +49,7 @@ def per_k(fits: dict, metric: str, label: str) -> Law | None:
     if "params" not in j:
         return None
     k = costs.k_number(label, fits["cost"]["n_items"])
-    return Law(label, k, [j["params"], *j.get("bootstrap", [])], lambda p, n, t: fit.predict_joint(p, n, t))
+    return Law(label, k, [j["params"], *j.get("bootstrap", [])], fit.predict_joint)
 
 
 def _in_k(fits: dict, metric: str, label: str, k: float) -> Law | None:
