@@ -64,8 +64,9 @@ class Fit:
 
 
 def _terms(theta: np.ndarray, logs: list[np.ndarray]) -> np.ndarray:
-    """Log-space terms of B laws at the data: theta (B, P) -> (B, n_terms, n_points): e, then a_i - alpha_i log x_i."""
-    out = [np.broadcast_to(theta[:, :1], (len(theta), len(logs[0])))]
+    """Log-space terms of B laws at the data: theta (B, P) -> (B, n_terms, n_points): e, then a_i - alpha_i log x_i.
+    The log x_i are (n_points,), shared, or (B, n_points), one data set per law."""
+    out = [np.broadcast_to(theta[:, :1], (len(theta), logs[0].shape[-1]))]
     out += [theta[:, 1 + 2 * i, None] - theta[:, 2 + 2 * i, None] * lx for i, lx in enumerate(logs)]
     return np.stack(out, axis=1)
 
@@ -422,6 +423,33 @@ def identify(fit: Fit, xs: list[np.ndarray]) -> Fit:
             flags[name] = f"the 95% interval ({hi - lo:.3g} wide) is wider than the estimate"
     fit.unidentified = flags
     return fit
+
+
+def joint_many(n: np.ndarray, t: np.ndarray, y: np.ndarray, mask: np.ndarray, n_boot: int, seed: int = 0,
+               spread: int = 4) -> tuple[np.ndarray, np.ndarray]:
+    """The joint fit and its bootstrap over points of W data sets at once (simulation studies): n, t, y, mask
+    (W, m), a data set's points where mask is True (the rest is padding). Each fit starts from the start grid and
+    its variable-projection start, as `joint` does; each refit from every `spread`-th start of the grid and its
+    data set's optimum, as `bootstrap` does with spread 4 (without profile_floor: only E's interval uses it). Returns theta (W, 5) and
+    the refits' theta (W, n_boot, 5), in log space (e, a, alpha, b, beta)."""
+    logs, logy = [np.log(np.where(mask, n, 1.0)), np.log(np.where(mask, t, 1.0))], np.log(np.where(mask, y, 1.0))
+    w_count, m = mask.shape
+
+    def objective(weights, of):  # problem i: data set of[i], weights[i]
+        return lambda th, rows: _batch_objective(th, [lx[of[rows]] for lx in logs], logy[of[rows]], weights[rows])
+    starts = np.stack([np.vstack([_starts(2), _projected_start([lx[i, mask[i]] for lx in logs], y[i, mask[i]])])
+                       for i in range(w_count)])
+    theta, _, _ = _multistart(objective(mask.astype(float), np.arange(w_count)), w_count, starts, *_bounds(2))
+    rng = np.random.default_rng(seed)
+    weights = np.zeros((w_count, n_boot, m))
+    for i in range(w_count):
+        k = int(mask[i].sum())
+        weights[i][:, mask[i]] = rng.multinomial(k, np.full(k, 1 / k), size=n_boot)
+    grid = _starts(2)[::spread]
+    boot_starts = np.concatenate([np.broadcast_to(grid, (w_count, *grid.shape)), theta[:, None]], axis=1)
+    boot, _, _ = _multistart(objective(weights.reshape(-1, m), np.repeat(np.arange(w_count), n_boot)),
+                             w_count * n_boot, np.repeat(boot_starts, n_boot, axis=0), *_bounds(2), scout=40)
+    return theta, boot.reshape(w_count, n_boot, 5)
 
 
 def bootstrap(fit: Fit, xs: list[np.ndarray], y: np.ndarray, groups: np.ndarray, n_boot: int = 1000,

@@ -40,7 +40,9 @@ def from_target(metric: str, y) -> np.ndarray:
     return np.exp(y) if metric == "ppl" else np.clip(1.0 - y, 0.0, 1.0)
 
 
-def _joint(s: pd.DataFrame, y: np.ndarray, n_boot: int, seed: int) -> fit.Fit | str:
+def joint_law(s: pd.DataFrame, y: np.ndarray, n_boot: int, seed: int) -> fit.Fit | str:
+    """The joint law of one K's fitting points `s` (target values y), with `n_boot` bootstrap refits over points
+    and identify's flags; a string says why it cannot be fitted."""
     if s["n_params"].nunique() < 2 or s["tokens"].nunique() < 2:
         return "the joint fit needs >= 2 values of N and of T"
     if len(s) < 6:
@@ -147,7 +149,7 @@ def fit_table(table: pd.DataFrame, n_boot: int = 1000, holdout_divisor: float = 
             y = to_target(metric, s[col])
             entry = {"points": len(s), "n_values": sorted(s["n_params"].unique().tolist()),
                      "t_values": sorted(s["tokens"].unique().tolist())}
-            j = _joint(s, y, n_boot, seed)
+            j = joint_law(s, y, n_boot, seed)
             if isinstance(j, str):
                 entry["joint"] = {"skipped": j}
                 result["messages"].append(f"{metric}, K={negatives}: {j}")

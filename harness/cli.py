@@ -171,6 +171,10 @@ def cmd_advise(args: argparse.Namespace) -> None:
     from analysis import advise
     from harness import grid, throughput
 
+    if args.next is not None:
+        return _advise_next(args)
+    if args.budget is None:
+        raise UserError("advise needs --budget C (or --next Q --spend C for the next runs of a study)")
     a = advise.advise(advise.load_fits(args.source, spec=_table_spec(args)), args.budget, args.negatives,
                       not args.table_k)
     if args.grid:  # the run itself: the grid's shape nearest N_opt, trained for T_opt
@@ -197,7 +201,35 @@ def cmd_advise(args: argparse.Namespace) -> None:
               f"{s['n_params'] / a['n_params'] - 1:+.0%} from N_opt)")
 
 
+def _advise_next(args: argparse.Namespace) -> None:
+    """`advise --next Q --spend C`: the runs that shrink the target's interval most per FLOP (analysis/design.py)."""
+    from analysis import design
+    from harness import adaptive
+
+    if args.spend is None:
+        raise UserError("--next needs --spend C: the FLOPs the proposed runs may use")
+    if Path(args.source).suffix == ".json":
+        raise UserError(f"{args.source}: --next needs the runs themselves: a results table or a sweep directory")
+    spec = _table_spec(args)
+    table, _ = _analysis_input(args.source, spec)
+    problem = design.problem(table, spec.split, args.negatives, args.target, args.at, args.bootstrap)
+    pool = adaptive.grid_pool(args.grid, problem) if args.grid else design.table_pool(problem)
+    proposal = design.propose(problem, pool, args.spend, args.next, adaptive.used_seeds(table))
+    print(json.dumps(proposal, indent=2) if args.json else design.format_proposal(proposal))
+
+
+def _sweep_round(args: argparse.Namespace):
+    """A round of an adaptive study: sweep its grid into its directory (waiting for every run) and collect it."""
+    def run(grid_yaml: Path, sweep_dir: Path) -> None:
+        cmd_sweep(argparse.Namespace(**{**vars(args), "grid": str(grid_yaml), "out": str(sweep_dir),
+                                        "retry_failed": False, "no_wait": False}))
+        cmd_collect(argparse.Namespace(sweep_dir=str(sweep_dir), out=None))
+    return run
+
+
 def cmd_study(args: argparse.Namespace) -> None:
+    if args.adaptive:
+        return _adaptive_study(args)
     args.out = args.out or str(Path("sweeps") / Path(args.grid).stem)
     args.retry_failed, args.no_wait = False, False
     cmd_sweep(args)
@@ -206,6 +238,42 @@ def cmd_study(args: argparse.Namespace) -> None:
     from analysis.table import Spec
 
     _analyse(f"{table}.parquet" if table else args.out, None, args.bootstrap, args.holdout, "report", Spec())
+
+
+def _adaptive_study(args: argparse.Namespace) -> None:
+    from analysis.table import Spec
+    from harness import adaptive
+
+    if args.spend is None:
+        raise UserError("--adaptive needs --spend C: the FLOPs the whole study may use")
+    out = Path(args.out or Path("sweeps") / f"{Path(args.grid).stem}-adaptive")
+    adaptive.run(args.grid, out, args.spend, args.rounds, args.target, args.width, args.next, args.negatives,
+                 args.design_bootstrap, _sweep_round(args), log=lambda m: print(m, flush=True))
+    _analyse(str(out / "results.parquet"), args.report, args.bootstrap, args.holdout, "report", Spec())
+
+
+def design_args(sp: argparse.ArgumentParser, study: bool) -> None:
+    g = sp.add_argument_group("adaptive design (docs/analysis.md, \"Adaptive design\")")
+    g.add_argument("--spend", type=float, metavar="C", help="FLOPs the proposed runs may use (branches included)"
+                   + ("; with --adaptive, the whole study's" if study else ""))
+    g.add_argument("--target", choices=("exponents", "n_opt", "loss"), default="exponents",
+                   help="whose 95%% interval to shrink: alpha and beta jointly, ln N_opt at --at, or the predicted "
+                        "loss there (default exponents)")
+    if not study:
+        g.add_argument("--next", type=int, metavar="Q", help="propose up to Q new runs (needs --spend)")
+        g.add_argument("--at", type=float, metavar="C*", help="the budget of the n_opt and loss targets "
+                                                              "(default 10x the table's largest run)")
+        g.add_argument("--bootstrap", type=int, default=200, help="bootstrap refits of the law (default 200)")
+    else:
+        g.add_argument("--adaptive", action="store_true", help="seed design, then rounds of advise --next -> "
+                                                               "sweep -> collect -> fit")
+        g.add_argument("--rounds", type=int, default=4, help="--adaptive: rounds after the seed (default 4)")
+        g.add_argument("--width", type=float, help="--adaptive: stop once every interval of the target is this "
+                                                   "narrow")
+        g.add_argument("--next", type=int, default=6, metavar="Q", help="--adaptive: runs per round (default 6)")
+        g.add_argument("--negatives", help="--adaptive: the K of the study (default: the grid's last)")
+        g.add_argument("--design-bootstrap", type=int, default=200, help="--adaptive: bootstrap refits of each "
+                                                                         "round's fit (default 200)")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -330,7 +398,7 @@ def parser() -> argparse.ArgumentParser:
                                           "predicted test perplexity and NDCG@5 there, all with 95%% bootstrap "
                                           "intervals, and the run's time on this machine (the throughput model).")
     advise_p.add_argument("source", help="fits.json, a directory with fits.json, or a results table")
-    advise_p.add_argument("--budget", type=float, required=True, help="training compute C in FLOPs")
+    advise_p.add_argument("--budget", type=float, help="training compute C in FLOPs (not with --next)")
     advise_p.add_argument("--negatives", help="pin K to this table value (default: the compute-optimal K)")
     advise_p.add_argument("--table-k", action="store_true", help="choose K among the table's own values only (by "
                           "default the joint law in K also tries K between its sampled values)")
@@ -339,6 +407,7 @@ def parser() -> argparse.ArgumentParser:
     advise_p.add_argument("--json", action="store_true", help="print n_params, tokens, intervals, predictions "
                                                              "as JSON")
     table_args(advise_p)
+    design_args(advise_p, study=False)
     advise_p.set_defaults(func=cmd_advise)
 
     study_p = sub.add_parser("study", help="plan -> sweep -> collect -> fit -> figures -> report",
@@ -348,6 +417,7 @@ def parser() -> argparse.ArgumentParser:
     study_p.add_argument("--report", metavar="DIR", help="write the results table, fits.json, figures/ and "
                                                           "report.md here (default: the sweep directory)")
     fit_args(study_p)
+    design_args(study_p, study=True)
     study_p.set_defaults(func=cmd_study)
     return p
 

@@ -111,13 +111,14 @@ def shape_for(path: str | Path, target: float) -> shapes.Shape:
                         {**policy, "tolerance": float("inf")}, source=str(path))
 
 
-def config_for(path: str | Path, target: float, tokens: int) -> tuple[shapes.Shape, dict]:
+def config_for(path: str | Path, target: float, tokens: int,
+               overrides: dict | None = None) -> tuple[shapes.Shape, dict]:
     """The grid's shape closest to N = `target` (shape_for) and its resolved config trained for `tokens` targets
-    (the grid's base and `set`; what `advise --grid` prices)."""
+    (the grid's base and `set`, then `overrides`; what `advise --grid` prices)."""
     path = Path(path)
     _, _, base, fixed, _ = _common(path)
     shape = shape_for(path, target)
-    cfg = {**base, **fixed, "model.d_model": shape.d_model, "model.n_layers": shape.n_layers,
+    cfg = {**base, **fixed, **(overrides or {}), "model.d_model": shape.d_model, "model.n_layers": shape.n_layers,
            "model.n_heads": shape.n_heads, "model.d_ff": shape.d_ff, "train.tokens": int(tokens)}
     return shape, config.resolve(cfg, source=str(path))
 
