@@ -368,6 +368,26 @@ def capacity(fits: dict):
     return fig
 
 
+def adaptive(summary: dict):
+    """An adaptive study's path (harness/adaptive.py summary.json): each target component's 95% interval width (the
+    design's bootstrap) against the FLOPs spent, one point per round (0 = the seed design)."""
+    _style()
+    history = summary["history"]
+    names = list(history[0]["widths"])
+    fig, axes = _panels(len(names), width=3.8)
+    flops = [h["flops_spent"] for h in history]
+    for ax, name in zip(axes, names):
+        ax.plot(flops, [h["widths"][name] for h in history], "o-", color="C3")
+        for h in history:
+            ax.annotate(str(h["round"]), (h["flops_spent"], h["widths"][name]), textcoords="offset points",
+                        xytext=(4, 4), fontsize=7)
+        ax.set(xscale="log", yscale="log", xlabel="FLOPs spent (branches included)", ylabel="95% interval width",
+               title=f"{name} by round")
+        ax.xaxis.set_major_formatter(_Plain())
+        ax.yaxis.set_major_formatter(_Plain())
+    return fig
+
+
 def save(fig, out: Path, name: str) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     paths = [out / f"{name}.png", out / f"{name}.pdf"]

@@ -18,6 +18,7 @@ candidate fits what is left.
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import Callable
 
@@ -28,7 +29,7 @@ import yaml
 from analysis import design
 from harness import config, grid, schedules
 from harness.errors import UserError
-from harness.io import write_json, write_text
+from harness.io import atomic_path, write_json, write_text
 
 SEED_SHARE = 0.25  # the seed design's runs train to this fraction of the grid's largest T
 MIDDLE = (0.25, 0.5, 1.0)  # a branch template besides the grid's own and a single end
@@ -123,6 +124,25 @@ def seed_runs(study_grid: str | Path, negatives: str | None) -> list[dict]:
         fractions = [f for f in cfg["train.branches"] if f * t >= shortest] or [1.0]
     return [{"n_params": grid.shape_for(study_grid, n).n_params, "tokens": t, "negatives": k,
              "fractions": fractions, "seed": 0} for n in (ns[0], ns[len(ns) // 2], ns[-1])]
+
+
+def record(out: Path, where: Path) -> list[Path]:
+    """Copy the study's table (results.parquet and .csv) to `where` and its record (study.json, summary.json, each
+    round's grid.yaml and design.json) under where/study/, and draw its path (analysis.plots.adaptive) as
+    where/figures/adaptive_widths; returns the PNG. Nothing is copied onto itself."""
+    from analysis import plots
+
+    if where.resolve() != out.resolve():
+        for name in ("results.parquet", "results.csv"):
+            with atomic_path(where / name) as tmp:
+                shutil.copyfile(out / name, tmp)
+
+    for path in [out / "study.json", out / "summary.json", *sorted(out.glob("round_*/grid.yaml")),
+                 *sorted(out.glob("round_*/design.json"))]:
+        if where.resolve() != out.resolve():
+            write_text(where / "study" / path.relative_to(out), path.read_text())
+    summary = json.loads((out / "summary.json").read_text())
+    return plots.save(plots.adaptive(summary), where / "figures", "adaptive_widths")[:1]
 
 
 def _round_table(rdir: Path) -> pd.DataFrame:

@@ -250,6 +250,8 @@ def _adaptive_study(args: argparse.Namespace) -> None:
     adaptive.run(args.grid, out, args.spend, args.rounds, args.target, args.width, args.next, args.negatives,
                  args.design_bootstrap, _sweep_round(args), log=lambda m: print(m, flush=True))
     _analyse(str(out / "results.parquet"), args.report, args.bootstrap, args.holdout, "report", Spec())
+    figure = adaptive.record(out, Path(args.report) if args.report else out)
+    print(f"wrote the study's record and {figure[0]}")
 
 
 def design_args(sp: argparse.ArgumentParser, study: bool) -> None:
