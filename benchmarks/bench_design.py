@@ -306,8 +306,9 @@ def figures(results: dict, goal: float, where: Path) -> None:
                 ax.plot(x, np.median(np.array(p["widths"])[:, :, k], axis=0), "--", color=colours[name], lw=0.9)
             ax.axhline(goal, color="k", lw=0.7, ls=":")
             ax.set(xscale="log", yscale="log", title=f"{setting}: {COMPONENTS[k]}", xlabel="FLOPs spent",
-                   ylabel="width: sampling (solid), bootstrap (dashed)")
+                   ylabel="95% width")
     axes[0, 0].legend(fontsize=8)
+    fig.suptitle("solid: sampling width (spread of the estimates over worlds); dashed: median bootstrap width")
     fig.savefig(where / "widths.png", dpi=120)
     plt.close(fig)
     fig, axes = plt.subplots(1, 3, figsize=(12, 3.2), constrained_layout=True)
