@@ -238,15 +238,19 @@ class _Pool:
         return run_information(self.jac[:, None], nz, _weights(rng, resamples, self.mask.shape) * self.mask)
 
 
-def _greedy(problem: Problem, theta: np.ndarray, pool: _Pool, flops: np.ndarray, spend: float, count: int,
-            grads: np.ndarray, extra: list[int], per_flop: bool) -> tuple[list[int], list[float], float, np.ndarray]:
+def _greedy(problem: Problem, start: tuple[np.ndarray, dict], pool: _Pool, flops: np.ndarray, spend: float,
+            count: int, grads: np.ndarray, extra: list[int],
+            per_flop: bool) -> tuple[list[int], list[float], float, np.ndarray]:
     """Greedy picks (repeats allowed) of up to `count` candidates within `spend`: each step the largest criterion
     drop per FLOP (`per_flop`) or the largest drop. Every point, the table's and the candidates', is counted with
     Poisson(1) bootstrap weights (RESAMPLES of them; fixed seed, the same for both passes): the fit's intervals
     come from resampling points, and a design whose information rests on one or two points is wide whenever a
-    resample leaves them out. Returns the picks, their drops, the total drop and the final information."""
-    rng = np.random.default_rng(0)
-    info = problem.information(theta, _weights(rng, RESAMPLES, (len(problem.n),)))  # (D, S, 5, 5)
+    resample leaves them out. `start`: the table's information (D, S, 5, 5) and the generator state after its
+    weights (both passes continue from it). Returns the picks, their drops, the total drop and the final
+    information."""
+    info, state = start
+    rng = np.random.default_rng()
+    rng.bit_generator.state = state
     picks, drops, left = [], [], float(spend)
     now = _criterion(np.linalg.inv(info)[:, :, None], grads, extra)[0]
     start = now
@@ -279,11 +283,12 @@ def select(problem: Problem, pool: list[Candidate], spend: float, count: int) ->
     jac = _Pool(theta, pool)
     flagged = {i for i, _ in _flagged(problem.law).values()}
     extra = sorted(flagged - {2, 4} if problem.target == "exponents" else flagged)
-    by_flop = _greedy(problem, theta, jac, flops, spend, count, grads, extra, per_flop=True)
-    by_gain = _greedy(problem, theta, jac, flops, spend, count, grads, extra, per_flop=False)
-    picks, drops, _, after = by_flop if by_flop[2] >= by_gain[2] else by_gain
     rng = np.random.default_rng(0)
-    before = problem.information(theta, _weights(rng, RESAMPLES, (len(problem.n),)))
+    before = problem.information(theta, _weights(rng, RESAMPLES, (len(problem.n),)))  # (D, S, 5, 5)
+    start = (before, rng.bit_generator.state)
+    by_flop = _greedy(problem, start, jac, flops, spend, count, grads, extra, per_flop=True)
+    by_gain = _greedy(problem, start, jac, flops, spend, count, grads, extra, per_flop=False)
+    picks, drops, _, after = by_flop if by_flop[2] >= by_gain[2] else by_gain
     base_var = _variances(np.linalg.inv(before)[:, :, None], grads)[:, :, 0].mean(axis=1)  # (D, k)
     final_var = _variances(np.linalg.inv(after)[:, :, None], grads)[:, :, 0].mean(axis=1)
     return {"picks": picks, "drops": drops, "rule": "per FLOP" if by_flop[2] >= by_gain[2] else "per run",

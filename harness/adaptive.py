@@ -51,13 +51,13 @@ def grid_pool(grid_path: str | Path, problem: design.Problem) -> list[design.Can
         s = grid.shape_for(grid_path, target)
         if lo <= s.n_params <= hi:
             shapes[s.n_params] = s
+    from harness.data.prepare import dataset_summary
+
     k = {"loss.negatives": k_value(problem.negatives)}
     out = []
     for s in shapes.values():
         _, cfg = grid.config_for(grid_path, s.n_params, int(problem.t.max()), k)
         per_target = grid.flops_per_target(cfg)
-        from harness.data.prepare import dataset_summary
-
         epoch = dataset_summary(cfg)["targets_per_epoch"]
         templates = {(1.0,)}
         if cfg["train.schedule"] == "wsd":
