@@ -48,6 +48,8 @@ class Fit:
     boot_converged: float | None = None  # fraction of bootstrap refits that met the stopping test
     unidentified: dict[str, str] = field(default_factory=dict)  # parameter -> why the data do not pin it down
     floor_profile: dict | None = None  # profile_floor's test of E = 0 (set with the bootstrap)
+    intervals: dict = field(default_factory=dict)  # how the intervals were made: method, why, the noise model
+    lack_of_fit: dict | None = None  # analysis.lack_of_fit.test of the law on its own points
     _theta: np.ndarray | None = field(default=None, repr=False)  # optimum in log space: the bootstrap's start
 
     def to_dict(self) -> dict:
@@ -60,6 +62,10 @@ class Fit:
             out["floor_profile"] = self.floor_profile
         if self.unidentified:
             out["unidentified"] = self.unidentified
+        if self.intervals:
+            out["intervals"] = self.intervals
+        if self.lack_of_fit:
+            out["lack_of_fit"] = self.lack_of_fit
         return out
 
 
@@ -69,6 +75,24 @@ def _terms(theta: np.ndarray, logs: list[np.ndarray]) -> np.ndarray:
     out = [np.broadcast_to(theta[:, :1], (len(theta), logs[0].shape[-1]))]
     out += [theta[:, 1 + 2 * i, None] - theta[:, 2 + 2 * i, None] * lx for i, lx in enumerate(logs)]
     return np.stack(out, axis=1)
+
+
+def log_jacobian(fit: Fit, xs: list[np.ndarray]) -> np.ndarray:
+    """d log f / d theta at the fit's optimum and the points xs: (n_points, P), theta in log space (e, then a_i,
+    alpha_i per axis)."""
+    logs = [np.log(np.asarray(x, float)) for x in xs]
+    terms = _terms(fit._theta[None], logs)[0]  # (n_terms, n)
+    share = np.exp(terms - _logsumexp(terms[None])[0][None])
+    cols = [share[0]]
+    for i, lx in enumerate(logs):
+        cols += [share[i + 1], -share[i + 1] * lx]
+    return np.stack(cols, axis=1)
+
+
+def residuals(fit: Fit, xs: list[np.ndarray], y: np.ndarray) -> np.ndarray:
+    """log y - log f at the fit (n_points,)."""
+    logs = [np.log(np.asarray(x, float)) for x in xs]
+    return np.log(np.asarray(y, float)) - _logsumexp(_terms(fit._theta[None], logs))[0]
 
 
 def _r2(logy: np.ndarray, pred: np.ndarray) -> float:
@@ -452,23 +476,10 @@ def joint_many(n: np.ndarray, t: np.ndarray, y: np.ndarray, mask: np.ndarray, n_
     return theta, boot.reshape(w_count, n_boot, 5)
 
 
-def bootstrap(fit: Fit, xs: list[np.ndarray], y: np.ndarray, groups: np.ndarray, n_boot: int = 1000,
-              seed: int = 0, maxiter: int = 2000) -> Fit:
-    """95% percentile intervals for every parameter of a sum-of-powers fit by resampling groups (fitting points,
-    or runs) with replacement. A resample is a vector of counts per group, i.e. weights on the rows, so all
-    resamples are fitted at once. Each refit starts from the whole start grid as well as the full-data optimum
-    (a refit that only polished the full-data optimum would inherit it, and a parameter the data do not pin down
-    would get a falsely narrow interval); `fit.boot_converged` is the fraction that met the stopping test.
-    The percentile interval of a parameter at its bound is not honest (refits pile up wherever the optimiser
-    stops in the flat direction, and it under-covers near the bound), so the floor is also tested by its profile
-    likelihood (profile_floor): when the data do not reject E = 0, E's interval is the profile's [0, upper]."""
-    rng = np.random.default_rng(seed)
-    uniq, row_group = np.unique(groups, return_inverse=True)
-    counts = rng.multinomial(len(uniq), np.full(len(uniq), 1 / len(uniq)), size=n_boot)  # (n_boot, n_groups)
-    weights = counts[:, row_group].astype(float)
-    logs, logy = [np.log(np.asarray(x, float)) for x in xs], np.log(np.asarray(y, float))
-    starts = np.vstack([_starts(len(logs))[::4], fit._theta[None]])  # a spread of the grid, and the optimum
-    theta, _, converged = _huber_multistart(logs, logy, weights, starts, maxiter=maxiter, scout=40)
+def _set_intervals(fit: Fit, theta: np.ndarray, converged: np.ndarray, xs: list[np.ndarray], y: np.ndarray) -> Fit:
+    """Percentile intervals of every parameter from refits theta (B, P), the refits kept as samples, and the
+    floor's profile-likelihood test (profile_floor): when the data do not reject E = 0, E's interval is one-sided,
+    from 0 to the larger of the profile's and the refits' upper ends."""
     names = [k for k in fit.params if k != "E"]
     samples = [_params(th, names) for th in theta]
     fit.ci = {k: (float(np.percentile([s[k] for s in samples], 2.5)),
@@ -477,5 +488,79 @@ def bootstrap(fit: Fit, xs: list[np.ndarray], y: np.ndarray, groups: np.ndarray,
     fit.boot_converged = float(np.mean(converged))
     fit.floor_profile = profile_floor(fit, xs, y)
     if fit.floor_profile and not fit.floor_profile["rejects_zero"]:
-        fit.ci["E"] = (0.0, fit.floor_profile["upper"])
+        fit.ci["E"] = (0.0, max(fit.floor_profile["upper"], fit.ci["E"][1]))
     return fit
+
+
+def bootstrap(fit: Fit, xs: list[np.ndarray], y: np.ndarray, groups: np.ndarray, n_boot: int = 1000,
+              seed: int = 0, maxiter: int = 2000) -> Fit:
+    """95% percentile intervals for every parameter of a sum-of-powers fit by resampling groups (fitting points,
+    or runs) with replacement: the `points` method, right where every point is its own run (a table from
+    elsewhere, Chinchilla's). A resample is a vector of counts per group, i.e. weights on the rows, so all
+    resamples are fitted at once. Each refit starts from a spread of the start grid as well as the full-data
+    optimum; `fit.boot_converged` is the fraction that met the stopping test. The percentile interval of a
+    parameter at its bound is not honest (refits pile up wherever the optimiser stops in the flat direction, and
+    it under-covers near the bound), so the floor is also tested by its profile likelihood (_set_intervals)."""
+    rng = np.random.default_rng(seed)
+    uniq, row_group = np.unique(groups, return_inverse=True)
+    counts = rng.multinomial(len(uniq), np.full(len(uniq), 1 / len(uniq)), size=n_boot)  # (n_boot, n_groups)
+    weights = counts[:, row_group].astype(float)
+    logs, logy = [np.log(np.asarray(x, float)) for x in xs], np.log(np.asarray(y, float))
+    starts = np.vstack([_starts(len(logs))[::4], fit._theta[None]])  # a spread of the grid, and the optimum
+    theta, _, converged = _huber_multistart(logs, logy, weights, starts, maxiter=maxiter, scout=40)
+    return _set_intervals(fit, theta, converged, xs, y)
+
+
+def simulate(fit: Fit, xs: list[np.ndarray], runs: np.ndarray, nz, n_boot: int,
+             rng: np.random.Generator) -> np.ndarray:
+    """`n_boot` tables of log y (n_boot, n) drawn around the fitted law with the noise model `nz`
+    (analysis.noise.Noise): a new effect per run and new point noise. Each table's variances are themselves drawn
+    from their estimates' sampling distributions, var * dof / chi2(dof) with Satterthwaite's dof: the point
+    variance, and a run mean's error variance run^2 + point^2 / m (the run variance is what is left of it after
+    the drawn point noise, >= 0). So the refits' spread carries the uncertainty of a variance estimated from few
+    runs, as a t interval does for one mean; a run variance with under MIN_RUN_DOF dof is widened as if it had
+    MIN_RUN_DOF (and flagged by the caller)."""
+    logs = [np.log(np.asarray(x, float)) for x in xs]
+    pred = _logsumexp(_terms(fit._theta[None], logs))[0]
+    _, run_index = np.unique(runs, return_inverse=True)
+
+    def drawn(var: float, dof: float) -> np.ndarray:
+        return var * (dof / np.maximum(rng.chisquare(dof, n_boot), 1e-12) if np.isfinite(dof) and dof > 0
+                      else np.ones(n_boot))
+
+    point_var = drawn(nz.point**2, nz.point_dof)
+    m = nz.points_per_run
+    run_var = np.zeros(n_boot)
+    if nz.runs < nz.points:
+        between = drawn(nz.run**2 + nz.point**2 / m, max(nz.run_dof, MIN_RUN_DOF))
+        run_var = np.maximum(between - point_var / m, 0.0)
+    effects = rng.standard_normal((n_boot, run_index.max() + 1)) * np.sqrt(run_var)[:, None]
+    return pred + effects[:, run_index] + rng.standard_normal((n_boot, len(pred))) * np.sqrt(point_var)[:, None]
+
+
+MIN_RUN_DOF = 1.0  # the run variance's dof below which simulate stops widening (the interval is flagged instead)
+
+
+def refit(xs: list[np.ndarray], logy: np.ndarray, start: np.ndarray, maxiter: int = 2000) -> tuple[np.ndarray, np.ndarray]:
+    """The Huber fit of each of B tables of log y (B, n) at the same points, from a spread of the start grid and
+    `start` (P,) (the law the tables were drawn from), as `bootstrap` refits. Returns theta (B, P) in log space and
+    converged (B,)."""
+    logs = [np.log(np.asarray(x, float)) for x in xs]
+    starts = np.vstack([_starts(len(logs))[::4], start[None]])
+    theta, _, converged = _multistart(
+        lambda th, rows: _batch_objective(th, logs, logy[rows], np.ones((len(rows), logy.shape[1]))),
+        len(logy), starts, *_bounds(len(logs)), maxiter=maxiter, scout=40)
+    return theta, converged
+
+
+def parametric_bootstrap(fit: Fit, xs: list[np.ndarray], y: np.ndarray, runs: np.ndarray, nz, n_boot: int = 1000,
+                         seed: int = 0) -> np.ndarray:
+    """95% percentile intervals from refits of tables simulated around the fit with the noise model (`simulate`):
+    the `runs` method, for tables whose runs give several fitting points each. Sets the fit's intervals and
+    returns each simulated table's log residuals from its own refit (n_boot, n), the reference distribution of
+    the lack-of-fit tests."""
+    logy = simulate(fit, xs, runs, nz, n_boot, np.random.default_rng(seed))
+    theta, converged = refit(xs, logy, fit._theta)
+    _set_intervals(fit, theta, converged, xs, y)
+    logs = [np.log(np.asarray(x, float)) for x in xs]
+    return logy - _logsumexp(_terms(theta, logs))

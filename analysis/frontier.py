@@ -138,8 +138,11 @@ def _vertex(log_n: np.ndarray, log_y: np.ndarray) -> dict:
 
 def closed_form(params: dict, k: float) -> dict:
     """Minimising E + A/N^alpha + B/T^beta subject to C = k N T: N_opt = G (C/k)^(beta/(alpha+beta)),
-    T_opt = (C/k) / N_opt, G = (alpha A / (beta B))^(1/(alpha+beta))."""
-    a, b = params["alpha"], params["beta"]
-    g = (a * params["A"] / (b * params["B"])) ** (1 / (a + b))
-    return {"n_opt_exponent": b / (a + b), "t_opt_exponent": a / (a + b), "G": g, "kappa": k}
+    T_opt = (C/k) / N_opt, G = (alpha A / (beta B))^(1/(alpha+beta)). A law with an exponent at 0 (a refit at
+    its box's edge) has no finite optimum: G is inf or 0 and both exponents nan when both are 0."""
+    a, b = float(params["alpha"]), float(params["beta"])
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        g = float(np.float64(a * params["A"]) / np.float64(b * params["B"])) ** (1 / (a + b)) if a + b > 0 else np.nan
+        return {"n_opt_exponent": float(np.float64(b) / (a + b)), "t_opt_exponent": float(np.float64(a) / (a + b)),
+                "G": g, "kappa": k}
 

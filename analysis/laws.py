@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from analysis import fit, frontier, optimum
+from analysis import fit, frontier, lack_of_fit, noise, optimum
 from analysis.capacity import capacity
 from analysis.cost import fit_cost
 from analysis.negatives import fit_negatives
@@ -40,18 +40,57 @@ def from_target(metric: str, y) -> np.ndarray:
     return np.exp(y) if metric == "ppl" else np.clip(1.0 - y, 0.0, 1.0)
 
 
-def joint_law(s: pd.DataFrame, y: np.ndarray, n_boot: int, seed: int) -> fit.Fit | str:
-    """The joint law of one K's fitting points `s` (target values y), with `n_boot` bootstrap refits over points
-    and identify's flags; a string says why it cannot be fitted."""
+WEAK_RUN_DOF = 2.0  # a run variance on fewer degrees of freedom makes the between-run parameters' intervals wide
+
+
+def interval_method(s: pd.DataFrame, intervals: str, run_ids: bool) -> tuple[str, str]:
+    """The interval method for one K's fitting points and why: `runs` (parametric bootstrap with a run effect)
+    where runs give several fitting points each, `points` (bootstrap over points) where every run has one point
+    or the table names no runs; `intervals` other than auto forces one (runs needs run ids)."""
+    if not run_ids:
+        return "points", "the table has no run_id column: each row is taken as its own run (bootstrap over points)"
+    one_each = bool(s.groupby("run_id").size().max() == 1)
+    if intervals == "points":
+        return "points", "--intervals points: bootstrap over fitting points (treats them as independent)"
+    if intervals == "runs" or not one_each:
+        return "runs", ("parametric bootstrap: tables drawn around the law with a new effect per run and new point "
+                        "noise (the noise model estimated from the residuals by run), each refitted")
+    return "points", "one fitting point per run: the bootstrap over points resamples runs"
+
+
+def joint_law(s: pd.DataFrame, y: np.ndarray, n_boot: int, seed: int, intervals: str = "auto",
+              run_ids: bool = True) -> fit.Fit | str:
+    """The joint law of one K's fitting points `s` (target values y), its noise model (analysis/noise.py), 95%
+    intervals by `n_boot` refits with the method interval_method picks, and identify's flags; a string says why it
+    cannot be fitted."""
     if s["n_params"].nunique() < 2 or s["tokens"].nunique() < 2:
         return "the joint fit needs >= 2 values of N and of T"
     if len(s) < 6:
         return f"the joint fit has 5 parameters and needs >= 6 points (have {len(s)})"
     xs = [s["n_params"].to_numpy(float), s["tokens"].to_numpy(float)]
     f = fit.joint(*xs, y)
-    if n_boot:
+    runs, cells = s["run_id"].to_numpy(), noise.cells(s)
+    resid = fit.residuals(f, xs, y)
+    nz = noise.estimate(resid, runs, fit.log_jacobian(f, xs), cells)
+    method, why = interval_method(s, intervals, run_ids)
+    f.intervals = {"method": method, "why": why, "noise": nz.to_dict()}
+    sim = None
+    if n_boot and method == "runs":
+        sim = fit.parametric_bootstrap(f, xs, y, runs, nz, n_boot=n_boot, seed=seed)
+    elif n_boot:
         fit.bootstrap(f, xs, y, np.arange(len(s)), n_boot=n_boot, seed=seed)
-    return fit.identify(f, xs)
+    point_cells = None if cells is None else np.char.add(cells.astype(str), "|" + s["tokens"].astype(str).to_numpy())
+    f.lack_of_fit = lack_of_fit.test(resid, xs, len(f._theta), point_cells, sim)
+    fit.identify(f, xs)
+    if method == "runs" and not nz.identified:
+        for name in ("E", "A", "alpha"):
+            f.unidentified.setdefault(name, (
+                f"the run-to-run noise is not identified ({nz.runs} runs, {nz.run_dof:.2g} degrees of freedom "
+                "between runs after the law's N terms): replicate seeds (grid `replicates:`) would measure it"))
+    elif method == "runs" and nz.run_dof < WEAK_RUN_DOF:
+        f.intervals["warning"] = (f"the run-to-run noise rests on {nz.run_dof:.2g} degrees of freedom: the intervals "
+                                  "of E, A and alpha are wide; replicate seeds (grid `replicates:`) would narrow them")
+    return f
 
 
 def _single(s: pd.DataFrame, y: np.ndarray, axis: str, by: str) -> dict:
@@ -118,14 +157,17 @@ def _mixed_families(final: pd.DataFrame) -> str | None:
     return f"the sampled rows mix negative families ({names}); fit each family's rows (with the full softmax) apart"
 
 
-def fit_table(table: pd.DataFrame, n_boot: int = 1000, holdout_divisor: float = 10.0, seed: int = 0) -> dict:
-    """Every law of the table's fitting points, for the split its Spec names (analysis.table.describe)."""
+def fit_table(table: pd.DataFrame, n_boot: int = 1000, holdout_divisor: float = 10.0, seed: int = 0,
+              intervals: str = "auto") -> dict:
+    """Every law of the table's fitting points, for the split its Spec names (analysis.table.describe); the joint
+    laws' intervals by `intervals` (harness.schema.INTERVALS, interval_method)."""
     info = describe(table)
+    run_ids = not any(a.startswith("no run_id") for a in info.get("assumed", []))
     split = info["split"]
     data, summary = usable(table, split)
     final = points(data)
     result = {"split": split, "table": info, "summary": summary, "targets": TARGETS, "n_boot": n_boot,
-              "holdout_divisor": holdout_divisor, "metrics": {}, "messages": []}
+              "holdout_divisor": holdout_divisor, "intervals": intervals, "metrics": {}, "messages": []}
     if final.empty:
         result["messages"].append("no finished run with finite metrics: nothing to fit")
         return result
@@ -149,7 +191,7 @@ def fit_table(table: pd.DataFrame, n_boot: int = 1000, holdout_divisor: float = 
             y = to_target(metric, s[col])
             entry = {"points": len(s), "n_values": sorted(s["n_params"].unique().tolist()),
                      "t_values": sorted(s["tokens"].unique().tolist())}
-            j = joint_law(s, y, n_boot, seed)
+            j = joint_law(s, y, n_boot, seed, intervals, run_ids)
             if isinstance(j, str):
                 entry["joint"] = {"skipped": j}
                 result["messages"].append(f"{metric}, K={negatives}: {j}")

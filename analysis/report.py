@@ -237,7 +237,7 @@ def render(table: pd.DataFrame, fits: dict, figures: list[Path], out: Path) -> s
 
 
 def write(table: pd.DataFrame, out: str | Path, fits: dict | None = None, n_boot: int = 1000,
-          holdout_divisor: float = 10.0, what: str = "report") -> dict:
+          holdout_divisor: float = 10.0, what: str = "report", intervals: str = "auto") -> dict:
     """fits.json (what='fit'), + figures (what='plot'), + report.md (what='report') under `out`."""
     from analysis import laws, plots
     from analysis.table import usable
@@ -246,7 +246,7 @@ def write(table: pd.DataFrame, out: str | Path, fits: dict | None = None, n_boot
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     if fits is None:
-        fits = laws.fit_table(table, n_boot=n_boot, holdout_divisor=holdout_divisor)
+        fits = laws.fit_table(table, n_boot=n_boot, holdout_divisor=holdout_divisor, intervals=intervals)
         write_json(out / "fits.json", fits)
     if what in ("plot", "report"):
         rows, _ = usable(table, fits["split"])

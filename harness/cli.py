@@ -11,7 +11,7 @@ from pathlib import Path
 from harness import config
 from harness.errors import UserError
 from harness.registry import EXECUTORS
-from harness.schema import BAD_VALUES, FITTING_ROWS, SPLITS
+from harness.schema import BAD_VALUES, FITTING_ROWS, INTERVALS, SPLITS
 
 
 def _config_keys_help() -> str:
@@ -153,15 +153,17 @@ def _analysis_input(source: str, spec) -> tuple:
 
 
 def cmd_analysis(args: argparse.Namespace) -> None:
-    _analyse(args.source, args.out, args.bootstrap, args.holdout, args.command, _table_spec(args))
+    _analyse(args.source, args.out, args, args.command, _table_spec(args))
 
 
-def _analyse(source: str, out: str | None, n_boot: int, holdout: float, what: str, spec) -> None:
+def _analyse(source: str, out: str | None, args: argparse.Namespace, what: str, spec) -> None:
+    """Fit (and draw, and report) a table with the fit options of `args` (--bootstrap, --holdout, --intervals)."""
     from analysis import report
 
     table, where = _analysis_input(source, spec)
     out = Path(out) if out else where
-    fits = report.write(table, out, n_boot=n_boot, holdout_divisor=holdout, what=what)
+    fits = report.write(table, out, n_boot=args.bootstrap, holdout_divisor=args.holdout, what=what,
+                        intervals=args.intervals)
     print(report.summary(fits))
     written = {"fit": "fits.json", "plot": "fits.json and figures/", "report": "fits.json, figures/ and report.md"}
     print(f"wrote {written[what]} under {out}")
@@ -237,7 +239,7 @@ def cmd_study(args: argparse.Namespace) -> None:
     cmd_collect(argparse.Namespace(sweep_dir=args.out, out=table))
     from analysis.table import Spec
 
-    _analyse(f"{table}.parquet" if table else args.out, None, args.bootstrap, args.holdout, "report", Spec())
+    _analyse(f"{table}.parquet" if table else args.out, None, args, "report", Spec())
 
 
 def _adaptive_study(args: argparse.Namespace) -> None:
@@ -249,7 +251,7 @@ def _adaptive_study(args: argparse.Namespace) -> None:
     out = Path(args.out or Path("sweeps") / f"{Path(args.grid).stem}-adaptive")
     adaptive.run(args.grid, out, args.spend, args.rounds, args.target, args.width, args.next, args.negatives,
                  args.design_bootstrap, _sweep_round(args), log=lambda m: print(m, flush=True))
-    _analyse(str(out / "results.parquet"), args.report, args.bootstrap, args.holdout, "report", Spec())
+    _analyse(str(out / "results.parquet"), args.report, args, "report", Spec())
     figure = adaptive.record(out, Path(args.report) if args.report else out)
     print(f"wrote the study's record and {figure[0]}")
 
@@ -378,7 +380,14 @@ def parser() -> argparse.ArgumentParser:
                             "and the report")
 
     def fit_args(sp: argparse.ArgumentParser) -> None:
-        sp.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples over runs (default 1000)")
+        sp.add_argument("--bootstrap", type=int, default=1000, help="refits for the joint laws' 95%% intervals "
+                        "(default 1000)")
+        sp.add_argument("--intervals", choices=INTERVALS, default="auto",
+                        help="how the joint laws' intervals are made: runs = parametric bootstrap with a random "
+                             "effect per run (tables drawn around the law with the noise model estimated from the "
+                             "residuals by run, each refitted); points = bootstrap over fitting points (right when "
+                             "each point is its own run); auto (default) = runs where runs give several fitting "
+                             "points, points where each gives one or the table has no run_id")
         sp.add_argument("--holdout", type=float, default=10.0,
                         help="extrapolation check: fit on C <= C_max / HOLDOUT (default 10)")
 

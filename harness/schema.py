@@ -24,4 +24,5 @@ ORDER = ("run_id", "status", "final", "n_params", "n_params_total", "n_params_ta
 REQUIRED = ("run_id", "status", "final", "n_params", "tokens", "flops", "negatives")
 # which rows of a table analysis fits (analysis.table.Spec.rows; docs/analysis.md)
 FITTING_ROWS = ("auto", "final", "annealed", "every", "envelope")
+INTERVALS = ("auto", "runs", "points")  # how the joint laws' intervals are made (analysis.laws.interval_method)
 BAD_VALUES = ("error", "exclude")  # what a finished run's impossible metric does (analysis.table.check_values)
