@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from analysis import lack_of_fit
 from analysis.optimum import optimum
 from analysis.table import label
 from harness.errors import UserError
@@ -36,7 +37,21 @@ def advise(fits: dict, budget: float, negatives: str | None = None, between: boo
     interval."""
     if "cost" not in fits:
         raise UserError("fits.json has no cost model (written by an older srt-scale): refit the table")
-    return {**optimum(fits, budget, negatives, between), "table": fits.get("table")}
+    return {**optimum(fits, budget, negatives, between), "table": fits.get("table"), "warnings": warnings(fits)}
+
+
+def warnings(fits: dict) -> list[str]:
+    """What the advice's intervals are conditional on: each joint law its lack-of-fit test rejects, and each
+    whose interval method warns (a run variance on few degrees of freedom)."""
+    out = []
+    for metric, per_k in fits.get("metrics", {}).items():
+        for k, entry in per_k.items():
+            joint = entry.get("joint", {})
+            if (joint.get("lack_of_fit") or {}).get("rejects"):
+                out.append(f"{metric}, K={k}: {lack_of_fit.sentence(joint['lack_of_fit'])}")
+            if "warning" in joint.get("intervals", {}):
+                out.append(f"{metric}, K={k}: {joint['intervals']['warning']}")
+    return out
 
 
 def format_advice(a: dict) -> str:
@@ -55,6 +70,7 @@ def format_advice(a: dict) -> str:
     for metric, p in a["predictions"].items():
         info = a.get("table") or {}
         lines.append(f"  predicted {label(info, metric, info.get('split', 'test'))} = {p['value']:.4g}{ci(p['ci95'])}")
+    lines += [f"  warning: {w}" for w in a.get("warnings", [])]
     if "est_s" in a:
         seconds = a["est_s"]
         shown = f"{seconds / 3600:.3g} h" if seconds >= 3600 else f"{seconds / 60:.3g} min"

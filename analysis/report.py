@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from analysis import lack_of_fit
 from analysis.laws import TARGETS
 from analysis.plots import label
 from analysis.table import annealed_points, points
@@ -130,10 +131,43 @@ def _optimum_lines(fits: dict) -> list[str]:
     return lines + [""]
 
 
+def _noise_text(nz: dict) -> str:
+    """A noise model (analysis.noise.Noise.to_dict) in words."""
+    rep = (f"; {nz['replicate_runs']} replicate runs give a pure-error run sd of {_num(nz['replicate_run'])} on "
+           f"{nz['replicate_dof']} dof" if nz.get("replicate_runs") else "; no replicate runs")
+    run = (f"run sd {nz['run']:.3g} ({nz['run_dof']:.2g} dof)" if nz["identified"] else
+           f"run sd not identified ({nz['run_dof']:.2g} dof)")
+    return (f"point sd {nz['point']:.3g} ({nz['point_dof']:.3g} dof), {run} of ln(target), from {nz['runs']} runs and "
+            f"{nz['points']} points{rep}")
+
+
+def _claims_lines(fits: dict) -> list[str]:
+    """The report's first section: how each joint law's intervals were made, the noise model they rest on, and
+    whether the law's lack-of-fit test rejects it (the intervals are then conditional on a rejected law)."""
+    rows = []
+    for metric, per_k in fits["metrics"].items():
+        for k, e in per_k.items():
+            j = e.get("joint", {})
+            if "params" not in j or "intervals" not in j:
+                continue
+            lof = j.get("lack_of_fit") or {}
+            tests = ", ".join(f"{name} p = {t['p']:.2g}" for name, t in lof.get("tests", {}).items()) or "none"
+            verdict = f"**{lack_of_fit.sentence(lof)}**" if lof.get("rejects") else f"not rejected ({tests})"
+            rows.append(f"- {metric}, K = {k}: {j['intervals']['method']} method; {_noise_text(j['intervals']['noise'])}. "
+                        f"Lack of fit: {verdict}." + (f" {j['intervals']['warning']}." if "warning" in j["intervals"]
+                                                      else ""))
+    if not rows:
+        return []
+    methods = {j["joint"]["intervals"]["why"] for per_k in fits["metrics"].values() for j in per_k.values()
+               if "intervals" in j.get("joint", {})}
+    return ["## Intervals and lack of fit", "",
+            "95% intervals: " + "; ".join(sorted(methods)) + f" ({fits['n_boot']} refits each).", "", *rows, ""]
+
+
 def render(table: pd.DataFrame, fits: dict, figures: list[Path], out: Path) -> str:
     s = fits["summary"]
     final = points(table)
-    lines = ["# Scaling study report", "",
+    lines = ["# Scaling study report", "", *_claims_lines(fits),
              "## Data", "",
              f"- {s['runs']} runs in the table, {s['done']} finished; excluded: "
              + (", ".join(f"{n} {k}" for k, n in s["excluded"].items()) or "none")
@@ -144,14 +178,16 @@ def render(table: pd.DataFrame, fits: dict, figures: list[Path], out: Path) -> s
              f"C from {final['flops'].min():.3g} to {final['flops'].max():.3g} FLOPs "
              f"(C / (N T) = {fits.get('kappa', float('nan')):.3g} FLOPs per parameter per target).",
              f"- Fits use the fitting points' {fits['split']} metrics; targets are loss-like: "
-             + "; ".join(f"{m} as {t}" for m, t in TARGETS.items()) + f". Bootstrap: {fits['n_boot']} resamples "
-             "of the fitting points, each refitted from the whole start grid."]
+             + "; ".join(f"{m} as {t}" for m, t in TARGETS.items()) + f". Intervals: {fits['n_boot']} refits "
+             "each (methods in the first section)."]
     info = fits.get("table") or {}
     if info.get("columns") or info.get("assumed"):
         lines.append("- Table read with "
                      + (", ".join(f"{name} = `{source}`" for name, source in info.get("columns", {}).items())
                         or "the contract's column names")
                      + (f"; assumed: {'; '.join(info['assumed'])}" if info.get("assumed") else "") + ".")
+    if info.get("duplicates_dropped"):
+        lines.append(f"- Duplicate rows dropped (`--duplicates keep-first`): {info['duplicates_dropped']}.")
     if info.get("excluded_values"):
         lines.append("- Rows excluded for impossible values (`--bad-values exclude`): "
                      + ", ".join(f"{n} in `{col}`" for col, n in info["excluded_values"].items()) + ".")
@@ -271,5 +307,7 @@ def summary(fits: dict) -> str:
                          + ", ".join(f"{p}={_num(v)} [{_num(ci.get(p, (None, None))[0])}, {_num(ci.get(p, (None, None))[1])}]"
                                      for p, v in j["params"].items())
                          + f", R2={j['r2']:.3f}" + (f", held-out error {ex:.1%}" if ex is not None else "")
-                         + "".join(f"\n  {p} not identified: {why}" for p, why in j.get("unidentified", {}).items()))
+                         + "".join(f"\n  {p} not identified: {why}" for p, why in j.get("unidentified", {}).items())
+                         + (f"\n  {lack_of_fit.sentence(j['lack_of_fit'])}" if (j.get("lack_of_fit") or {}).get("rejects")
+                            else ""))
     return "\n".join(lines + fits.get("messages", []))

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from harness.errors import UserError
-from harness.schema import BAD_VALUES, FITTING_ROWS, REQUIRED, SPLITS, STATUSES
+from harness.schema import BAD_VALUES, DUPLICATES, FITTING_ROWS, REQUIRED, SPLITS, STATUSES
 
 METRICS = {"ppl": "perplexity", "ndcg@5": "NDCG@5"}
 LOWER_IS_BETTER = {"ppl": True, "ndcg@5": False}
@@ -38,7 +38,9 @@ class Spec:
     metrics are fitted; `rows` the fitting points (auto: annealed rows where the table has them, else final rows;
     final; annealed; every evaluation; envelope: every evaluation with each run's best value so far);
     `pool_negatives` fits all K together; `protocol` names the evaluation in axis labels; `bad_values` what a
-    finished run's impossible metric (check_values) does: a one-line error, or the row excluded and counted."""
+    finished run's impossible metric (check_values) does: a one-line error, or the row excluded and counted;
+    `duplicates` what a repeated row does (drop_duplicates): a one-line error, or the first kept and the rest
+    counted."""
 
     columns: dict[str, str] = field(default_factory=dict)
     split: str = "test"
@@ -46,8 +48,11 @@ class Spec:
     pool_negatives: bool = False
     protocol: str = "full catalog"
     bad_values: str = "error"
+    duplicates: str = "error"
 
     def __post_init__(self) -> None:
+        if self.duplicates not in DUPLICATES:
+            raise UserError(f"--duplicates: {self.duplicates!r} is not one of {', '.join(DUPLICATES)}")
         if self.bad_values not in BAD_VALUES:
             raise UserError(f"--bad-values: {self.bad_values!r} is not one of {', '.join(BAD_VALUES)}")
         if self.split not in SPLITS:
@@ -84,6 +89,8 @@ def load(path: str | Path, spec: Spec | None = None) -> pd.DataFrame:
         table = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
     except (OSError, ValueError) as e:
         raise UserError(f"{path}: cannot read the table ({e})") from None
+    if table.empty:
+        raise UserError(f"{path}: the table has no rows: nothing to fit")
     table, assumed = _apply(table, spec, path)
     missing = [c for c in REQUIRED if c not in table.columns]
     if missing:
@@ -97,10 +104,37 @@ def load(path: str | Path, spec: Spec | None = None) -> pd.DataFrame:
     for column in ("final", "annealed"):
         if column in table.columns:
             table[column] = booleans(table[column], f"{path}: column {column}")
+    table, dropped = drop_duplicates(table, spec, path, any(a.startswith("no run_id") for a in assumed))
     table, excluded = check_values(table, spec, path)
     table = _select_rows(table, spec, path)
-    table.attrs["table"] = {**_reading(spec, assumed), **({"excluded_values": excluded} if excluded else {})}
+    table.attrs["table"] = {**_reading(spec, assumed), **({"excluded_values": excluded} if excluded else {}),
+                            **({"duplicates_dropped": dropped} if dropped else {})}
     return table
+
+
+def _where(table: pd.DataFrame, label, path: Path) -> str:
+    """A row's place for messages: the csv line (header = line 1) or the parquet row."""
+    i = table.index.get_loc(label)
+    return f"line {i + 2}" if path.suffix == ".csv" else f"row {i}"
+
+
+def drop_duplicates(table: pd.DataFrame, spec: Spec, path: Path, assumed_ids: bool) -> tuple[pd.DataFrame, int]:
+    """Rows that repeat another: the same (run_id, tokens), or, in a table without run ids, the same values in
+    every column. A UserError naming how many and the first pair by line; with spec.duplicates == "keep-first"
+    each first is kept and the others counted (fitting a row twice would count its measurement twice)."""
+    keys = [c for c in table.columns if c != "run_id"] if assumed_ids else ["run_id", "tokens"]
+    key = table[keys].map(repr).agg("|".join, axis=1)  # repr: NaN equals NaN, lists compare as text
+    dup = key.duplicated(keep="first")
+    if not dup.any():
+        return table, 0
+    if spec.duplicates == "error":
+        again = dup.idxmax()
+        first = key.index[key == key[again]][0]
+        what = "(run_id, tokens)" if not assumed_ids else "values in every column"
+        raise UserError(f"{path}: {int(dup.sum())} duplicate row(s), the same {what} as an earlier row "
+                        f"({_where(table, again, path)} repeats {_where(table, first, path)}); "
+                        "--duplicates keep-first keeps each first")
+    return table[~dup], int(dup.sum())
 
 
 def _impossible(metric: str, values: pd.Series) -> tuple[pd.Series, str]:
@@ -178,9 +212,10 @@ def _apply(table: pd.DataFrame, spec: Spec, path: Path) -> tuple[pd.DataFrame, l
     for column in ("n_params", "tokens", "flops"):
         if column in table.columns:
             values = pd.to_numeric(table[column], errors="coerce")
-            bad = (values.isna() & table[column].notna()) | (values < 0)  # missing is allowed: a run that failed
+            bad = (values.isna() & table[column].notna()) | (values <= 0)  # missing is allowed: a run that failed
             if bad.any():
-                raise UserError(f"{path}: column {column}: {str(table[column][bad].iloc[0])!r} is not a number >= 0")
+                raise UserError(f"{path}: column {spec.columns.get(column, column)}, {_where(table, bad.idxmax(), path)}: "
+                                f"{str(table[column][bad].iloc[0])!r} is not a number > 0")
             table[column] = values.astype(float)
     k = FLOPS_PER_PARAM_TARGET
     if "tokens" not in table.columns and {"flops", "n_params"} <= set(table.columns):

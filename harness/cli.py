@@ -11,7 +11,7 @@ from pathlib import Path
 from harness import config
 from harness.errors import UserError
 from harness.registry import EXECUTORS
-from harness.schema import BAD_VALUES, FITTING_ROWS, INTERVALS, SPLITS
+from harness.schema import BAD_VALUES, DUPLICATES, FITTING_ROWS, INTERVALS, SPLITS
 
 
 def _config_keys_help() -> str:
@@ -135,11 +135,13 @@ def cmd_collect(args: argparse.Namespace) -> None:
 
 
 def _table_spec(args: argparse.Namespace):
-    """The --column/--split/--rows/--pool-negatives/--protocol/--bad-values options as an analysis.table.Spec."""
+    """The --column/--split/--rows/--pool-negatives/--protocol/--bad-values/--duplicates options as an
+    analysis.table.Spec."""
     from analysis.table import Spec
 
     return Spec(columns=Spec.parse_columns(args.column), split=args.split, rows=args.rows,
-                pool_negatives=args.pool_negatives, protocol=args.protocol, bad_values=args.bad_values)
+                pool_negatives=args.pool_negatives, protocol=args.protocol, bad_values=args.bad_values,
+                duplicates=args.duplicates)
 
 
 def _analysis_input(source: str, spec) -> tuple:
@@ -378,6 +380,10 @@ def parser() -> argparse.ArgumentParser:
                        help="a finished run's perplexity <= 0 or not finite, loss not finite, or NDCG@5 outside "
                             "[0, 1]: a one-line error (default), or the row excluded and counted in fits.json "
                             "and the report")
+        g.add_argument("--duplicates", choices=DUPLICATES, default="error",
+                       help="a row with the same (run_id, tokens) as an earlier one (without run ids: the same "
+                            "values in every column): a one-line error naming both lines (default), or the first "
+                            "kept and the rest counted in fits.json")
 
     def fit_args(sp: argparse.ArgumentParser) -> None:
         sp.add_argument("--bootstrap", type=int, default=1000, help="refits for the joint laws' 95%% intervals "

@@ -12,6 +12,9 @@
       train.lr: [0.002, 0.001]
       train.batch_size: [16, 32]
     seeds: [0, 1]                  # train.seed
+    replicates:                    # more seeds for chosen cells, so a run's noise is measured (analysis/noise.py)
+      seeds: [2, 3]                #   train.seed of the copies (not among `seeds`)
+      n_params: [3.0e+4]           #   the n_params values copied (default: the axis' smallest and largest)
     scale:                         # hyperparameters as functions of N: base * (N / n_ref) ** power
       train.lr: {base: 0.002, n_ref: 1.0e+5, power: -0.5}
 
@@ -38,7 +41,7 @@ from harness import accounting, config, shapes
 from harness.errors import UserError
 
 ALIASES = {"tokens": "train.tokens", "negatives": "loss.negatives"}
-TOP_KEYS = {"base", "set", "axes", "zip", "seeds", "shape", "scale", "isoflop"}
+TOP_KEYS = {"base", "set", "axes", "zip", "seeds", "replicates", "shape", "scale", "isoflop"}
 SHAPE_KEYS = ("model.d_model", "model.n_layers", "model.n_heads", "model.d_ff")
 
 
@@ -141,14 +144,38 @@ def load(path: str | Path) -> list[Point]:
         raise UserError(f"{path}: the n_params axis sets {', '.join(SHAPE_KEYS)}; do not set them too")
 
     zip_rows = [dict(zip(zipped, row)) for row in zip(*zipped.values())] or [{}]
+    copies = _replicates(tree.get("replicates"), axes.get("n_params"), seeds, at("replicates"))
     points, seen = [], set()
     for design, combo, zrow, seed in itertools.product(designed, itertools.product(*axes.values()), zip_rows, seeds):
         values = {**design, **dict(zip(axes, combo)), **zrow, **({"seeds": seed} if seed is not None else {})}
-        point = _point(values, base, fixed, policy, scale, path)
-        if point.run_id not in seen:
-            seen.add(point.run_id)
-            points.append(point)
+        extra = copies.get(values.get("n_params"), []) if seed == seeds[0] else []
+        for v in [values, *({**values, "seeds": s} for s in extra)]:
+            point = _point(v, base, fixed, policy, scale, path)
+            if point.run_id not in seen:
+                seen.add(point.run_id)
+                points.append(point)
     return points
+
+
+def _replicates(tree: Any, sizes: list | None, seeds: list, where: str) -> dict[float, list]:
+    """replicates: {seeds: [...], n_params: [...]} -> {N: the copies' seeds}: each run at one of those N (default:
+    the n_params axis' smallest and largest) is run again with each seed, all else the same."""
+    if tree is None:
+        return {}
+    if not isinstance(tree, dict) or "seeds" not in tree or set(tree) - {"seeds", "n_params"}:
+        raise UserError(f"{where}: replicates needs 'seeds' (a list) and may name 'n_params' (values of the axis)")
+    if not sizes:
+        raise UserError(f"{where}: replicates copies cells of the n_params axis; the grid has none")
+    extra = _axis_values("seeds", tree["seeds"], f"{where}: replicates.seeds")
+    taken = [s for s in extra if s in seeds]
+    if taken:
+        raise UserError(f"{where}: replicates.seeds: {taken[0]!r} is already a seed of every run (`seeds`)")
+    chosen = tree.get("n_params", [min(sizes), max(sizes)])
+    chosen = _axis_values("n_params", chosen, f"{where}: replicates.n_params")
+    missing = [n for n in chosen if n not in sizes]
+    if missing:
+        raise UserError(f"{where}: replicates.n_params: {missing[0]:g} is not a value of the n_params axis")
+    return {n: extra for n in chosen}
 
 
 def _point(values: dict, base: dict, fixed: dict, policy: dict, scale: dict, path: Path) -> Point:

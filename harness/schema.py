@@ -25,4 +25,5 @@ REQUIRED = ("run_id", "status", "final", "n_params", "tokens", "flops", "negativ
 # which rows of a table analysis fits (analysis.table.Spec.rows; docs/analysis.md)
 FITTING_ROWS = ("auto", "final", "annealed", "every", "envelope")
 INTERVALS = ("auto", "runs", "points")  # how the joint laws' intervals are made (analysis.laws.interval_method)
-BAD_VALUES = ("error", "exclude")  # what a finished run's impossible metric does (analysis.table.check_values)
+BAD_VALUES = ("error", "exclude")
+DUPLICATES = ("error", "keep-first")  # what a repeated row does (analysis.table.drop_duplicates)  # what a finished run's impossible metric does (analysis.table.check_values)
