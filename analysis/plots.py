@@ -388,6 +388,35 @@ def adaptive(summary: dict):
     return fig
 
 
+def compare(a, b, metric: str, ks: list[str], result: dict):
+    """`srt-scale compare`'s figure: both studies' joint laws against N at the largest T both reach (T_ref), with
+    their 95% bands and each study's fitting points within 10% of T_ref; one panel per K. a, b:
+    analysis.compare.Study."""
+    _style()
+    fig, axes = _panels(len(ks))
+    for ax, k in zip(axes, ks):
+        (sa, _), (sb, _) = a.slice(metric, k), b.slice(metric, k)
+        t_ref = min(sa["tokens"].max(), sb["tokens"].max())
+        lo_n, hi_n = min(sa["n_params"].min(), sb["n_params"].min()), max(sa["n_params"].max(), sb["n_params"].max())
+        grid = np.geomspace(lo_n / 1.3, hi_n * 1.3, 60)
+        t = np.full_like(grid, t_ref)
+        for color, study, s, tag in (("C0", a, sa, "A"), ("C1", b, sb, "B")):
+            j = study.laws[(metric, k)]
+            ax.plot(grid, from_target(metric, fit.predict_joint(j["params"], grid, t)), "-", color=color, lw=1.4,
+                    label=f"{tag}: {textwrap.shorten(study.name, 40)}")
+            band = _band(j, metric, grid, t)
+            if band:
+                ax.fill_between(grid, *band, color=color, alpha=0.18, lw=0)
+            near = s[np.abs(np.log(s["tokens"] / t_ref)) < np.log(1.1)]
+            ax.plot(near["n_params"], near[f"{study.split}_{metric}"], "o", color=color, ms=4)
+        test = result["laws"][f"{metric}|{k}"].get("shared_law")
+        verdict = f"; one law: p = {test['p']:.2g}" if test else ""
+        _metric_axis(ax, metric, N_LABEL, label(None, metric, a.split))
+        ax.set_title(f"K = {k}, T = {t_ref:.3g}{verdict}", fontsize=9)
+        ax.legend(fontsize=7, loc="best", frameon=True)
+    return fig
+
+
 def save(fig, out: Path, name: str) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     paths = [out / f"{name}.png", out / f"{name}.pdf"]

@@ -171,6 +171,19 @@ def _analyse(source: str, out: str | None, args: argparse.Namespace, what: str, 
     print(f"wrote {written[what]} under {out}")
 
 
+def cmd_compare(args: argparse.Namespace) -> None:
+    from analysis import compare
+
+    result = compare.compare(args.a, args.b, n_boot=args.bootstrap, intervals=args.intervals)
+    figures = compare.write(result, args.out) if args.out else []
+    if args.json:
+        print(json.dumps({k: v for k, v in result.items() if k != "_studies"}, indent=2))
+        return
+    print(compare.format_compare(result))
+    if args.out:
+        print(f"wrote compare.json and {len(figures)} figure(s) under {args.out}")
+
+
 def cmd_advise(args: argparse.Namespace) -> None:
     from analysis import advise
     from harness import grid, throughput
@@ -407,6 +420,21 @@ def parser() -> argparse.ArgumentParser:
         fit_args(sp)
         table_args(sp)
         sp.set_defaults(func=cmd_analysis)
+
+    compare_p = sub.add_parser("compare", help="one study against another: each law's parameter differences and "
+                               "a test of one shared law", description="Compare the joint laws of two studies "
+                               "(tables, sweep directories or fits.json) per metric and K: each parameter's "
+                               "difference A - B with its 95%% interval, and a test of one shared law against two "
+                               "(pooled fit against separate ones, by tables drawn from the pooled law with each "
+                               "study's noise model; needs tables, not fits.json).")
+    compare_p.add_argument("a", help="study A: results table, sweep directory or fits.json")
+    compare_p.add_argument("b", help="study B: results table, sweep directory or fits.json")
+    compare_p.add_argument("--bootstrap", type=int, default=200, help="refits for the intervals and the test "
+                           "(default 200)")
+    compare_p.add_argument("--intervals", choices=INTERVALS, default="auto", help="as for fit")
+    compare_p.add_argument("--out", help="write compare.json and the figures (compare_<metric>.png/.pdf) here")
+    compare_p.add_argument("--json", action="store_true", help="print the comparison as JSON")
+    compare_p.set_defaults(func=cmd_compare)
 
     advise_p = sub.add_parser("advise", help="the compute-optimal N, T and K for a FLOP budget, with predictions",
                               description="From a fitted joint law (fits.json, a directory holding one, or a "
