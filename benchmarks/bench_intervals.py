@@ -1,56 +1,160 @@
-"""Coverage of the joint fit's 95% intervals near the floor's bound (E = 0 and small E > 0).
+"""Coverage of the joint law's 95% intervals on the designs we run, fitted exactly as `srt-scale fit` does.
 
-For each true floor, `--tables` noisy tables of y = E + 480/N^0.35 + 2000/T^0.37 (4 N x 4 T over one decade each,
-the floorless test's design, log-normal noise `--noise`) are fitted and bootstrapped as `srt-scale fit` does
-(analysis.fit: Huber fit, bootstrap by fitting point, the profile-likelihood test of E = 0). Printed per floor:
-how often E's interval contains the truth (coverage), how often E = 0 was not rejected (one-sided interval), the
-median upper end, and alpha's and beta's coverage. Timings are not the point; it takes ~1 s a table.
+Tables are drawn from a law the fitter does not see, y = E + A/N^alpha + B/T^beta on ln(perplexity) with
+(E, A, alpha, B, beta) = (4.0, 17.5, 0.5, 15.8, 0.4) over the quickstart's ranges (N 1.92e3 - 1.04e5, T 2e4 -
+6.4e5), with log-normal noise: a run effect (sd --run, shared by a run's points) and point noise (sd --point).
+Designs: 5 N x 6 cooldown-branch ends (the quickstart's shape), the same with replicate seeds at 2 N, 3 N x 6
+branch ends without and with a replicate at every N, an IsoFLOP design (4 budgets x 5 N, one point per run), one
+point per run on the 5 x 6 grid, the 5 N design without a run effect, and a misspecified truth (the T term's
+scale grows with N, B (N / 1.04e4)^0.15: an N x T interaction the additive law cannot express, on the replicated
+5 N design). Each table is fitted by analysis.laws.joint_law (the default interval method, its flags and its
+lack-of-fit test). Printed per design and parameter (alpha, beta, E, approach 3's N_opt exponent): coverage of
+the 95% intervals, median width / sampling width (the 2.5 - 97.5 percentile range of the estimates over tables),
+how often the parameter was flagged not identified, and how often the lack-of-fit test rejected the law.
+Figure: benchmarks/out/intervals.png.
 
-    python benchmarks/bench_intervals.py [--tables 50] [--floors 0 0.02 0.05 0.2] [--boot 200]
+    python benchmarks/bench_intervals.py [--tables 200] [--boot 200] [--designs ...] [--workers 2]
 """
 
 from __future__ import annotations
 
 import argparse
+from multiprocessing import Pool
 
 import numpy as np
+import pandas as pd
 
-from analysis import fit
-from benchmarks.common import report
+from analysis import frontier, laws
+from benchmarks.common import OUT, report
 
-TRUE = {"alpha": 0.35, "beta": 0.37}
+TRUE = {"E": 4.0, "A": 17.5, "alpha": 0.5, "B": 15.8, "beta": 0.4}
+TRUE_NOPT = TRUE["beta"] / (TRUE["alpha"] + TRUE["beta"])
+N5 = np.array([1.92e3, 8.66e3, 2.48e4, 5.5e4, 1.04e5])
+N3 = N5[[0, 2, 4]]
+T6 = np.geomspace(2e4, 6.4e5, 6)
+BUDGETS = np.geomspace(4e8 * 10, 6.2e11 / 3, 4)  # C = 10 N T (the quickstart's kappa)
+PARAMS = ("alpha", "beta", "E", "n_opt_exponent")
 
 
-def one(floor: float, seed: int, noise: float, n_boot: int) -> dict:
+def _crossed(ns, reps: dict[int, int]) -> list[tuple[float, np.ndarray]]:
+    """(N, branch ends) per run: every N with all of T6, replicated `reps[i]` extra times at N index i."""
+    return [(n, T6) for i, n in enumerate(ns) for _ in range(1 + reps.get(i, 0))]
+
+
+def _isoflop() -> list[tuple[float, np.ndarray]]:
+    out = []
+    for c in BUDGETS:
+        centre = np.sqrt(c / 10)  # N ~ T at each budget, spread over 1.2 decades
+        for n in centre * np.geomspace(10**-0.6, 10**0.6, 5):
+            out.append((n, np.array([c / (10 * n)])))
+    return out
+
+
+DESIGNS = {
+    "5N x 6 ends": dict(runs=_crossed(N5, {})),
+    "5N x 6 ends + 2 replicates": dict(runs=_crossed(N5, {0: 1, 2: 1})),
+    "3N x 6 ends": dict(runs=_crossed(N3, {})),
+    "3N x 6 ends + 3 replicates": dict(runs=_crossed(N3, {0: 1, 1: 1, 2: 1})),
+    "IsoFLOP 4 x 5, one point per run": dict(runs=_isoflop()),
+    "5N x 6, one point per run": dict(runs=[(n, np.array([t])) for n in N5 for t in T6]),
+    "5N x 6 ends, no run effect": dict(runs=_crossed(N5, {}), run_sd=0.0),
+    "misspecified (N x T), 5N + 2 replicates": dict(runs=_crossed(N5, {0: 1, 2: 1}), interaction=0.15),
+}
+
+
+def table(design: dict, seed: int, run_sd: float, point_sd: float) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
-    n, t = (a.ravel() for a in np.meshgrid(np.geomspace(1e8, 1e9, 4), np.geomspace(1e9, 1e10, 4)))
-    y = (floor + 480 / n ** TRUE["alpha"] + 2000 / t ** TRUE["beta"]) * np.exp(rng.normal(0, noise, len(n)))
-    f = fit.bootstrap(fit.joint(n, t, y), [n, t], y, np.arange(len(y)), n_boot=n_boot, seed=seed)
-    inside = {k: f.ci[k][0] <= v <= f.ci[k][1] for k, v in {"E": floor, **TRUE}.items()}
-    return {**inside, "one_sided": not f.floor_profile["rejects_zero"], "upper": f.ci["E"][1],
-            "width": f.ci["E"][1] - f.ci["E"][0]}
+    rows = []
+    for r, (n, ts) in enumerate(design["runs"]):
+        effect = rng.normal(0, design.get("run_sd", run_sd))
+        b = TRUE["B"] * (n / 1.04e4) ** design.get("interaction", 0.0)
+        for t in ts:
+            y = TRUE["E"] + TRUE["A"] * n ** -TRUE["alpha"] + b * t ** -TRUE["beta"]
+            rows.append({"run_id": f"r{r}", "n_params": n, "tokens": t, "negatives": "full", "train.seed": r,
+                         "model.d_model": f"{n:.0f}", "y": y * np.exp(effect + rng.normal(0, point_sd))})
+    return pd.DataFrame(rows)
+
+
+def one(job) -> dict:
+    name, seed, args = job
+    s = table(DESIGNS[name], seed, args.run, args.point)
+    f = laws.joint_law(s, s["y"].to_numpy(), args.boot, seed)
+    exps = [frontier.closed_form(p, 10.0)["n_opt_exponent"] for p in f.samples]
+    est = {**f.params, "n_opt_exponent": frontier.closed_form(f.params, 10.0)["n_opt_exponent"]}
+    ci = {**f.ci, "n_opt_exponent": tuple(np.nanpercentile(exps, [2.5, 97.5]))}
+    truth = {**TRUE, "n_opt_exponent": TRUE_NOPT}
+    out = {"design": name, "seed": seed, "rejects": bool(f.lack_of_fit["rejects"]), "method": f.intervals["method"],
+           "run_dof": f.intervals["noise"]["run_dof"]}
+    for p in PARAMS:
+        lo, hi = ci[p]
+        out[f"{p}_est"], out[f"{p}_width"] = est[p], hi - lo
+        out[f"{p}_covered"] = bool(lo <= truth[p] <= hi)
+        flag_key = "alpha" if p == "n_opt_exponent" else p
+        out[f"{p}_flagged"] = flag_key in f.unidentified
+    return out
+
+
+def summarise(rows: pd.DataFrame) -> list[dict]:
+    out = []
+    for name, g in rows.groupby("design", sort=False):
+        for p in PARAMS:
+            est = g[f"{p}_est"].to_numpy()
+            spread = float(np.percentile(est, 97.5) - np.percentile(est, 2.5))
+            out.append({"design": name, "param": p, "tables": len(g), "coverage": float(g[f"{p}_covered"].mean()),
+                        "median_width": float(g[f"{p}_width"].median()), "sampling_width": spread,
+                        "ratio": float(g[f"{p}_width"].median() / spread) if spread > 0 else None,
+                        "flagged": float(g[f"{p}_flagged"].mean()), "lof_rejects": float(g["rejects"].mean()),
+                        "run_dof": float(g["run_dof"].median()), "method": g["method"].iloc[0]})
+    return out
+
+
+def figure(summary: list[dict]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    df = pd.DataFrame(summary)
+    designs = list(dict.fromkeys(df["design"]))
+    fig, axes = plt.subplots(1, 2, figsize=(12, 0.5 * len(designs) + 2.2), sharey=True, constrained_layout=True)
+    y = np.arange(len(designs))
+    for i, p in enumerate(PARAMS):
+        d = df[df["param"] == p].set_index("design").loc[designs]
+        axes[0].plot(d["coverage"], y + (i - 1.5) * 0.15, "o", label=p)
+        axes[1].plot(d["ratio"], y + (i - 1.5) * 0.15, "o", label=p)
+    axes[0].axvspan(0.92, 0.98, color="C2", alpha=0.15, label="target 0.92 - 0.98")
+    axes[0].set(xlabel="coverage of the 95% intervals", yticks=y, yticklabels=designs)
+    axes[1].axvline(1.5, color="C3", ls="--", label="target <= 1.5")
+    axes[1].axvline(1.0, color="grey", lw=0.8)
+    axes[1].set(xlabel="median interval width / sampling width", xscale="log")
+    for ax in axes:
+        ax.legend(fontsize=7, loc="lower right")
+        ax.invert_yaxis() if ax is axes[0] else None
+    fig.suptitle("Joint-law intervals on simulated studies (analysis.laws.joint_law, default method)")
+    OUT.mkdir(exist_ok=True)
+    fig.savefig(OUT / "intervals.png", dpi=130)
+    print(f"-> {OUT / 'intervals.png'}")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--tables", type=int, default=50)
-    ap.add_argument("--floors", type=float, nargs="+", default=[0.0, 0.02, 0.05, 0.2])
-    ap.add_argument("--noise", type=float, default=0.01)
+    ap.add_argument("--tables", type=int, default=200)
     ap.add_argument("--boot", type=int, default=200)
+    ap.add_argument("--run", type=float, default=0.003, help="run effect, sd of ln L")
+    ap.add_argument("--point", type=float, default=0.002, help="point noise, sd of ln L")
+    ap.add_argument("--designs", nargs="+", default=list(DESIGNS), choices=list(DESIGNS))
+    ap.add_argument("--workers", type=int, default=2)
     args = ap.parse_args()
-    rows = []
-    for floor in args.floors:
-        runs = [one(floor, seed, args.noise, args.boot) for seed in range(args.tables)]
-        rows.append({"floor": floor, "tables": len(runs), "coverage_E": np.mean([r["E"] for r in runs]),
-                     "one_sided": np.mean([r["one_sided"] for r in runs]),
-                     "median_upper": float(np.median([r["upper"] for r in runs])),
-                     "median_width": float(np.median([r["width"] for r in runs])),
-                     "coverage_alpha": np.mean([r["alpha"] for r in runs]),
-                     "coverage_beta": np.mean([r["beta"] for r in runs])})
-    report("intervals", rows, [("floor", "true E", ".3g"), ("tables", "tables", "d"),
-                               ("coverage_E", "E covered", ".2f"), ("one_sided", "one-sided", ".2f"),
-                               ("median_upper", "med. upper", ".3g"), ("median_width", "med. width", ".3g"),
-                               ("coverage_alpha", "alpha cov.", ".2f"), ("coverage_beta", "beta cov.", ".2f")])
+    jobs = [(name, seed, args) for name in args.designs for seed in range(args.tables)]
+    with Pool(args.workers) as pool:
+        rows = pd.DataFrame(pool.map(one, jobs, chunksize=4))
+    summary = summarise(rows)
+    report("intervals", summary, [("design", "design", ""), ("param", "param", ""), ("tables", "tables", "d"),
+                                  ("coverage", "coverage", ".3f"), ("median_width", "med. width", ".3g"),
+                                  ("sampling_width", "sampling", ".3g"), ("ratio", "ratio", ".2f"),
+                                  ("flagged", "flagged", ".2f"), ("lof_rejects", "LOF rejects", ".2f"),
+                                  ("run_dof", "run dof", ".2g"), ("method", "method", "")])
+    figure(summary)
 
 
 if __name__ == "__main__":
