@@ -83,8 +83,8 @@ def joint_law(s: pd.DataFrame, y: np.ndarray, n_boot: int, seed: int, intervals:
     f.lack_of_fit = lack_of_fit.test(resid, xs, len(f._theta), point_cells, sim)
     fit.identify(f, xs)
     if method == "runs" and not nz.identified:
-        for name in ("E", "A", "alpha"):
-            f.unidentified.setdefault(name, (
+        for name in ("E", "A", "alpha"):  # the first reason: no interval of theirs can be trusted
+            f.unidentified[name] = ((
                 f"the run-to-run noise is not identified ({nz.runs} runs, {nz.run_dof:.2g} degrees of freedom "
                 "between runs after the law's N terms): replicate seeds (grid `replicates:`) would measure it"))
     elif method == "runs" and nz.run_dof < WEAK_RUN_DOF:
