@@ -115,7 +115,7 @@ def shared_law(sa: pd.DataFrame, ya: np.ndarray, fa: fit.Fit, sb: pd.DataFrame, 
     rng = np.random.default_rng(seed)
     sims = []
     for s, xs, f in ((sa, xa, fa), (sb, xb, fb)):
-        nz = noise.Noise(**{k: v for k, v in f.intervals["noise"].items() if k != "identified"})
+        nz = noise.Noise.from_dict(f.intervals["noise"])
         sims.append(fit.simulate(pooled, xs, s["run_id"].to_numpy(), nz, n_boot, rng))
     both = np.concatenate(sims, axis=1)
     theta_p, _ = fit.refit(xp, both, pooled._theta)

@@ -33,6 +33,7 @@ import pandas as pd
 
 from analysis import cost as costs
 from analysis import fit, optimum
+from analysis import noise as noise_model
 from harness.errors import UserError
 
 TARGETS = ("exponents", "n_opt", "loss")
@@ -69,24 +70,10 @@ class Noise:
     estimated: dict = field(default_factory=dict)  # the values from the residuals, before the floors
 
 
-def noise(resid: np.ndarray, runs: np.ndarray, n_params: int = 5) -> Noise:
-    """Point and run noise from a fit's log residuals grouped by run: the pooled within-run variance, and the
-    variance of the run means beyond what point noise gives them (method of moments), with NOISE_FLOOR floors.
-    The residual variance is inflated by n / (n - p) for the fitted parameters."""
-    resid, runs = np.asarray(resid, float), np.asarray(runs)
-    n = len(resid)
-    inflate = n / max(n - n_params, 1)
-    df = pd.DataFrame({"r": resid, "run": runs})
-    g = df.groupby("run")["r"]
-    sizes, means = g.size().to_numpy(), g.mean().to_numpy()
-    within_dof = int(np.sum(sizes - 1))
-    if within_dof > 0:
-        point_var = float(np.sum((df["r"] - g.transform("mean")) ** 2) / within_dof) * inflate
-        run_var = float(np.mean(means**2)) * inflate - point_var * float(np.mean(1 / sizes))
-    else:  # one point per run: point and run noise are one
-        point_var, run_var = float(np.mean(resid**2)) * inflate, 0.0
-    est = {"point": float(np.sqrt(max(point_var, 0.0))), "run": float(np.sqrt(max(run_var, 0.0)))}
-    return Noise(max(est["point"], NOISE_FLOOR), max(est["run"], NOISE_FLOOR), est)
+def noise(nz: noise_model.Noise) -> Noise:
+    """The design's noise: the table's noise model (analysis/noise.py, what the intervals rest on) with
+    NOISE_FLOOR floors (a design that believed a run effect of 0 would never replicate)."""
+    return Noise(max(nz.point, NOISE_FLOOR), max(nz.run, NOISE_FLOOR), {"point": nz.point, "run": nz.run})
 
 
 def to_theta(params: dict) -> np.ndarray:
@@ -322,11 +309,10 @@ def problem(table: pd.DataFrame, split: str, negatives: str | None, target: str,
     if isinstance(law, str):
         raise UserError(f"K={k}: {law}: run a seed design first")
     n, t = s["n_params"].to_numpy(float), s["tokens"].to_numpy(float)
-    resid = np.log(y) - np.log(fit.predict_joint(law.params, n, t))
     budget = float(at) if at else 10 * float(final["flops"].max())
     if not budget > 0:
         raise UserError(f"--at {at}: must be a positive number of FLOPs")
-    return Problem(law, n, t, s["run_id"].to_numpy(), noise(resid, s["run_id"].to_numpy()),
+    return Problem(law, n, t, s["run_id"].to_numpy(), noise(noise_model.Noise.from_dict(law.intervals["noise"])),
                    costs.fit_cost(final), k, target, budget)
 
 

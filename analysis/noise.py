@@ -53,6 +53,10 @@ class Noise:
     def to_dict(self) -> dict:
         return {**asdict(self), "identified": self.identified}
 
+    @classmethod
+    def from_dict(cls, d: dict) -> Noise:
+        return cls(**{k: v for k, v in d.items() if k != "identified"})
+
 
 def _projector(runs: np.ndarray) -> np.ndarray:
     """P (n, n): the projection onto run means."""

@@ -43,7 +43,7 @@ from pathlib import Path
 import numpy as np
 
 from analysis import cost as costs
-from analysis import design, fit, optimum
+from analysis import design, fit, noise, optimum
 from benchmarks.common import OUT, report
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -162,7 +162,8 @@ def problem_of(points: list[dict], theta: np.ndarray, boot: np.ndarray, target: 
     y, runs = np.array([p["y"] for p in points]), np.array([p["run"] for p in points])
     fit.identify(f, [n, t])
     resid = np.log(y) - np.log(fit.predict_joint(params, n, t))
-    return design.Problem(f, n, t, runs, design.noise(resid, runs), COST, K, target, C_STAR)
+    nz = noise.estimate(resid, runs, design.jacobian(design.to_theta(params)[None], n, t)[0])
+    return design.Problem(f, n, t, runs, design.noise(nz), COST, K, target, C_STAR)
 
 
 def pool(t_min: float) -> list[design.Candidate]:
