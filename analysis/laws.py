@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from analysis import fit, frontier, lack_of_fit, noise, optimum
+from analysis import fit, frontier, lack_of_fit, noise, optimum, profile
 from analysis.capacity import capacity
 from analysis.cost import fit_cost
 from analysis.negatives import fit_negatives
@@ -82,6 +82,11 @@ def joint_law(s: pd.DataFrame, y: np.ndarray, n_boot: int, seed: int, intervals:
     point_cells = None if cells is None else np.char.add(cells.astype(str), "|" + s["tokens"].astype(str).to_numpy())
     f.lack_of_fit = lack_of_fit.test(resid, xs, len(f._theta), point_cells, sim)
     fit.identify(f, xs)
+    if n_boot and method == "runs":
+        f.intervals["profile"] = profile.profile(f, xs, y, runs, nz)
+        disagree = [name for name, pr in f.intervals["profile"].items() if pr["disagrees"]]
+        if disagree:
+            f.intervals["profile_disagrees"] = disagree
     if method == "runs" and not nz.identified:
         for name in ("E", "A", "alpha"):  # the first reason: no interval of theirs can be trusted
             f.unidentified[name] = ((

@@ -141,6 +141,19 @@ def _noise_text(nz: dict) -> str:
             f"{nz['points']} points{rep}")
 
 
+def _profile_text(intervals: dict) -> str:
+    """The profile-likelihood cross-check in words, naming the exponents where it disagrees with the bootstrap."""
+    pr = intervals.get("profile")
+    if not pr:
+        return ""
+    ends = "; ".join(f"{name} {_num(v['ci95'][0]) if v['ci95'][0] is not None else 'open'} – "
+                     f"{_num(v['ci95'][1]) if v['ci95'][1] is not None else 'open'} ({v['dof']:.2g} dof)"
+                     for name, v in pr.items())
+    flag = (f" **The profile disagrees with the bootstrap for {', '.join(intervals['profile_disagrees'])}**."
+            if intervals.get("profile_disagrees") else "")
+    return f" Profile-likelihood cross-check: {ends}.{flag}"
+
+
 def _claims_lines(fits: dict) -> list[str]:
     """The report's first section: how each joint law's intervals were made, the noise model they rest on, and
     whether the law's lack-of-fit test rejects it (the intervals are then conditional on a rejected law)."""
@@ -155,7 +168,7 @@ def _claims_lines(fits: dict) -> list[str]:
             verdict = f"**{lack_of_fit.sentence(lof)}**" if lof.get("rejects") else f"not rejected ({tests})"
             rows.append(f"- {metric}, K = {k}: {j['intervals']['method']} method; {_noise_text(j['intervals']['noise'])}. "
                         f"Lack of fit: {verdict}." + (f" {j['intervals']['warning']}." if "warning" in j["intervals"]
-                                                      else ""))
+                                                      else "") + _profile_text(j["intervals"]))
     if not rows:
         return []
     methods = {j["joint"]["intervals"]["why"] for per_k in fits["metrics"].values() for j in per_k.values()
