@@ -4,7 +4,8 @@
   log y - log(E + A x^-alpha), written as a log-sum-exp of (e, a - alpha log x) with E = e^e, A = e^a.
 - Joint: L(N, T) = E + A / N^alpha + B / T^beta, the same way (Chinchilla approach 3 as Besiroglu et al. 2024
   redo it): Huber (delta = 1e-3) on log residuals, L-BFGS from a grid of initialisations, best kept, convergence
-  reported; bootstrap over runs for 95% intervals.
+  reported; 95% intervals by a parametric bootstrap on the table's noise model (`parametric_bootstrap`, the runs
+  method) or a bootstrap over fitting points (`bootstrap`, the points method); analysis.laws picks.
 - Sigmoid in ln C (the SRT paper's frontier form): y = p / (1 + exp(-k (ln C - c0))) + q.
 All fits take arrays; `x` may be N, T or C.
 """

@@ -4,8 +4,10 @@ Targets are loss-like: perplexity is fitted as its log (the cross-entropy, nats)
 its error 1 - NDCG@5 with the same forms (E >= 0); the SRT paper's sigmoid in ln C is fitted to the Pareto envelope
 of every evaluation (`frontier`), and to the fitting points in the extrapolation check.
 Joint and single-axis fits use the fitting points (analysis.table.points: annealed rows, i.e. cosine runs' final
-rows and WSD cooldown-branch ends): an intermediate evaluation of a run is not a run trained to that T. The
-bootstrap resamples fitting points. IsoFLOP minima use every evaluation's validation metric (see frontier.py).
+rows and WSD cooldown-branch ends): an intermediate evaluation of a run is not a run trained to that T. The joint
+laws' intervals rest on the table's noise model (analysis/noise.py: point noise and a run effect) by a parametric
+bootstrap, or resample fitting points where each run has one (interval_method); each law also gets its lack-of-fit
+tests (analysis/lack_of_fit.py) and a profile-likelihood cross-check (analysis/profile.py). IsoFLOP minima use every evaluation's validation metric (see frontier.py).
 For a synthetic world, `oracle_floor` compares the fitted E with the oracle's value of the same target on the same
 users (the floor a perfect model reaches), and where the world records its capacity oracle, `capacity` holds the
 best rank-d model's loss beside the trained runs' (analysis/capacity.py). A table with >= 3 values of K also gets

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis import design, fit, table
+from analysis import design, fit, noise, table
 from harness import cli
 
 TRUTH = {"E": 1.8, "A": 480.0, "alpha": 0.35, "B": 2000.0, "beta": 0.37}  # a Chinchilla-like law of the loss
@@ -96,14 +96,14 @@ def test_an_unidentified_parameter_steers_the_proposal_to_the_axis_that_identifi
     assert outside.sum() >= 2, values
 
 
-def test_noise_separates_point_and_run_effects():
+def test_the_design_noise_is_the_tables_noise_model_with_floors():
     rng = np.random.default_rng(0)
-    runs = np.repeat(np.arange(400), 5)
-    resid = rng.normal(0, 0.01, 400)[runs] + rng.normal(0, 0.02, len(runs))
-    nz = design.noise(resid, runs, n_params=0)
-    assert nz.point == pytest.approx(0.02, rel=0.1) and nz.run == pytest.approx(0.01, rel=0.2)
-    one_each = design.noise(rng.normal(0, 1e-5, 50), np.arange(50))  # below the floors
-    assert one_each.point == design.NOISE_FLOOR and one_each.run == design.NOISE_FLOOR
+    runs = np.repeat(np.arange(150), 5)
+    resid = rng.normal(0, 0.01, 150)[runs] + rng.normal(0, 0.02, len(runs))
+    nz = design.noise(noise.estimate(resid, runs, np.zeros((len(runs), 0))))  # no fitted parameters
+    assert nz.point == pytest.approx(0.02, rel=0.1) and nz.run == pytest.approx(0.01, rel=0.25)
+    one_each = design.noise(noise.estimate(rng.normal(0, 1e-5, 50), np.arange(50), np.zeros((50, 0))))
+    assert one_each.point == design.NOISE_FLOOR and one_each.run == design.NOISE_FLOOR  # below the floors
 
 
 def test_next_needs_the_runs_and_a_spend(tmp_path, capsys):
