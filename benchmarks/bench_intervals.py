@@ -7,7 +7,8 @@ Designs: 5 N x 6 cooldown-branch ends (the quickstart's shape), the same with re
 branch ends without and with a replicate at every N, an IsoFLOP design (4 budgets x 5 N, one point per run), one
 point per run on the 5 x 6 grid, the 5 N design without a run effect, and a misspecified truth (the T term's
 scale grows with N, B (N / 1.04e4)^0.15: an N x T interaction the additive law cannot express, on the replicated
-5 N design). Each table is fitted by analysis.laws.joint_law (the default interval method, its flags and its
+5 N design), and two designs near the floor's bound (true E = 0 and 0.2 of y = E + 480/N^0.35 + 2000/T^0.37, 4 N
+x 4 T over a decade each, one point per run, 1% noise). Each table is fitted by analysis.laws.joint_law (the default interval method, its flags and its
 lack-of-fit test). Printed per design and parameter (alpha, beta, E, approach 3's N_opt exponent): coverage of
 the 95% intervals, median width / sampling width (the 2.5 - 97.5 percentile range of the estimates over tables),
 how often the parameter was flagged not identified, and how often the lack-of-fit test rejected the law.
@@ -28,7 +29,6 @@ from analysis import frontier, laws
 from benchmarks.common import OUT, report
 
 TRUE = {"E": 4.0, "A": 17.5, "alpha": 0.5, "B": 15.8, "beta": 0.4}
-TRUE_NOPT = TRUE["beta"] / (TRUE["alpha"] + TRUE["beta"])
 N5 = np.array([1.92e3, 8.66e3, 2.48e4, 5.5e4, 1.04e5])
 N3 = N5[[0, 2, 4]]
 T6 = np.geomspace(2e4, 6.4e5, 6)
@@ -60,16 +60,24 @@ DESIGNS = {
     "5N x 6 ends, no run effect": dict(runs=_crossed(N5, {}), run_sd=0.0),
     "misspecified (N x T), 5N + 2 replicates": dict(runs=_crossed(N5, {0: 1, 2: 1}), interaction=0.15),
 }
+# Near the floor's bound: y = E + 480/N^0.35 + 2000/T^0.37 on 4 N x 4 T over one decade each, one point per run,
+# 1% log-normal noise, at true floors E = 0 and 0.2 (E's interval is then the profile's one-sided [0, upper]).
+FLOOR_RUNS = [(n, np.array([t])) for n in np.geomspace(1e8, 1e9, 4) for t in np.geomspace(1e9, 1e10, 4)]
+for floor in (0.0, 0.2):
+    DESIGNS[f"floor E = {floor:g}, 4N x 4T, one point per run"] = dict(
+        runs=FLOOR_RUNS, run_sd=0.0, point_sd=0.01, truth={"E": floor, "A": 480.0, "alpha": 0.35, "B": 2000.0,
+                                                           "beta": 0.37})
 
 
 def table(design: dict, seed: int, run_sd: float, point_sd: float) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
+    truth, point_sd = design.get("truth", TRUE), design.get("point_sd", point_sd)
     rows = []
     for r, (n, ts) in enumerate(design["runs"]):
         effect = rng.normal(0, design.get("run_sd", run_sd))
-        b = TRUE["B"] * (n / 1.04e4) ** design.get("interaction", 0.0)
+        b = truth["B"] * (n / 1.04e4) ** design.get("interaction", 0.0)
         for t in ts:
-            y = TRUE["E"] + TRUE["A"] * n ** -TRUE["alpha"] + b * t ** -TRUE["beta"]
+            y = truth["E"] + truth["A"] * n ** -truth["alpha"] + b * t ** -truth["beta"]
             rows.append({"run_id": f"r{r}", "n_params": n, "tokens": t, "negatives": "full", "train.seed": r,
                          "model.d_model": f"{n:.0f}", "y": y * np.exp(effect + rng.normal(0, point_sd))})
     return pd.DataFrame(rows)
@@ -82,7 +90,8 @@ def one(job) -> dict:
     exps = [frontier.closed_form(p, 10.0)["n_opt_exponent"] for p in f.samples]
     est = {**f.params, "n_opt_exponent": frontier.closed_form(f.params, 10.0)["n_opt_exponent"]}
     ci = {**f.ci, "n_opt_exponent": tuple(np.nanpercentile(exps, [2.5, 97.5]))}
-    truth = {**TRUE, "n_opt_exponent": TRUE_NOPT}
+    law = DESIGNS[name].get("truth", TRUE)
+    truth = {**law, "n_opt_exponent": law["beta"] / (law["alpha"] + law["beta"])}
     out = {"design": name, "seed": seed, "rejects": bool(f.lack_of_fit["rejects"]), "method": f.intervals["method"],
            "run_dof": f.intervals["noise"]["run_dof"]}
     for p in PARAMS:
