@@ -471,10 +471,10 @@ def test_table_spec_split_rows_pooling_and_protocol(tmp_path):
         with pytest.raises(UserError, match=where):
             table.load(tmp_path / "t.csv", table.Spec(**bad))
     t.assign(n_params=-1).to_csv(tmp_path / "negative.csv", index=False)
-    with pytest.raises(UserError, match="column n_params: '-1' is not a number >= 0"):
+    with pytest.raises(UserError, match="column n_params, line 2: '-1' is not a number > 0"):
         table.load(tmp_path / "negative.csv")
     t.assign(tokens="many").to_csv(tmp_path / "text.csv", index=False)
-    with pytest.raises(UserError, match="column tokens: 'many' is not a number >= 0"):
+    with pytest.raises(UserError, match="column tokens, line 2: 'many' is not a number > 0"):
         table.load(tmp_path / "text.csv")
 
 
