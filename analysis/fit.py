@@ -19,6 +19,8 @@ import numpy as np
 from scipy.optimize import minimize, nnls
 from scipy.special import expit
 
+from analysis.noise import MIN_DOF
+
 DELTA = 1e-3
 # Box for the log-space parameters: E = e^e, A = e^a, and exponents in [0, 5] (a saturating, decreasing law).
 BOUNDS = {"e": (-30.0, 10.0), "a": (-30.0, 60.0), "alpha": (0.0, 5.0)}
@@ -519,8 +521,8 @@ def simulate(fit: Fit, xs: list[np.ndarray], runs: np.ndarray, nz, n_boot: int,
     from their estimates' sampling distributions, var * dof / chi2(dof) with Satterthwaite's dof: the point
     variance, and a run mean's error variance run^2 + point^2 / m (the run variance is what is left of it after
     the drawn point noise, >= 0). So the refits' spread carries the uncertainty of a variance estimated from few
-    runs, as a t interval does for one mean; a run variance with under MIN_RUN_DOF dof is widened as if it had
-    MIN_RUN_DOF (and flagged by the caller)."""
+    runs, as a t interval does for one mean; a run variance with under noise.MIN_DOF dof is widened as if it had
+    noise.MIN_DOF (and flagged by the caller)."""
     logs = [np.log(np.asarray(x, float)) for x in xs]
     pred = _logsumexp(_terms(fit._theta[None], logs))[0]
     _, run_index = np.unique(runs, return_inverse=True)
@@ -533,13 +535,10 @@ def simulate(fit: Fit, xs: list[np.ndarray], runs: np.ndarray, nz, n_boot: int,
     m = nz.points_per_run
     run_var = np.zeros(n_boot)
     if nz.runs < nz.points:
-        between = drawn(nz.run**2 + nz.point**2 / m, max(nz.run_dof, MIN_RUN_DOF))
+        between = drawn(nz.run**2 + nz.point**2 / m, max(nz.run_dof, MIN_DOF))
         run_var = np.maximum(between - point_var / m, 0.0)
     effects = rng.standard_normal((n_boot, run_index.max() + 1)) * np.sqrt(run_var)[:, None]
     return pred + effects[:, run_index] + rng.standard_normal((n_boot, len(pred))) * np.sqrt(point_var)[:, None]
-
-
-MIN_RUN_DOF = 1.0  # the run variance's dof below which simulate stops widening (the interval is flagged instead)
 
 
 def refit(xs: list[np.ndarray], logy: np.ndarray, start: np.ndarray, maxiter: int = 2000) -> tuple[np.ndarray, np.ndarray]:

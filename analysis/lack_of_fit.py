@@ -65,11 +65,13 @@ def test(resid: np.ndarray, xs: list[np.ndarray], n_params: int, point_cells: np
     each point's replicate cell (None: no replicates named) and the simulated tables' residuals (B, n) or None.
     Returns {"tests": {name: {"f", "dof", "p"}}, "rejects": bool, "level", "reference"}."""
     stats = {"trend": lambda r: trend_f(r, xs)}
-    if point_cells is not None and pure_error_f(resid, point_cells, n_params) is not None:
-        stats["pure_error"] = lambda r: pure_error_f(r, point_cells, n_params)
+    observed = {"trend": trend_f(resid, xs)}
+    pure = pure_error_f(resid, point_cells, n_params) if point_cells is not None else None
+    if pure is not None:
+        stats["pure_error"], observed["pure_error"] = (lambda r: pure_error_f(r, point_cells, n_params)), pure
     out = {}
     for name, stat in stats.items():
-        value, d1, d2 = stat(resid)
+        value, d1, d2 = observed[name]
         if not np.isfinite(value[0]):
             continue
         if sim_resid is not None:

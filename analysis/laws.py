@@ -42,7 +42,7 @@ def from_target(metric: str, y) -> np.ndarray:
     return np.exp(y) if metric == "ppl" else np.clip(1.0 - y, 0.0, 1.0)
 
 
-WEAK_RUN_DOF = 2.0  # a run variance on fewer degrees of freedom makes the between-run parameters' intervals wide
+WEAK_RUN_DOF = 3.0  # a run variance on fewer degrees of freedom makes the between-run parameters' intervals wide
 
 
 def interval_method(s: pd.DataFrame, intervals: str, run_ids: bool) -> tuple[str, str]:

@@ -82,8 +82,9 @@ def estimate(resid: np.ndarray, runs: np.ndarray, jac: np.ndarray, cells: np.nda
     w_mat = np.eye(n) - p_mat
     z = (p_mat > 0).astype(float)  # same run
     forms = (w_mat, p_mat)
-    # E[r' Q r] = point^2 tr(Q M M') + run^2 tr(Q M Z Z' M'), with Z Z' the same-run indicator
-    coef = np.array([[np.trace(q @ m_mat @ m_mat.T), np.trace(q @ m_mat @ z @ m_mat.T)] for q in forms])
+    # E[r' Q r] = point^2 tr(Q M) + run^2 tr(Q M Z Z' M), with Z Z' the same-run indicator (M symmetric, idempotent)
+    mzm = m_mat @ z @ m_mat
+    coef = np.array([[np.sum(q * m_mat), np.sum(q * mzm)] for q in forms])
     q_obs = np.array([resid @ q @ resid for q in forms])
     n_runs = len(np.unique(runs))
     if n_runs == n:  # one point per run: only their sum is seen; it is all called point noise
