@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 
 from analysis import lack_of_fit
-from analysis.optimum import optimum
+from analysis.optimum import extrapolation_text, optimum
 from analysis.table import label
 from harness.errors import UserError
 
@@ -66,6 +66,10 @@ def format_advice(a: dict) -> str:
              f"  K* = {a['negatives']} negatives ({chosen}){ci(k_ci) if k_ci else ''}",
              f"  N_opt = {a['n_params']:.3g} parameters{ci(a['n_params_ci95'])}{edge}",
              f"  T_opt = {a['tokens']:.3g} training targets{ci(a['tokens_ci95'])}",
+             *([f"  {extrapolation_text(a['extrapolation'])}: a prediction of the law, not a measurement"]
+               if extrapolation_text(a.get("extrapolation") or {}) else []),
+             *([f"  {a['edge_refits']:.0%} of the bootstrap refits have no optimum inside the searched N grid: "
+                "left out of the intervals"] if a.get("edge_refits") else []),
              f"  cost: {a['flops_per_target']:.3g} FLOPs per target{share}"]
     for metric, p in a["predictions"].items():
         info = a.get("table") or {}

@@ -118,9 +118,9 @@ def shared_law(sa: pd.DataFrame, ya: np.ndarray, fa: fit.Fit, sb: pd.DataFrame, 
         nz = noise.Noise.from_dict(f.intervals["noise"])
         sims.append(fit.simulate(pooled, xs, s["run_id"].to_numpy(), nz, n_boot, rng))
     both = np.concatenate(sims, axis=1)
-    theta_p, _ = fit.refit(xp, both, pooled._theta)
-    theta_a, _ = fit.refit(xa, sims[0], pooled._theta)
-    theta_b, _ = fit.refit(xb, sims[1], pooled._theta)
+    theta_p, _ = fit.refit(xp, both)
+    theta_a, _ = fit.refit(xa, sims[0])
+    theta_b, _ = fit.refit(xb, sims[1])
     null = _losses(theta_p, xp, both) - _losses(theta_a, xa, sims[0]) - _losses(theta_b, xb, sims[1])
     p = float((1 + np.sum(null >= stat)) / (1 + n_boot))
     return {"statistic": float(stat), "p": p, "rejects": p < LEVEL, "pooled": pooled.params,

@@ -12,7 +12,8 @@ what the law may be, not at one guess.
 Targets (each a vector of functions g(theta); the criterion is the mean over draws of sum_k log var g_k):
 - `exponents`: alpha and beta;
 - `n_opt`: ln N_opt at the budget C* (analysis/optimum.allocate, priced by the table's cost model; its gradient by
-  central differences);
+  central differences; a draw whose optimum, or either side of a difference, lies on the N grid's edge has no
+  gradient and is left out of the criterion, counted as `edge_draws`);
 - `loss`: ln of the law's target at the compute-optimal point of C* (its gradient at that point, N and T held:
   the envelope theorem).
 Selection is greedy, repeats allowed (a repeat is a new seed): by criterion drop per FLOP, and by criterion drop
@@ -155,12 +156,15 @@ class Problem:
             return np.broadcast_to(np.eye(5)[[2, 4]], (d, 2, 5)).copy()
         if self.target == "loss":
             at = self._allocate(theta)
-            return jacobian(theta, at[:, 0], at[:, 1])[np.arange(d), np.arange(d)][:, None, :]
+            g = jacobian(theta, at[:, 0], at[:, 1])[np.arange(d), np.arange(d)][:, None, :]
+            return np.where(at[:, 3, None, None] == 1, np.nan, g)
         h = FD_STEP * self.scale() / PRIOR_SD  # E's step in units of L
         steps = np.diag(h)
         shifted = np.concatenate([theta[:, None] + steps, theta[:, None] - steps], axis=1)  # (D, 10, 5)
-        log_n = np.log(self._allocate(shifted.reshape(-1, 5))[:, 0]).reshape(d, 10)
-        return ((log_n[:, :5] - log_n[:, 5:]) / (2 * h))[:, None, :]
+        at = self._allocate(shifted.reshape(-1, 5))
+        log_n = np.log(at[:, 0]).reshape(d, 10)
+        edge = (at[:, 3] == 1).reshape(d, 10).any(axis=1)  # a difference across the N grid's edge is not a gradient
+        return np.where(edge[:, None, None], np.nan, ((log_n[:, :5] - log_n[:, 5:]) / (2 * h))[:, None, :])
 
     def samples(self) -> np.ndarray:
         """The target's components over the point fit and every bootstrap refit: (1 + n_boot, k)."""
@@ -168,7 +172,8 @@ class Problem:
         if self.target == "exponents":
             return thetas[:, [2, 4]]
         at = self._allocate(thetas)
-        return np.log(at[:, [0]] if self.target == "n_opt" else at[:, [2]])
+        values = np.log(at[:, [0]] if self.target == "n_opt" else at[:, [2]])
+        return np.where(at[:, [3]] == 1, np.nan, values)  # an optimum on the grid's edge: no value (widths drops it)
 
     def names(self) -> list[str]:
         return {"exponents": ["alpha", "beta"], "n_opt": [f"ln N_opt({self.at:.3g})"],
@@ -201,7 +206,7 @@ def _criterion(cov: np.ndarray, grads: np.ndarray, extra: list[int]) -> np.ndarr
     out = np.log(_variances(cov, grads).mean(axis=1)).sum(axis=-1)
     if extra:
         out = out + np.log(np.diagonal(cov, axis1=-2, axis2=-1)[..., extra].mean(axis=1)).sum(axis=-1)
-    return out.mean(axis=0)
+    return np.nanmean(out, axis=0)  # draws whose target is on the N grid's edge have no gradient (nan): left out
 
 
 def _weights(rng: np.random.Generator, resamples: int, shape: tuple) -> np.ndarray:
@@ -266,6 +271,9 @@ def select(problem: Problem, pool: list[Candidate], spend: float, count: int) ->
     the rule that won, and the target's predicted variance ratios and linearised widths."""
     theta = problem.draws()
     grads = problem.gradients(theta)  # (D, k, 5)
+    if np.isnan(grads).all():
+        raise UserError(f"every draw of the law puts the {problem.target} target at C* = {problem.at:.3g} on the "
+                        "searched N grid's edge: the law has no optimum there to design for (try another --at)")
     flops = np.array([c.flops_spent for c in pool])
     jac = _Pool(theta, pool)
     flagged = {i for i, _ in _flagged(problem.law).values()}
@@ -279,9 +287,10 @@ def select(problem: Problem, pool: list[Candidate], spend: float, count: int) ->
     base_var = _variances(np.linalg.inv(before)[:, :, None], grads)[:, :, 0].mean(axis=1)  # (D, k)
     final_var = _variances(np.linalg.inv(after)[:, :, None], grads)[:, :, 0].mean(axis=1)
     return {"picks": picks, "drops": drops, "rule": "per FLOP" if by_flop[2] >= by_gain[2] else "per run",
-            "flagged": [THETA[i] for i in extra], "ratio": np.mean(final_var / base_var, axis=0),
-            "linear_before": 3.92 * np.sqrt(np.mean(base_var, axis=0)),
-            "linear_after": 3.92 * np.sqrt(np.mean(final_var, axis=0))}
+            "flagged": [THETA[i] for i in extra], "ratio": np.nanmean(final_var / base_var, axis=0),
+            "linear_before": 3.92 * np.sqrt(np.nanmean(base_var, axis=0)),
+            "linear_after": 3.92 * np.sqrt(np.nanmean(final_var, axis=0)),
+            "edge_draws": int(np.isnan(grads).any(axis=(1, 2)).sum())}
 
 
 def problem(table: pd.DataFrame, split: str, negatives: str | None, target: str, at: float | None,
@@ -379,7 +388,7 @@ def propose(problem: Problem, pool: list[Candidate], spend: float, count: int,
                                                      chosen["linear_after"])},
             "noise": {"point": problem.noise.point, "run": problem.noise.run, "estimated": problem.noise.estimated},
             "unidentified": problem.law.unidentified, "law": problem.law.params, "fit_points": len(problem.n),
-            "candidates": len(pool)}
+            "candidates": len(pool), "edge_draws": chosen["edge_draws"], "draws": len(problem.draws())}
 
 
 def format_proposal(p: dict) -> str:
@@ -398,6 +407,9 @@ def format_proposal(p: dict) -> str:
     nz = p["noise"]
     lines.append(f"  noise of ln L: {nz['point']:.3g} per point, {nz['run']:.3g} per run (from the residuals: "
                  f"{nz['estimated']['point']:.3g}, {nz['estimated']['run']:.3g}; floors {NOISE_FLOOR:g})")
+    if p.get("edge_draws"):
+        lines.append(f"  {p['edge_draws']} of {p['draws']} draws of the law put the target at C* on the searched N "
+                     "grid's edge (no optimum there): left out of the criterion")
     lines.append(f"  chosen {p['rule']} (greedy by criterion drop per FLOP vs per run, the larger total kept)"
                  + (f"; flagged {', '.join(p['flagged_in_criterion'])} join the criterion" if p["flagged_in_criterion"]
                     else ""))

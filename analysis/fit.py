@@ -37,7 +37,9 @@ def _huber_grad(r: np.ndarray, delta: float = DELTA) -> np.ndarray:
 
 @dataclass
 class Fit:
-    """A fitted law: parameter values by name, the objective, whether L-BFGS converged, R^2 of log y."""
+    """A fitted law: parameter values by name, the objective, whether L-BFGS converged, R^2 of log y and, for the
+    sum-of-powers laws, the rms of the log residuals (`rms_log`: the typical relative error of the law, the figure
+    to set beside the noise model's sds; R^2 of log y is ~1 for any law through data spanning decades)."""
 
     form: str
     params: dict[str, float]
@@ -46,6 +48,7 @@ class Fit:
     r2: float
     n_points: int
     ci: dict[str, tuple[float, float]] = field(default_factory=dict)
+    rms_log: float | None = None
 
     samples: list[dict[str, float]] = field(default_factory=list)
     boot_converged: float | None = None  # fraction of bootstrap refits that met the stopping test
@@ -58,6 +61,8 @@ class Fit:
     def to_dict(self) -> dict:
         out = {"form": self.form, "params": self.params, "ci95": {k: list(v) for k, v in self.ci.items()},
                "loss": self.loss, "converged": self.converged, "r2": self.r2, "n_points": self.n_points}
+        if self.rms_log is not None:
+            out["rms_log"] = self.rms_log
         if self.samples:
             out["bootstrap"] = [{k: float(f"{v:.6g}") for k, v in s.items()} for s in self.samples]
             out["bootstrap_converged"] = self.boot_converged
@@ -145,37 +150,78 @@ PROJECTION_GRID = np.linspace(0.02, 2.0, 34)  # exponents tried by variable proj
 def _nnls_batch(design: np.ndarray, rhs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Non-negative least squares of G small problems at once, exactly: design (G, n, k), rhs (G, n) ->
     coefficients (G, k) >= 0 and residual norms (G,). The optimum is the unconstrained solution on its own support,
-    so every support (2^k of them; k <= 3 here) is solved and the best feasible one kept."""
+    so every support (2^k of them; k <= 4 here) is solved, by its normal equations (the k x k Gram matrix is
+    formed once; a 1e-12 relative ridge keeps collinear columns solvable), and the best feasible one kept."""
     k = design.shape[2]
-    best, best_res = np.zeros((len(design), k)), np.linalg.norm(rhs, axis=1)  # the empty support
+    gram = np.einsum("gni,gnj->gij", design, design)
+    proj = np.einsum("gni,gn->gi", design, rhs)
+    total = np.einsum("gn,gn->g", rhs, rhs)
+    best, best_res = np.zeros((len(design), k)), total.copy()  # the empty support (squared norms from here on)
     for support in itertools.chain.from_iterable(itertools.combinations(range(k), r) for r in range(1, k + 1)):
-        cols = design[:, :, support]
-        coef = np.einsum("gin,gn->gi", np.linalg.pinv(cols), rhs)  # least squares by SVD: columns can be close
-        res = np.linalg.norm(rhs - np.einsum("gni,gi->gn", cols, coef), axis=1)
+        sub = gram[np.ix_(range(len(gram)), support, support)]
+        ridge = 1e-12 * np.trace(sub, axis1=1, axis2=2)[:, None, None] * np.eye(len(support))
+        coef = np.linalg.solve(sub + ridge, proj[:, support, None])[..., 0]
+        res = np.maximum(total - 2 * np.einsum("gi,gi->g", coef, proj[:, support])
+                         + np.einsum("gi,gij,gj->g", coef, sub, coef), 0.0)
         better = np.all(coef >= 0, axis=1) & (res < best_res)
         best[better] = 0.0
         best[np.ix_(better, support)] = coef[better]
         best_res = np.where(better, res, best_res)
-    return best, best_res
+    return best, np.sqrt(best_res)
+
+
+CHUNK = 2**21  # matrix entries per batch of variable-projection problems (bounds the memory, ~50 MB)
+
+
+def _project(logs: list[np.ndarray], y: np.ndarray, weights: np.ndarray, floors: np.ndarray | None) -> np.ndarray:
+    """Variable projection of B weighted data sets at the same points: y, weights (B, n) (bootstrap counts; 0
+    drops a point); floors (B,) holds E at a value (no e coordinate then) or None. For each point of a grid of
+    exponents the law is linear in its scales (E, A_i), solved exactly with E, A_i >= 0 by non-negative least
+    squares on relative residuals (pred - y) / y, close to the log residuals the fit minimises; the best grid
+    point per data set, in log space with a zero scale at the box's lower edge. Returns theta (B, P) (P without
+    e when floors are given)."""
+    grid = np.array(list(itertools.product(PROJECTION_GRID, repeat=len(logs))))  # (G, n_axes)
+    powers = np.exp(-grid[:, :, None] * np.stack(logs)[None])  # (G, n_axes, n)
+    cols = powers if floors is not None else np.concatenate([np.ones((len(grid), 1, powers.shape[2])), powers], 1)
+    cols = np.swapaxes(cols, 1, 2)  # (G, n, k)
+    root_w = np.sqrt(weights)
+    rhs = root_w * (1.0 if floors is None else 1 - floors[:, None] / y)  # (B, n)
+    out = []
+    per = max(1, CHUNK // cols.size)
+    for lo in range(0, len(y), per):
+        sl = slice(lo, lo + per)
+        design = cols[None] * (root_w[sl] / y[sl])[:, None, :, None]  # (b, G, n, k)
+        b = design.shape[0]
+        scales, res = _nnls_batch(design.reshape(-1, *cols.shape[1:]),
+                                  np.repeat(rhs[sl], len(grid), axis=0))
+        best = np.argmin(res.reshape(b, len(grid)), axis=1)
+        sc = scales.reshape(b, len(grid), -1)[np.arange(b), best]
+        log_scales = np.log(np.maximum(sc, 1e-300))
+        free = log_scales if floors is None else np.concatenate([np.zeros((b, 1)), log_scales], axis=1)
+        pairs = [np.stack([free[:, 1 + i], grid[best, i]], axis=1) for i in range(len(logs))]
+        theta = np.clip(np.concatenate([free[:, :1], *pairs], axis=1), *_bounds(len(logs)))
+        out.append(theta if floors is None else theta[:, 1:])
+    return np.concatenate(out)
 
 
 def _projected_start(logs: list[np.ndarray], y: np.ndarray, floor: float | None = None) -> np.ndarray:
-    """Variable projection: for each point of a grid of exponents the law is linear in its scales (E, A_i), which
-    are solved exactly with E, A_i >= 0 (non-negative least squares on relative residuals (pred - y) / y, close to
-    the log residuals the fit minimises); the best grid point, in log space with a zero scale at the box's lower
-    edge, is one more start for L-BFGS. It needs no guess of the scales, and lands on a boundary solution
-    (E = 0) when the data have no floor. With `floor` given, E is held at it and only the A_i are solved; the
-    start then has no e coordinate."""
-    grid = np.array(list(itertools.product(PROJECTION_GRID, repeat=len(logs))))  # (G, n_axes)
-    powers = np.exp(-grid[:, :, None] * np.stack(logs)[None])  # (G, n_axes, n)
-    rhs = np.ones_like(y) if floor is None else 1 - floor / y
-    cols = powers if floor is not None else np.concatenate([np.ones((len(grid), 1, len(y))), powers], axis=1)
-    scales, res = _nnls_batch(np.swapaxes(cols / y, 1, 2), np.broadcast_to(rhs, (len(grid), len(y))))
-    best = int(np.argmin(res))
-    log_scales = np.log(np.maximum(scales[best], 1e-300))
-    free = log_scales if floor is None else np.concatenate([[0.0], log_scales])
-    theta = np.clip([free[0], *itertools.chain(*zip(free[1:], grid[best]))], *_bounds(len(logs)))
-    return theta if floor is None else theta[1:]
+    """One data set's variable-projection start (`_project`): no guess of the scales needed,
+    and a boundary solution (E = 0) when the data have no floor; with `floor`, E held (no e coordinate)."""
+    y = np.asarray(y, float)[None]
+    return _project(logs, y, np.ones_like(y), None if floor is None else np.array([floor]))[0]
+
+
+def own_starts(logs: list[np.ndarray], logy: np.ndarray, weights: np.ndarray | None = None,
+               spread: int = 4) -> np.ndarray:
+    """The starts of B refits (bootstrap resamples, simulated tables, held-out folds): every `spread`-th point of the
+    start grid and each data set's own variable-projection start, never the full-data optimum
+    (a refit started there stays in a flat direction where the full data put it). logy (B, n), weights (B, n)
+    -> (B, S, P)."""
+    y = np.exp(np.atleast_2d(logy))
+    w = np.ones_like(y) if weights is None else np.broadcast_to(weights, y.shape)
+    own = _project(logs, y, w, None)
+    grid = _starts(len(logs))[::spread]
+    return np.concatenate([np.broadcast_to(grid, (len(y), *grid.shape)), own[:, None]], axis=1)
 
 
 def _fit_sum_of_powers(xs: list[np.ndarray], y: np.ndarray, names: list[str], form: str) -> Fit:
@@ -186,7 +232,7 @@ def _fit_sum_of_powers(xs: list[np.ndarray], y: np.ndarray, names: list[str], fo
     theta, loss, converged = _huber_multistart(logs, logy, np.ones((1, len(y))), starts)
     pred = _logsumexp(_terms(theta, logs))[0]
     return Fit(form, _params(theta[0], names), float(loss[0]) * DELTA, bool(converged[0]), _r2(logy, pred), len(y),
-               _theta=theta[0])
+               rms_log=float(np.sqrt(np.mean((logy - pred) ** 2))), _theta=theta[0])
 
 
 def _bounds(n_axes: int) -> tuple[np.ndarray, np.ndarray]:
@@ -218,29 +264,52 @@ def predict_joint(p: dict, n: np.ndarray, t: np.ndarray) -> np.ndarray:
     return p["E"] + p["A"] * np.asarray(n, float) ** -p["alpha"] + p["B"] * np.asarray(t, float) ** -p["beta"]
 
 
-def sigmoid(log_c: np.ndarray, y: np.ndarray) -> Fit:
-    """y = p / (1 + exp(-k (ln C - c0))) + q, least squares from a grid of starts (k > 0)."""
+def sigmoid(log_c: np.ndarray, y: np.ndarray, asymptote: float | None = None) -> Fit:
+    """y = p / (1 + exp(-k (ln C - c0))) + q, least squares from a grid of starts (k > 0); with `asymptote`,
+    p + q is held at it (q = asymptote - p)."""
     log_c, y = np.asarray(log_c, float), np.asarray(y, float)
 
+    def full(theta):
+        return theta if asymptote is None else np.array([*theta, asymptote - theta[0]])
+
     def loss(theta):
-        p, k, c0, q = theta
+        p, k, c0, q = full(theta)
         return float(np.sum((p * expit(k * (log_c - c0)) + q - y) ** 2))
 
     span = max(float(np.ptp(y)), 1e-6)
     best = None
     for k0 in (0.5, 1.0, 3.0):
         for c00 in np.quantile(log_c, [0.25, 0.5, 0.75]):
-            res = minimize(loss, np.array([2 * span, k0, c00, float(y.min()) - 0.5 * span]), method="L-BFGS-B",
-                           bounds=[(1e-9, None), (1e-6, None), (None, None), (None, None)])
+            start = [2 * span, k0, c00, float(y.min()) - 0.5 * span]
+            bounds = [(1e-9, None), (1e-6, None), (None, None), (None, None)]
+            if asymptote is not None:
+                start, bounds = [max(asymptote - start[3], 1e-3), *start[1:3]], bounds[:3]
+            res = minimize(loss, np.array(start), method="L-BFGS-B", bounds=bounds)
             if best is None or res.fun < best.fun:
                 best = res
-    p, k, c0, q = best.x
+    p, k, c0, q = full(best.x)
     pred = p * expit(k * (log_c - c0)) + q
     ss = np.sum((y - y.mean()) ** 2)
     r2 = float(1 - np.sum((y - pred) ** 2) / ss) if ss > 0 else float("nan")
     return Fit("p / (1 + exp(-k (ln C - c0))) + q", {"p": float(p), "k": float(k), "c0": float(c0), "q": float(q)},
-               float(best.fun),
-               bool(best.success), r2, len(y))
+               float(best.fun), bool(best.success), r2, len(y))
+
+
+def sigmoid_asymptote(log_c: np.ndarray, y: np.ndarray, sg: Fit, bound: float = 1.0,
+                      level: float = 0.95) -> dict:
+    """Whether the data bound the sigmoid's asymptote p + q below `bound` (NDCG@5's ceiling, 1): the F test of
+    the fit with p + q held at `bound` against the free fit, F = (SSE_held - SSE) / (SSE / (n - 4)) on (1, n - 4)
+    dof. Not bounded: the asymptote is a number the data do not pin down (any value up to `bound` fits)."""
+    from scipy.stats import f as f_dist
+
+    dof = len(y) - 4
+    value = sg.params["p"] + sg.params["q"]
+    if dof < 1:
+        return {"value": value, "bounded": False, "why": f"{len(y)} points for 4 parameters"}
+    held = sigmoid(log_c, y, asymptote=bound)
+    stat = max(held.loss - sg.loss, 0.0) / max(sg.loss / dof, 1e-300)
+    p = float(f_dist.sf(stat, 1, dof))
+    return {"value": value, "bound": bound, "f": float(stat), "p": p, "bounded": bool(p < 1 - level)}
 
 
 def predict_sigmoid(p: dict, log_c: np.ndarray) -> np.ndarray:
@@ -268,6 +337,9 @@ def _batch_objective(theta: np.ndarray, logs: list[np.ndarray], logy: np.ndarray
     return np.sum(huber(r) * weights, axis=1) / DELTA, np.stack(grad, axis=1) / DELTA
 
 
+STUCK_GTOL = 1e-4  # a failed line search with a projected gradient at least this large is not convergence
+
+
 def lbfgs_batch(fun, x0: np.ndarray, lo: np.ndarray, hi: np.ndarray, maxiter: int = 2000, memory: int = 10,
                 gtol: float = 1e-7, ftol: float = 2.2e-9) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Projected L-BFGS on B independent problems at once, each with its own memory, step and stopping test.
@@ -276,12 +348,14 @@ def lbfgs_batch(fun, x0: np.ndarray, lo: np.ndarray, hi: np.ndarray, maxiter: in
     problem: two-loop direction (components that would leave the box at an active bound dropped, steepest descent
     when it is not a descent direction), backtracking Armijo line search on the projected path; only unfinished
     problems are evaluated. A problem stops when its projected gradient is below `gtol` or an iteration lowers f
-    by at most ftol x max(|f|, 1) (scipy L-BFGS-B's default factr). Returns x (B, P), f (B,), converged (B,)."""
+    by at most ftol x max(|f|, 1) (scipy L-BFGS-B's default factr), or when no step of the line search lowers f;
+    the last counts as converged only where the projected gradient is below STUCK_GTOL (a search that fails
+    far from a stationary point is not convergence). Returns x (B, P), f (B,), converged (B,)."""
     x = np.clip(x0, lo, hi).astype(float)
     n, p = x.shape
     f, g = fun(x, np.arange(n))
     s_hist, y_hist, rho = np.zeros((n, memory, p)), np.zeros((n, memory, p)), np.zeros((n, memory))
-    gamma, done, it = np.ones(n), np.zeros(n, bool), np.zeros(n, int)
+    gamma, done, it, stuck = np.ones(n), np.zeros(n, bool), np.zeros(n, int), np.zeros(n, bool)
     for _ in range(maxiter):
         free = ~(((x <= lo) & (g > 0)) | ((x >= hi) & (g < 0)))
         done |= np.max(np.abs(g * free), axis=1) < gtol
@@ -319,6 +393,7 @@ def lbfgs_batch(fun, x0: np.ndarray, lo: np.ndarray, hi: np.ndarray, maxiter: in
         moved = np.ones(rows.size, bool)
         moved[pending] = False
         stalled = ~moved | (fr - f_new <= ftol * np.maximum(np.abs(fr), 1.0))
+        stuck[rows] = ~moved & (np.max(np.abs(gr), axis=1) >= STUCK_GTOL)
         sv, yv = x_new - xr, g_new - g[rows]
         sy = np.sum(sv * yv, axis=1)
         keep = moved & (sy > 1e-12)
@@ -329,7 +404,7 @@ def lbfgs_batch(fun, x0: np.ndarray, lo: np.ndarray, hi: np.ndarray, maxiter: in
         x[rows], f[rows], g[rows] = x_new, f_new, g_new
         it[rows] += 1
         done[rows[stalled]] = True
-    return x, f, done
+    return x, f, done & ~stuck
 
 
 def _floor_objective(phi: np.ndarray, logs: list[np.ndarray], logy: np.ndarray, floors: np.ndarray,
@@ -351,9 +426,11 @@ def _floor_profile(fit: Fit, logs: list[np.ndarray], logy: np.ndarray, floors: n
                    scale: float) -> np.ndarray:
     """The profile of the floor: for each E in `floors` the least sum of squared log residuals / scale over the
     other parameters, from the variable-projection start with E held, the full fit's optimum and the start grid."""
-    y = np.exp(logy)
+    y = np.broadcast_to(np.exp(logy), (len(floors), len(logy)))
     grid = np.unique(_starts(len(logs))[:, 1:], axis=0)
-    starts = np.stack([np.vstack([_projected_start(logs, y, floor=e), fit._theta[1:], grid]) for e in floors])
+    own = _project(logs, y, np.ones_like(y), floors)
+    starts = np.concatenate([own[:, None], np.broadcast_to(fit._theta[1:], (len(floors), 1, own.shape[1])),
+                             np.broadcast_to(grid, (len(floors), *grid.shape))], axis=1)
     lo, hi = _bounds(len(logs))
     _, f, _ = _multistart(lambda th, rows: _floor_objective(th, logs, logy, floors[rows], scale), len(floors),
                           starts, lo[1:], hi[1:], scout=40)
@@ -421,8 +498,10 @@ def identify(fit: Fit, xs: list[np.ndarray]) -> Fit:
     """Name the parameters of a sum-of-powers fit that the data do not identify (`fit.unidentified`):
     a floor whose profile likelihood does not reject E = 0 (its interval is then one-sided, see profile_floor);
     an exponent at the edge of its box; a term (E, or A x^-alpha) below NEGLIGIBLE of every fitted value (it could
-    be 0, or move, without changing the fit: its interval means nothing); and, with a bootstrap, a scale whose 95%
-    interval spans more than WIDE_DECADES decades or an exponent whose interval is wider than its value."""
+    be 0, or move, without changing the fit: its interval means nothing); and, with a bootstrap, E's or a term's
+    95% interval spanning more than WIDE_DECADES decades (a scale A is judged by its term A x^-alpha at the
+    geometric mean of the data's x: A itself is the term at x = 1, decades outside the data, whose width is
+    ~ln x times alpha's), or an exponent whose interval is wider than its value."""
     p, flags = fit.params, {}
     names = [k for k in p if k != "E"]
     terms = {"E": np.full(len(xs[0]), p["E"])}
@@ -441,10 +520,18 @@ def identify(fit: Fit, xs: list[np.ndarray]) -> Fit:
             what = "E" if name == "E" else f"the term {name} x^-{names[names.index(name) + 1]}"
             flags.setdefault(name, f"{what} is below {NEGLIGIBLE:.1%} of every fitted value: consistent with 0, "
                                    "not identified by these data")
+    centre = {a_name: float(np.exp(np.mean(np.log(np.asarray(x, float))))) for a_name, x in zip(names[0::2], xs)}
     for name, (lo, hi) in fit.ci.items():
         if name in flags:
             continue
-        if name in ("E", *names[0::2]) and lo > 0 and np.log10(hi / lo) > WIDE_DECADES:
+        if name in centre and fit.samples:  # the term at the data's centre: A alone is an extrapolation to N = 1
+            exponent = names[names.index(name) + 1]
+            at = [s[name] * centre[name] ** -s[exponent] for s in fit.samples]
+            lo_at, hi_at = np.percentile(at, [2.5, 97.5])
+            if lo_at > 0 and np.log10(hi_at / lo_at) > WIDE_DECADES:
+                flags[name] = (f"the 95% interval of its term at the data's centre ({centre[name]:.3g}) spans "
+                               f"{np.log10(hi_at / lo_at):.1f} decades")
+        elif name == "E" and lo > 0 and np.log10(hi / lo) > WIDE_DECADES:
             flags[name] = f"the 95% interval spans {np.log10(hi / lo):.1f} decades"
         elif name in names[1::2] and hi - lo > p[name]:
             flags[name] = f"the 95% interval ({hi - lo:.3g} wide) is wider than the estimate"
@@ -457,7 +544,7 @@ def joint_many(n: np.ndarray, t: np.ndarray, y: np.ndarray, mask: np.ndarray, n_
     """The joint fit and its bootstrap over points of W data sets at once (simulation studies): n, t, y, mask
     (W, m), a data set's points where mask is True (the rest is padding). Each fit starts from the start grid and
     its variable-projection start, as `joint` does; each refit from every `spread`-th start of the grid and its
-    data set's optimum, as `bootstrap` does with spread 4 (without profile_floor: only E's interval uses it). Returns theta (W, 5) and
+    own variable projection, as `bootstrap` does with spread 4 (without profile_floor: only E's interval uses it). Returns theta (W, 5) and
     the refits' theta (W, n_boot, 5), in log space (e, a, alpha, b, beta)."""
     logs, logy = [np.log(np.where(mask, n, 1.0)), np.log(np.where(mask, t, 1.0))], np.log(np.where(mask, y, 1.0))
     w_count, m = mask.shape
@@ -472,10 +559,10 @@ def joint_many(n: np.ndarray, t: np.ndarray, y: np.ndarray, mask: np.ndarray, n_
     for i in range(w_count):
         k = int(mask[i].sum())
         weights[i][:, mask[i]] = rng.multinomial(k, np.full(k, 1 / k), size=n_boot)
-    grid = _starts(2)[::spread]
-    boot_starts = np.concatenate([np.broadcast_to(grid, (w_count, *grid.shape)), theta[:, None]], axis=1)
+    boot_starts = np.concatenate([own_starts([lx[i] for lx in logs], np.broadcast_to(logy[i], (n_boot, m)),
+                                             weights[i], spread) for i in range(w_count)])
     boot, _, _ = _multistart(objective(weights.reshape(-1, m), np.repeat(np.arange(w_count), n_boot)),
-                             w_count * n_boot, np.repeat(boot_starts, n_boot, axis=0), *_bounds(2), scout=40)
+                             w_count * n_boot, boot_starts, *_bounds(2), scout=40)
     return theta, boot.reshape(w_count, n_boot, 5)
 
 
@@ -500,8 +587,9 @@ def bootstrap(fit: Fit, xs: list[np.ndarray], y: np.ndarray, groups: np.ndarray,
     """95% percentile intervals for every parameter of a sum-of-powers fit by resampling groups (fitting points,
     or runs) with replacement: the `points` method, right where every point is its own run (a table from
     elsewhere, Chinchilla's). A resample is a vector of counts per group, i.e. weights on the rows, so all
-    resamples are fitted at once. Each refit starts from a spread of the start grid as well as the full-data
-    optimum; `fit.boot_converged` is the fraction that met the stopping test. The percentile interval of a
+    resamples are fitted at once. Each refit starts from a spread of the start grid and its own variable
+    projection (`own_starts`), never the full-data optimum; `fit.boot_converged` is the fraction that met a
+    stopping test (lbfgs_batch). The percentile interval of a
     parameter at its bound is not honest (refits pile up wherever the optimiser stops in the flat direction, and
     it under-covers near the bound), so the floor is also tested by its profile likelihood (_set_intervals)."""
     rng = np.random.default_rng(seed)
@@ -509,7 +597,7 @@ def bootstrap(fit: Fit, xs: list[np.ndarray], y: np.ndarray, groups: np.ndarray,
     counts = rng.multinomial(len(uniq), np.full(len(uniq), 1 / len(uniq)), size=n_boot)  # (n_boot, n_groups)
     weights = counts[:, row_group].astype(float)
     logs, logy = [np.log(np.asarray(x, float)) for x in xs], np.log(np.asarray(y, float))
-    starts = np.vstack([_starts(len(logs))[::4], fit._theta[None]])  # a spread of the grid, and the optimum
+    starts = own_starts(logs, np.broadcast_to(logy, weights.shape), weights)
     theta, _, converged = _huber_multistart(logs, logy, weights, starts, maxiter=maxiter, scout=40)
     return _set_intervals(fit, theta, converged, xs, y)
 
@@ -541,12 +629,12 @@ def simulate(fit: Fit, xs: list[np.ndarray], runs: np.ndarray, nz, n_boot: int,
     return pred + effects[:, run_index] + rng.standard_normal((n_boot, len(pred))) * np.sqrt(point_var)[:, None]
 
 
-def refit(xs: list[np.ndarray], logy: np.ndarray, start: np.ndarray, maxiter: int = 2000) -> tuple[np.ndarray, np.ndarray]:
-    """The Huber fit of each of B tables of log y (B, n) at the same points, from a spread of the start grid and
-    `start` (P,) (the law the tables were drawn from), as `bootstrap` refits. Returns theta (B, P) in log space and
-    converged (B,)."""
+def refit(xs: list[np.ndarray], logy: np.ndarray, maxiter: int = 2000) -> tuple[np.ndarray, np.ndarray]:
+    """The Huber fit of each of B tables of log y (B, n) at the same points, each from its own starts
+    (`own_starts`: a spread of the grid and its own variable projection, not the law it was drawn from).
+    Returns theta (B, P) in log space and converged (B,)."""
     logs = [np.log(np.asarray(x, float)) for x in xs]
-    starts = np.vstack([_starts(len(logs))[::4], start[None]])
+    starts = own_starts(logs, logy)
     theta, _, converged = _multistart(
         lambda th, rows: _batch_objective(th, logs, logy[rows], np.ones((len(rows), logy.shape[1]))),
         len(logy), starts, *_bounds(len(logs)), maxiter=maxiter, scout=40)
@@ -560,7 +648,7 @@ def parametric_bootstrap(fit: Fit, xs: list[np.ndarray], y: np.ndarray, runs: np
     returns each simulated table's log residuals from its own refit (n_boot, n), the reference distribution of
     the lack-of-fit tests."""
     logy = simulate(fit, xs, runs, nz, n_boot, np.random.default_rng(seed))
-    theta, converged = refit(xs, logy, fit._theta)
+    theta, converged = refit(xs, logy)
     _set_intervals(fit, theta, converged, xs, y)
     logs = [np.log(np.asarray(x, float)) for x in xs]
     return logy - _logsumexp(_terms(theta, logs))

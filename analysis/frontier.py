@@ -1,12 +1,14 @@
 """Compute-optimal frontier: the envelope of the metric over training FLOPs, IsoFLOP minima (approach 2), and the
 closed-form allocation implied by a joint fit (approach 3).
 
-Approach 2 here interpolates rather than needing runs at equal C: for each N, every evaluation of its runs
-(WSD cooldown-branch ends, or intermediate evaluations, so each N covers a wide range of C) gives the best y
-reached by each C, and log y is interpolated linearly in log C; each FLOP budget that >= 3 N cover gives one
-IsoFLOP curve over those N, whose minimum comes from a parabola in log N (the vertex, when it lies inside that
-curve's N range). N_opt(C) and T_opt(C) = C / (C/T)(N_opt) (the table's cost per target, analysis/cost.py) are
-then fitted as power laws. Intermediate
+Approach 2 here interpolates rather than needing runs at equal C: for each run, every evaluation (WSD
+cooldown-branch ends, or intermediate evaluations, so each N covers a wide range of C) gives the best y reached
+by each C, and log y is interpolated linearly in log C; an N's value at a budget is its best config's mean over
+replicate seeds; each FLOP budget that >= 3 N cover gives one IsoFLOP curve over those N, whose minimum comes
+from a parabola in log N (the vertex, when it lies inside that curve's N range). N_opt(C) and T_opt(C) =
+C / (C/T)(N_opt) (the table's cost per target, analysis/cost.py) are then fitted as power laws; their exponents'
+intervals come from resampling runs through the whole pipeline (the budgets share their runs, so they are not
+independent points; a t interval over them narrows as 1/sqrt(budgets) with no new data). Intermediate
 evaluations of a cosine schedule sit above a run trained to that budget, so on such rows these minima are an
 approximation (cooldown-branch ends are runs trained to their budget); approach 3 (closed form) is shown too.
 A table whose runs carry an IsoFLOP budget label (`budget`) is grouped by that label: one parabola per budget; a
@@ -15,11 +17,12 @@ table with one run per N and no label is grouped into budgets by C (runs within 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
-from scipy import stats
 
-from analysis import cost
+from analysis import cost, noise
 
 
 def envelope(rows: pd.DataFrame, col: str, lower_is_better: bool) -> pd.DataFrame:
@@ -42,57 +45,169 @@ def kappa(final: pd.DataFrame) -> float:
     return float(np.median(final["flops"] / (final["n_params"] * final["tokens"])))
 
 
-def isoflop(rows: pd.DataFrame, y: np.ndarray, n_budgets: int = 8) -> dict:
-    """IsoFLOP curves and minima from every evaluation row of one K; `y` is the loss-like target for each row (lower is
-    better). Budgets are spread log-uniformly over the C range that at least 3 N cover; each budget's curve uses
-    the N whose evaluations span it (its own N range, as Chinchilla's IsoFLOP profiles each have theirs). A table
-    with a `budget` column (an IsoFLOP design's label per run) is grouped by it instead (`_by_budget`)."""
+ISO_BOOT = 200  # resamples of runs through the whole IsoFLOP pipeline (approach 2's intervals)
+MIN_WITH_SLOPE = 0.5  # below this fraction of resamples giving a slope, approach 2 gives no interval
+
+
+@dataclass
+class _Runs:
+    """Approach 2's data, one row per run: its N, replicate cell (noise.cells: runs differing only in their seed)
+    and log y at each budget (NaN where the run does not reach it); `flops` (budgets,) the budgets' C."""
+
+    n: np.ndarray  # (R,)
+    cell: np.ndarray  # (R,) int
+    log_y: np.ndarray  # (R, budgets)
+    flops: np.ndarray  # (budgets,)
+
+
+def _run_cells(rows: pd.DataFrame) -> pd.Series:
+    """Each run's replicate cell index (runs that differ only in train.seed share one; a table with no config
+    columns: each run its own)."""
+    first = rows.drop_duplicates("run_id")
+    c = noise.cells(first)
+    labels = first["run_id"].to_numpy() if c is None else c
+    return pd.Series(pd.factorize(labels)[0], index=first["run_id"].to_numpy())
+
+
+def isoflop(rows: pd.DataFrame, y: np.ndarray, n_budgets: int = 8, n_boot: int = ISO_BOOT, seed: int = 0) -> dict:
+    """IsoFLOP curves and minima from every evaluation row of one K; `y` is the loss-like target for each row (lower
+    is better). Each run's running best (its cummin over its evaluations by C, held flat after its last one) is
+    interpolated in log C; at a budget, an N's value is the best over its configs of the mean log y over that
+    config's replicate seeds (a min over seeds would favour the N with more of them). Budgets are spread
+    log-uniformly over the C range that at least 3 N cover; each budget's curve uses the N whose evaluations span
+    it. A table with a `budget` column (an IsoFLOP design's label per run) is grouped by it instead. The exponents'
+    95% intervals come from `n_boot` resamples of runs, each taken through the whole pipeline (`_resampled`)."""
     if "budget" in rows.columns and rows["budget"].notna().any():
-        return _by_budget(rows, y, "no budget label has runs at >= 3 N")
-    df = rows.assign(y=y)
-    curves = {}
-    for n, g in df.groupby("n_params"):
-        g = g.sort_values("flops")
-        g = g.assign(y=g["y"].cummin()).drop_duplicates("flops", keep="last")
-        if len(g) >= 2:
-            curves[n] = g
-    if len(curves) < 3:  # one run per N (sizes not shared across budgets): runs at about the same C instead
-        return _by_budget(rows.assign(budget=_budgets_by_tolerance(rows)), y,
-                          "IsoFLOP minima need >= 3 N at one budget: no N has >= 2 evaluations, and no "
+        data = _by_budget(rows, y)
+        none_found = "no budget label has runs at >= 3 N"
+    else:
+        data = _interpolated(rows, y, n_budgets)
+        none_found = "no FLOP budget lies in the range of >= 3 N values"
+        if data is None:  # one run per N (sizes not shared across budgets): runs at about the same C instead
+            data = _by_budget(rows.assign(budget=_budgets_by_tolerance(rows)), y)
+            none_found = ("IsoFLOP minima need >= 3 N at one budget: no N has >= 2 evaluations, and no "
                           f"{BUDGET_TOLERANCE_DEX:g}-decade band of C holds runs at >= 3 N")
-    spans = {n: (np.log(g["flops"]).min(), np.log(g["flops"]).max()) for n, g in curves.items()}
+    minima = _minima(data, np.ones(len(data.n))) if data is not None else []
+    if not minima:
+        return {"skipped": none_found}
+    per_target = _per_target(rows)
+    out = _allocation(minima, per_target)
+    if "n_opt_exponent" in out and n_boot:
+        out.update(_resampled(data, per_target, n_boot, seed))
+    return out
+
+
+def _interpolated(rows: pd.DataFrame, y: np.ndarray, n_budgets: int) -> _Runs | None:
+    """Each run's running best at n_budgets budgets over the C range >= 3 N cover; None when < 3 N have curves."""
+    df = rows.assign(y=y).sort_values("flops")
+    cells = _run_cells(rows)
+    curves = {}
+    for run, g in df.groupby("run_id", sort=False):
+        g = g.assign(y=g["y"].cummin()).drop_duplicates("flops", keep="last")
+        curves[run] = (float(g["n_params"].iloc[0]), np.log(g["flops"].to_numpy(float)), np.log(g["y"].to_numpy()))
+    spans = {}
+    for n, lc, _ in curves.values():
+        lo, hi = spans.get(n, (np.inf, -np.inf))
+        spans[n] = (min(lo, lc[0]), max(hi, lc[-1]))
+    spans = {n: span for n, span in spans.items() if span[1] > span[0]}
+    if len(spans) < 3:
+        return None
     edges = np.sort(np.concatenate([list(v) for v in spans.values()]))
     covered = [c for c in np.linspace(edges[0], edges[-1], 200)
                if sum(lo <= c <= hi for lo, hi in spans.values()) >= 3]
     if not covered:
-        return {"skipped": "no FLOP budget lies in the range of >= 3 N values"}
-    budgets, minima = np.exp(np.linspace(min(covered), max(covered), n_budgets)), []
-    for c in budgets:
-        ns = [n for n in sorted(curves) if spans[n][0] <= np.log(c) <= spans[n][1]]
-        if len(ns) < 3:
-            continue
-        log_n = np.log(np.array(ns, float))
-        log_y = np.array([np.interp(np.log(c), np.log(curves[n]["flops"]), np.log(curves[n]["y"])) for n in ns])
-        minima.append({"flops": float(c), **_vertex(log_n, log_y)})
-    return _allocation(rows, minima)
+        return _Runs(np.zeros(0), np.zeros(0, int), np.zeros((0, 0)), np.zeros(0))
+    log_c = np.linspace(min(covered), max(covered), n_budgets)
+    runs = [r for r in curves if curves[r][0] in spans]
+    log_y = np.full((len(runs), n_budgets), np.nan)
+    for i, r in enumerate(runs):
+        n, lc, ly = curves[r]
+        reach = (log_c >= lc[0]) & (log_c <= spans[n][1])  # from its first evaluation to its N's last
+        log_y[i, reach] = np.interp(log_c[reach], lc, ly)
+    return _Runs(np.array([curves[r][0] for r in runs]), cells[runs].to_numpy(), log_y, np.exp(log_c))
 
 
-def _allocation(rows: pd.DataFrame, minima: list[dict]) -> dict:
-    """N_opt(C) and T_opt(C) = C / (kappa N_opt) as power laws through the interior minima; with >= 3 minima the
-    exponents' 95% intervals from the regression's standard error (t distribution, n - 2 degrees of freedom)."""
+def _by_budget(rows: pd.DataFrame, y: np.ndarray) -> _Runs | None:
+    """Approach 2's data from a table that labels each run's budget (`budget` column): each run's final row (a
+    run trained to its budget) at its own label; a budget's C is the median of its runs' C."""
+    df = rows.assign(y=y).dropna(subset=["budget"])
+    df = df[df["final"]].drop_duplicates("run_id", keep="last")
+    if df.empty:
+        return None
+    labels, index = np.unique(df["budget"].astype(str), return_inverse=True)
+    log_y = np.full((len(df), len(labels)), np.nan)
+    log_y[np.arange(len(df)), index] = np.log(df["y"].to_numpy(float))
+    flops = np.array([np.median(df["flops"].to_numpy(float)[index == j]) for j in range(len(labels))])
+    order = np.argsort(flops)
+    return _Runs(df["n_params"].to_numpy(float), _run_cells(rows)[df["run_id"]].to_numpy(), log_y[:, order],
+                 flops[order])
+
+
+def _minima(data: _Runs, weights: np.ndarray) -> list[dict]:
+    """The IsoFLOP curve and its vertex at each budget with >= 3 N, the runs counted `weights` (R,) times (a
+    resample of runs; 0 leaves a run out): per N the best config's weighted mean log y over its seeds."""
+    out = []
+    for j, c in enumerate(data.flops):
+        v = data.log_y[:, j]
+        use = np.isfinite(v) & (weights > 0)
+        ns, values = [], []
+        for n in np.unique(data.n[use]):
+            at = use & (data.n == n)
+            cells = np.unique(data.cell[at])
+            means = [np.average(v[at & (data.cell == k)], weights=weights[at & (data.cell == k)]) for k in cells]
+            ns.append(n)
+            values.append(min(means))
+        if len(ns) >= 3:
+            out.append({"flops": float(c), **_vertex(np.log(np.array(ns, float)), np.array(values))})
+    return out
+
+
+def _per_target(rows: pd.DataFrame):
+    """C / T at N for this K (the table's cost model): T_opt = C / (C/T)(N_opt)."""
+    model, k = cost.fit_cost(rows), str(rows["negatives"].iloc[0])
+    return lambda n: cost.per_target(model, n, k)
+
+
+def _slopes(minima: list[dict], per_target) -> dict | None:
+    """N_opt(C) and T_opt(C) as power laws (least squares in log-log) through the interior minima; None with < 2."""
     found = [m for m in minima if m["n_opt"] is not None]
-    out = {"curves": minima}
     if len(found) < 2:
-        return {**out, "note": "fewer than 2 budgets have their minimum inside the sampled N range"}
+        return None
     c = np.array([m["flops"] for m in found])
     n_opt = np.array([m["n_opt"] for m in found])
-    t_opt = c / cost.per_target(cost.fit_cost(rows), n_opt, str(rows["negatives"].iloc[0]))
-    for name, y in (("n_opt", n_opt), ("t_opt", t_opt)):
-        reg = stats.linregress(np.log(c), np.log(y))
-        out[f"{name}_exponent"], out[f"{name}_coef"] = float(reg.slope), float(np.exp(reg.intercept))
-        if len(found) >= 3:
-            half = stats.t.ppf(0.975, len(found) - 2) * reg.stderr
-            out[f"{name}_exponent_ci95"] = [float(reg.slope - half), float(reg.slope + half)]
+    out = {}
+    for name, v in (("n_opt", n_opt), ("t_opt", c / per_target(n_opt))):
+        slope, intercept = np.polyfit(np.log(c), np.log(v), 1)
+        out[f"{name}_exponent"], out[f"{name}_coef"] = float(slope), float(np.exp(intercept))
+    return out
+
+
+def _allocation(minima: list[dict], per_target) -> dict:
+    """The curves and, with >= 2 interior minima, N_opt(C) and T_opt(C) = C / (C/T)(N_opt) as power laws."""
+    slopes = _slopes(minima, per_target)
+    if slopes is None:
+        return {"curves": minima, "note": "fewer than 2 budgets have their minimum inside the sampled N range"}
+    return {"curves": minima, **slopes}
+
+
+def _resampled(data: _Runs, per_target, n_boot: int, seed: int) -> dict:
+    """95% percentile intervals of the exponents from `n_boot` resamples of runs with replacement, each through
+    the whole pipeline (curves, every budget's vertex, the slope): budgets interpolated from the same runs are
+    not independent points, and a vertex's own uncertainty enters through its runs. A resample in which < 2
+    budgets keep an interior minimum gives no slope; with fewer than MIN_WITH_SLOPE of them giving one, there is
+    no interval (the design does not pin the slope down)."""
+    rng = np.random.default_rng(seed)
+    counts = rng.multinomial(len(data.n), np.full(len(data.n), 1 / len(data.n)), size=n_boot).astype(float)
+    slopes = [s for w in counts if (s := _slopes(_minima(data, w), per_target))]
+    out = {"bootstrap": {"resamples": n_boot, "with_slope": len(slopes), "method": "runs resampled with "
+                         "replacement through the whole pipeline"}}
+    if len(slopes) < MIN_WITH_SLOPE * n_boot:
+        out["interval_note"] = (f"only {len(slopes)} of {n_boot} resamples of runs give a slope: the exponent is "
+                                "not pinned down by these runs (no interval)")
+        return out
+    for name in ("n_opt", "t_opt"):
+        v = [s[f"{name}_exponent"] for s in slopes]
+        out[f"{name}_exponent_ci95"] = [float(np.percentile(v, 2.5)), float(np.percentile(v, 97.5))]
     return out
 
 
@@ -109,24 +224,6 @@ def _budgets_by_tolerance(rows: pd.DataFrame) -> pd.Series:
             label, anchor = label + 1, c
         labels[run_id] = label
     return rows["run_id"].map(labels)
-
-
-def _by_budget(rows: pd.DataFrame, y: np.ndarray, none_found: str) -> dict:
-    """Approach 2 on a table that labels each run's budget (`budget` column): the final rows (runs trained to
-    their budget) of each budget with >= 3 distinct N give a parabola in log N (the budget's C is the median of
-    its runs' C)."""
-    df = rows.assign(y=y).dropna(subset=["budget"])
-    df = df[df["final"]]
-    minima = []
-    for _, g in df.groupby("budget"):
-        g = g.groupby("n_params", as_index=False).agg(y=("y", "min"), flops=("flops", "median"))
-        if len(g) < 3:
-            continue
-        log_n, log_y = np.log(g["n_params"].to_numpy(float)), np.log(g["y"].to_numpy(float))
-        minima.append({"flops": float(g["flops"].median()), **_vertex(log_n, log_y)})
-    if not minima:
-        return {"skipped": none_found}
-    return _allocation(rows, minima)
 
 
 def _vertex(log_n: np.ndarray, log_y: np.ndarray) -> dict:

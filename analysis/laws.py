@@ -42,6 +42,7 @@ def from_target(metric: str, y) -> np.ndarray:
     return np.exp(y) if metric == "ppl" else np.clip(1.0 - y, 0.0, 1.0)
 
 
+MIN_VALUES = 3  # distinct N and T a joint law needs: E + A N^-alpha has 3 parameters, 2 values of N pin down 2 numbers
 WEAK_RUN_DOF = 3.0  # a run variance on fewer degrees of freedom makes the between-run parameters' intervals wide
 
 
@@ -65,8 +66,11 @@ def joint_law(s: pd.DataFrame, y: np.ndarray, n_boot: int, seed: int, intervals:
     """The joint law of one K's fitting points `s` (target values y), its noise model (analysis/noise.py), 95%
     intervals by `n_boot` refits with the method interval_method picks, and identify's flags; a string says why it
     cannot be fitted."""
-    if s["n_params"].nunique() < 2 or s["tokens"].nunique() < 2:
-        return "the joint fit needs >= 2 values of N and of T"
+    few = [f"{axis} ({s[col].nunique()})" for axis, col in (("N", "n_params"), ("T", "tokens"))
+           if s[col].nunique() < MIN_VALUES]
+    if few:
+        return (f"the joint fit needs >= {MIN_VALUES} distinct values of N and of T (have {', '.join(few)}): with 2, "
+                "E and that axis's scale and exponent have an exactly flat direction")
     if len(s) < 6:
         return f"the joint fit has 5 parameters and needs >= 6 points (have {len(s)})"
     xs = [s["n_params"].to_numpy(float), s["tokens"].to_numpy(float)]
@@ -81,14 +85,12 @@ def joint_law(s: pd.DataFrame, y: np.ndarray, n_boot: int, seed: int, intervals:
         sim = fit.parametric_bootstrap(f, xs, y, runs, nz, n_boot=n_boot, seed=seed)
     elif n_boot:
         fit.bootstrap(f, xs, y, np.arange(len(s)), n_boot=n_boot, seed=seed)
+    open_sides = profile.check(f, xs, y, runs, nz, method) if n_boot else {}
     point_cells = None if cells is None else np.char.add(cells.astype(str), "|" + s["tokens"].astype(str).to_numpy())
     f.lack_of_fit = lack_of_fit.test(resid, xs, len(f._theta), point_cells, sim)
     fit.identify(f, xs)
-    if n_boot and method == "runs":
-        f.intervals["profile"] = profile.profile(f, xs, y, runs, nz)
-        disagree = [name for name, pr in f.intervals["profile"].items() if pr["disagrees"]]
-        if disagree:
-            f.intervals["profile_disagrees"] = disagree
+    for name, why in open_sides.items():
+        f.unidentified.setdefault(name, why)
     if method == "runs" and not nz.identified:
         for name in ("E", "A", "alpha"):  # the first reason: no interval of theirs can be trusted
             f.unidentified[name] = ((
@@ -108,32 +110,44 @@ def _single(s: pd.DataFrame, y: np.ndarray, axis: str, by: str) -> dict:
         if g[axis].nunique() < 4:
             skipped += 1
             continue
-        out[str(value)] = fit.power_law(g[axis].to_numpy(float), g["y"].to_numpy()).to_dict()
+        entry = fit.power_law(g[axis].to_numpy(float), g["y"].to_numpy()).to_dict()
+        entry["residual_dof"] = len(g) - 3
+        if len(g) - 3 < 2:
+            entry["note"] = (f"{len(g) - 3} residual degree of freedom for 3 parameters: no interval or flag can "
+                             "be given; a description of these points, not a law to extrapolate")
+        out[str(value)] = entry
     if skipped:
         out["skipped"] = f"{skipped} value(s) of {by} with < 4 values of {axis} (a 3-parameter law needs >= 4)"
     return out
 
 
 def _holdout(s: pd.DataFrame, metric: str, col: str, divisor: float) -> dict:
+    """The extrapolation check: laws fitted on the runs whose fitting points all lie at C <= C_max / divisor,
+    refitted from scratch, and their relative error on the other runs' points. Whole runs are held out: a run's
+    early branch ends share its trunk and seed with its late ones, so training on them would leak its noise."""
     cut = s["flops"].max() / divisor
-    train, test = s[s["flops"] <= cut], s[s["flops"] > cut]
-    out = {"c_max_fit": float(cut), "fit_points": len(train), "heldout_points": len(test)}
+    held = set(s.loc[s["flops"] > cut, "run_id"])
+    test, train = s[s["run_id"].isin(held)], s[~s["run_id"].isin(held)]
+    out = {"c_max_fit": float(cut), "fit_points": len(train), "heldout_points": len(test),
+           "fit_runs": int(train["run_id"].nunique()), "heldout_runs": len(held)}
     if len(test) == 0:
         return {**out, "skipped": "no run above the cut"}
     y = to_target(metric, train[col])
-    if len(train) >= 6 and train["n_params"].nunique() >= 2 and train["tokens"].nunique() >= 2:
+    if (len(train) >= 6 and train["n_params"].nunique() >= MIN_VALUES
+            and train["tokens"].nunique() >= MIN_VALUES):
         j = fit.joint(train["n_params"].to_numpy(float), train["tokens"].to_numpy(float), y)
         pred = from_target(metric, fit.predict_joint(j.params, test["n_params"], test["tokens"]))
         out["joint_rel_error"] = fit.relative_error(pred, test[col])
         out["joint_predictions"] = {"run_id": test["run_id"].tolist(), "predicted": pred.tolist(),
                                     "observed": test[col].tolist()}
     else:
-        out["joint_skipped"] = f"too few runs below the cut for the joint fit ({len(train)})"
+        out["joint_skipped"] = (f"too few runs wholly below the cut for the joint fit ({out['fit_runs']} runs, "
+                                f"{len(train)} points; >= {MIN_VALUES} values of N and of T needed)")
     if len(train) >= 4:
         pl = fit.power_law(train["flops"].to_numpy(float), y)
         pred_c = from_target(metric, fit.predict_power_law(pl.params, test["flops"]))
         out["power_law_c_rel_error"] = fit.relative_error(pred_c, test[col])
-        if metric == "ndcg@5":
+        if metric == "ndcg@5":  # the same object as the power law: the fitting points' metric against C
             sg = fit.sigmoid(np.log(train["flops"]), train[col])
             out["sigmoid_c_rel_error"] = fit.relative_error(fit.predict_sigmoid(sg.params, np.log(test["flops"])), test[col])
     return out
@@ -145,7 +159,9 @@ def _frontier(every: pd.DataFrame, metric: str, col: str) -> dict:
     env = frontier.pareto(every, col, LOWER_IS_BETTER[metric])
     out = {"column": col, "flops": env["flops"].tolist(), "values": env[col].tolist()}
     if metric == "ndcg@5" and len(env) >= 4:
-        out["sigmoid_ln_c"] = fit.sigmoid(np.log(env["flops"].to_numpy(float)), env[col].to_numpy()).to_dict()
+        log_c, values = np.log(env["flops"].to_numpy(float)), env[col].to_numpy(float)
+        sg = fit.sigmoid(log_c, values)
+        out["sigmoid_ln_c"] = {**sg.to_dict(), "asymptote": fit.sigmoid_asymptote(log_c, values, sg)}
     return out
 
 
@@ -175,12 +191,16 @@ def fit_table(table: pd.DataFrame, n_boot: int = 1000, holdout_divisor: float = 
     final = points(data)
     result = {"split": split, "table": info, "summary": summary, "targets": TARGETS, "n_boot": n_boot,
               "holdout_divisor": holdout_divisor, "intervals": intervals, "metrics": {}, "messages": []}
+    if summary["nan_rows"]:
+        result["messages"].append(f"{summary['nan_rows']} fitting points excluded: a non-finite {split} metric or "
+                                  f"N, T, C <= 0 ({summary['nan_runs']} runs left with no fitting point)")
     if final.empty:
         result["messages"].append("no finished run with finite metrics: nothing to fit")
         return result
     k = frontier.kappa(final)
     result["kappa"] = k
     result["cost"] = fit_cost(final)
+    result["sampled"] = optimum.sampled(final)
     budgets = np.geomspace(final["flops"].min(), 10 * final["flops"].max(), BUDGETS)
     grid = optimum.n_grid(result["cost"])
     in_k, mixed = final["negatives"].astype(str).nunique() >= 3, _mixed_families(final)  # a law in K needs >= 3 K
@@ -193,12 +213,12 @@ def fit_table(table: pd.DataFrame, n_boot: int = 1000, holdout_divisor: float = 
             result["messages"].append(f"no column {col}: {metric} not fitted")
             continue
         per_k = {}
-        for negatives in k_order(final["negatives"]):
+        for k_index, negatives in enumerate(k_order(final["negatives"])):
             s = final[final["negatives"].astype(str) == negatives]
             y = to_target(metric, s[col])
             entry = {"points": len(s), "n_values": sorted(s["n_params"].unique().tolist()),
                      "t_values": sorted(s["tokens"].unique().tolist())}
-            j = joint_law(s, y, n_boot, seed, intervals, run_ids)
+            j = joint_law(s, y, n_boot, seed + k_index, intervals, run_ids)  # independent draws per K
             if isinstance(j, str):
                 entry["joint"] = {"skipped": j}
                 result["messages"].append(f"{metric}, K={negatives}: {j}")
@@ -223,7 +243,8 @@ def fit_table(table: pd.DataFrame, n_boot: int = 1000, holdout_divisor: float = 
             every = data[data["negatives"].astype(str) == negatives]
             curve_col = f"valid_{metric}" if f"valid_{metric}" in every.columns else col  # model selection on valid
             entry["frontier"] = _frontier(every, metric, curve_col)
-            entry["isoflop"] = {"column": curve_col, **frontier.isoflop(every, to_target(metric, every[curve_col]))}
+            entry["isoflop"] = {"column": curve_col, **frontier.isoflop(every, to_target(metric, every[curve_col]),
+                                                                              seed=seed + k_index)}
             entry["extrapolation"] = _holdout(s, metric, col, holdout_divisor)
             per_k[str(negatives)] = entry
         result["metrics"][metric] = per_k
@@ -236,7 +257,7 @@ def fit_table(table: pd.DataFrame, n_boot: int = 1000, holdout_divisor: float = 
     for metric, per_k in result["metrics"].items():  # approach 3, priced by the cost model
         for negatives, entry in per_k.items():
             if law := optimum.per_k(result, metric, negatives):
-                entry["allocation"] = optimum.curve(law, result["cost"], budgets, grid)
+                entry["allocation"] = optimum.curve(law, result["cost"], budgets, grid, result)
     if any("params" in e.get("joint", {}) for e in result["metrics"].get(optimum.DECISIVE, {}).values()):
         result["optimum"] = optimum.over_budgets(result, budgets)
     return result

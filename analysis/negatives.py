@@ -12,8 +12,10 @@ analysis/laws.py: ln(perplexity), 1 - NDCG@5), each a registered entry of FORMS:
   effective_data.
 A fit is as the per-K laws': Huber (delta = 1e-3) on log residuals, from variable-projection starts (for each point
 of a grid of exponents (and K0) the law is linear in its scales, solved by exact non-negative least squares), the
-best few polished by scipy's least_squares; 95% intervals by bootstrap over fitting points. Held-out error (mean
-relative error of the prediction in the metric's units): leave one K value out, and leave one run out; the form
+best few polished by scipy's least_squares (each row's Huber loss times its bootstrap weight); 95% intervals by
+a bootstrap of runs within each K (a run's branch ends together), every resample refitted from its own
+variable-projection starts. Held-out error (mean relative error of the prediction in the metric's units): leave
+one K value out, and leave one run out, each fold refitted from scratch on its training rows; the form
 with the lowest mean of the two is selected, unless one with fewer parameters is within SELECT_MARGIN of it (so
 a nesting form, effective_capacity near zeta = 0, does not win by fitting noise). Flags, as analysis.fit.identify's:
 a scale whose interval spans more than a decade, an exponent whose interval is wider than its value, and for the
@@ -35,6 +37,7 @@ from harness.errors import UserError
 
 EXPONENTS = np.linspace(0.05, 1.5, 12)  # the variable-projection grid of alpha, beta, gamma
 POLISHED = 4  # best grid points polished by least_squares
+REFIT_STEP, REFIT_POLISHED = 2, 2  # a refit's (held out, bootstrap) coarser grid, and the grid points it polishes
 SELECT_MARGIN = 0.05  # a form with more parameters wins only if its held-out error is > 5% (relative) lower
 
 
@@ -46,7 +49,7 @@ class Form:
     formula: str
     shape: list[str]  # nonlinear parameters, in the order of the grid's columns
     scales: list[str]  # linear, >= 0
-    grid: Callable[[np.ndarray], np.ndarray]  # sampled K values -> (G, len(shape)) grid of shape parameters
+    grid: Callable[..., np.ndarray]  # (sampled K values, step) -> (G, len(shape)) grid of shape parameters
     columns: Callable[[np.ndarray, dict, float], list[np.ndarray]]  # (X (n, 3), shape, k_ref) -> a column per scale
 
     def predict(self, p: dict, x: np.ndarray, k_ref: float) -> np.ndarray:
@@ -75,10 +78,13 @@ def _capacity_columns(x: np.ndarray, p: dict, k_ref: float) -> list[np.ndarray]:
     return [np.ones(len(x)), (n * g ** p["zeta"]) ** -p["alpha"], (t * g) ** -p["beta"]]
 
 
-def _exponent_grid(k: np.ndarray, with_knee: bool, zetas: tuple = (), exponents: np.ndarray = EXPONENTS) -> np.ndarray:
-    axes = [exponents] * 3
+def _exponent_grid(k: np.ndarray, with_knee: bool, zetas: tuple = (), exponents: np.ndarray = EXPONENTS,
+                   step: int = 1) -> np.ndarray:
+    """The variable-projection grid of the shape parameters; `step` keeps every step-th exponent and knee (the
+    coarser grid of refits)."""
+    axes = [exponents[::step]] * 3
     if with_knee:
-        axes.append(np.geomspace(max(k.min() / 10, 0.1), k.max() * 10, 9))
+        axes.append(np.geomspace(max(k.min() / 10, 0.1), k.max() * 10, 9)[::step])
     if zetas:
         axes.append(np.array(zetas))
     return np.array(list(itertools.product(*axes)))
@@ -86,14 +92,14 @@ def _exponent_grid(k: np.ndarray, with_knee: bool, zetas: tuple = (), exponents:
 
 FORMS = {
     "additive": Form("additive", "E + A/N^alpha + B/T^beta + D (K^-gamma - K_ref^-gamma)",
-                     ["alpha", "beta", "gamma"], ["E", "A", "B", "D"], lambda k: _exponent_grid(k, False),
+                     ["alpha", "beta", "gamma"], ["E", "A", "B", "D"], lambda k, step=1: _exponent_grid(k, False, step=step),
                      _additive_columns),
     "effective_data": Form("effective_data", "E + A/N^alpha + B/(T g(K))^beta, g = h(K)/h(K_ref), "
                            "h = 1/(1 + (K0/K)^gamma)", ["alpha", "beta", "gamma", "K0"], ["E", "A", "B"],
-                           lambda k: _exponent_grid(k, True), _effective_columns),
+                           lambda k, step=1: _exponent_grid(k, True, step=step), _effective_columns),
     "effective_capacity": Form("effective_capacity", "E + A/(N g(K)^zeta)^alpha + B/(T g(K))^beta, g as in "
                                "effective_data", ["alpha", "beta", "gamma", "K0", "zeta"], ["E", "A", "B"],
-                               lambda k: _exponent_grid(k, True, (0.0, 0.5, 1.0, 2.0), np.linspace(0.05, 1.5, 8)),
+                               lambda k, step=1: _exponent_grid(k, True, (0.0, 0.5, 1.0, 2.0), np.linspace(0.05, 1.5, 8), step),
                                _capacity_columns),
 }
 
@@ -114,7 +120,8 @@ def negatives_axis(rows: pd.DataFrame) -> tuple[np.ndarray, float, str]:
 
 def _scales_at(form: Form, x: np.ndarray, y: np.ndarray, shapes: np.ndarray, k_ref: float):
     """For each row of `shapes`: the non-negative scales minimising relative residuals, and the residual norm."""
-    design = np.stack([np.stack(form.columns(x, dict(zip(form.shape, s)), k_ref), axis=1) for s in shapes])
+    p = {name: shapes[:, i, None] for i, name in enumerate(form.shape)}  # (G, 1): every grid point at once
+    design = np.stack(np.broadcast_arrays(*form.columns(x, p, k_ref)), axis=2)  # (G, n, scales)
     return _nnls_batch(design / y[None, :, None], np.ones((len(shapes), len(y))))
 
 
@@ -131,27 +138,40 @@ def _unpack(form: Form, theta: np.ndarray) -> dict:
 
 
 def fit_form(form: Form, x: np.ndarray, y: np.ndarray, k_ref: float, weights: np.ndarray | None = None,
-             starts: np.ndarray | None = None) -> tuple[dict, float]:
+             starts: np.ndarray | None = None, refit: bool = False) -> tuple[dict, float]:
     """The law `form` through (x = (N, T, K) rows, y > 0): its parameters and Huber loss. `weights` (per row, a
-    bootstrap's counts) scale the residuals; `starts` (packed vectors) replace the variable-projection ones."""
+    bootstrap's counts) weight each row's loss; `starts` (packed vectors) replace the variable-projection ones
+    on these rows (every refit takes its own: a start from a fit on other rows is a head start); a `refit`
+    projects on the coarser grid (REFIT_STEP) and polishes REFIT_POLISHED starts."""
     w = np.ones(len(y)) if weights is None else weights
     keep = w > 0
     if starts is None:
-        grid = form.grid(x[:, 2])
+        grid = form.grid(x[:, 2], REFIT_STEP if refit else 1)
         scales, res = _scales_at(form, x[keep], y[keep], grid, k_ref)
-        best = np.argsort(res)[:POLISHED]
+        best = np.argsort(res)[:REFIT_POLISHED if refit else POLISHED]
         starts = np.array([_pack(form, grid[i], scales[i]) for i in best])
     lo = np.array([-5.0 if name == "K0" else -2.0 if name == "zeta" else 0.0 for name in form.shape] + [-30.0] * len(form.scales))
     hi = np.array([25.0 if name == "K0" else 5.0 for name in form.shape] + [30.0] * len(form.scales))
-    logy, root_w = np.log(y), np.sqrt(w)
+    x, logy, w = x[keep], np.log(y[keep]), w[keep]
 
     def residuals(theta: np.ndarray) -> np.ndarray:
         pred = form.predict(_unpack(form, theta), x, k_ref)
-        return root_w * (np.log(np.maximum(pred, 1e-300)) - logy)
+        return np.log(np.maximum(pred, 1e-300)) - logy
+
+    def weighted_huber(z: np.ndarray) -> np.ndarray:
+        """scipy's Huber rho(z) of z = r^2 (in f_scale units) and its two derivatives, each point's times its
+        weight: a point drawn w times counts w times (scaling the residual by sqrt(w) instead would count it
+        sqrt(w) times where the loss is linear)."""
+        rho = np.empty((3, z.size))
+        inside = z <= 1
+        rho[0] = np.where(inside, z, 2 * np.sqrt(z) - 1)
+        rho[1] = np.where(inside, 1.0, 1 / np.sqrt(np.maximum(z, 1e-300)))
+        rho[2] = np.where(inside, 0.0, -0.5 * np.maximum(z, 1e-300) ** -1.5)
+        return rho * w
 
     best_theta, best_loss = None, np.inf
     for s in starts:
-        r = least_squares(residuals, np.clip(s, lo, hi), bounds=(lo, hi), loss="huber", f_scale=DELTA,
+        r = least_squares(residuals, np.clip(s, lo, hi), bounds=(lo, hi), loss=weighted_huber, f_scale=DELTA,
                           max_nfev=400)
         if r.cost < best_loss:
             best_theta, best_loss = r.x, float(r.cost)
@@ -159,18 +179,31 @@ def fit_form(form: Form, x: np.ndarray, y: np.ndarray, k_ref: float, weights: np
 
 
 def _heldout(form: Form, x: np.ndarray, y: np.ndarray, y_metric: np.ndarray, groups: np.ndarray,
-             k_ref: float, back, starts: np.ndarray) -> dict:
-    """Leave one K value out and leave one run (group) out: mean relative error of the held-out predictions (each
-    refit from `starts`)."""
-    out = {}
+             k_ref: float, back) -> dict:
+    """Leave one K value out and leave one run (group: all its branch ends) out: mean relative error of the
+    held-out predictions, each refit from scratch on its training rows (its own variable-projection starts)."""
+    out, folds = {}, {}
     for name, labels in (("leave_one_k_out", x[:, 2]), ("leave_one_run_out", groups)):
-        errors = []
+        errors = {}
         for value in np.unique(labels):
             test = labels == value
-            p, _ = fit_form(form, x[~test], y[~test], k_ref, starts=starts)
-            errors.append(relative_error(back(form.predict(p, x[test], k_ref)), y_metric[test]))
-        out[name] = float(np.mean(errors))
+            p, _ = fit_form(form, x[~test], y[~test], k_ref, refit=True)
+            errors[str(value)] = relative_error(back(form.predict(p, x[test], k_ref)), y_metric[test])
+        out[name], folds[name] = float(np.mean(list(errors.values()))), errors
+    out["folds"] = folds
     out["mean"] = (out["leave_one_k_out"] + out["leave_one_run_out"]) / 2
+    return out
+
+
+def _run_weights(groups: np.ndarray, k: np.ndarray, n_boot: int, rng: np.random.Generator) -> np.ndarray:
+    """Bootstrap weights per row (n_boot, rows): runs resampled with replacement within each K value (a run's
+    branch ends share its noise, so they go together; every K keeps its runs' count)."""
+    out = np.zeros((n_boot, len(groups)))
+    for value in np.unique(k):
+        at = k == value
+        runs, index = np.unique(groups[at], return_inverse=True)
+        counts = rng.multinomial(len(runs), np.full(len(runs), 1 / len(runs)), size=n_boot)
+        out[:, at] = counts[:, index]
     return out
 
 
@@ -209,16 +242,11 @@ def fit_negatives(rows: pd.DataFrame, y: np.ndarray, y_metric: np.ndarray, back,
         p, loss = fit_form(form, x, y, k_ref)
         pred = form.predict(p, x, k_ref)
         r2 = 1 - np.sum((np.log(pred) - np.log(y)) ** 2) / np.sum((np.log(y) - np.log(y).mean()) ** 2)
-        grid = form.grid(k)
-        scales, res = _scales_at(form, x, y, grid, k_ref)
-        best = int(np.argmin(res))  # refits (held out, bootstrap) start from the optimum and the best grid point
-        starts = np.stack([_pack(form, np.array([p[s] for s in form.shape]), np.array([p[s] for s in form.scales])),
-                           _pack(form, grid[best], scales[best])])
         entry = {"formula": form.formula, "params": p, "loss": loss, "r2": float(r2),
-                 "heldout": _heldout(form, x, y, y_metric, groups, k_ref, back, starts)}
+                 "heldout": _heldout(form, x, y, y_metric, groups, k_ref, back)}
         if n_boot:
-            samples = [fit_form(form, x, y, k_ref, weights=counts.astype(float), starts=starts)[0]
-                       for counts in rng.multinomial(len(y), np.full(len(y), 1 / len(y)), size=n_boot)]
+            samples = [fit_form(form, x, y, k_ref, weights=w, refit=True)[0]
+                       for w in _run_weights(groups, k, n_boot, rng)]
             entry["ci95"] = {s: [float(np.percentile([b[s] for b in samples], 2.5)),
                                  float(np.percentile([b[s] for b in samples], 97.5))] for s in p}
             entry["unidentified"] = _flags(form, p, entry["ci95"], k, k_ref)

@@ -3,7 +3,10 @@
 
 For one K, T = C / (C/T)(N, K) and N_opt minimises the law's loss-like target over ln N: on a log grid of GRID
 points from the table's smallest N / 10^SPAN to its largest x 10^SPAN, refined by a parabola through the best grid
-point and its neighbours; an optimum on the grid's edge is marked `edge` (the law has none inside it). K* is the K
+point and its neighbours; an optimum on the grid's edge is marked `edge` (the law has none inside it), and one
+outside the N or T range of the table's fitting points is marked an `extrapolation` (how many decades beyond);
+bootstrap refits whose optimum is on the grid's edge are grid artefacts, left out of the intervals and counted
+(`edge_refits`). K* is the K
 whose optimum has the lowest perplexity target: among the table's K values with a per-K joint law, or, where the
 table has the joint law in (N, T, K) (analysis/negatives.py, its selected form), that law over the table's K values
 and a geometric grid between its sampled ones. Each bootstrap refit gives its own (N_opt, T_opt, K*) and
@@ -117,6 +120,38 @@ def allocate(law: Law, cost: dict, budget: float, ns: np.ndarray) -> np.ndarray:
     return np.stack([n, t_n, at, edge.astype(float)], axis=1)
 
 
+def sampled(final) -> dict:
+    """fits.json `sampled`: the ranges of N and T the table's fitting points cover, overall and per K label (what
+    an optimum outside of is an extrapolation)."""
+    def ranges(rows) -> dict:
+        return {col: [float(rows[col].min()), float(rows[col].max())] for col in ("n_params", "tokens")}
+    return {**ranges(final), "per_k": {str(k): ranges(g) for k, g in final.groupby(final["negatives"].astype(str))}}
+
+
+def extrapolation(fits: dict, label: str, n: float, t: float) -> dict:
+    """How far (N, T) lies outside the N and T ranges K = `label`'s fitting points cover (the table's, for a K
+    between sampled ones), in decades: + above the largest, - below the smallest, 0 inside; `extrapolated` when
+    either is outside."""
+    s = fits.get("sampled")
+    if not s:
+        return {}
+    r = s["per_k"].get(label, s)
+    out = {}
+    for col, v in (("n_params", n), ("tokens", t)):
+        lo, hi = r[col]
+        out[col] = float(np.log10(v / hi)) if v > hi else float(np.log10(v / lo)) if v < lo else 0.0
+    return {"decades": out, "extrapolated": any(abs(d) > 1e-9 for d in out.values())}
+
+
+def extrapolation_text(e: dict) -> str:
+    """An extrapolation (`extrapolation`) in words; empty when inside the sampled ranges."""
+    if not e.get("extrapolated"):
+        return ""
+    parts = [f"{name} {abs(d):.2g} decades {'above' if d > 0 else 'below'} the sampled range"
+             for name, d in (("N", e["decades"]["n_params"]), ("T", e["decades"]["tokens"])) if d]
+    return "extrapolated: " + ", ".join(parts)
+
+
 def _interval(values) -> list[float] | None:
     v = np.asarray(values, float)
     v = v[np.isfinite(v)]
@@ -140,13 +175,16 @@ def optimum(fits: dict, budget: float, negatives: str | None = None, between: bo
     pick = np.argmin(at[:, :, 2], axis=0)  # (P,): each parameter set's K*
     chosen = at[pick, np.arange(n_sets)]  # (P, 4)
     law, (n, t, _, edge) = laws[pick[0]], chosen[0]
-    boot_n, boot_t = chosen[1:, 0], chosen[1:, 1]
+    inside = np.flatnonzero(chosen[1:, 3] == 0) + 1  # refits whose optimum is on the N grid's edge are artefacts
+    boot_n, boot_t = chosen[inside, 0], chosen[inside, 1]
     out = {"budget": budget, "negatives": law.negatives, "negatives_number": law.k,
            "law": (f"the joint law in (N, T, K), {fits['negatives'][DECISIVE]['selected']}"
                    if fits.get("negatives", {}).get(DECISIVE) else "the per-K joint laws"),
            "candidates": [c.negatives for c in laws], "n_params": float(n), "tokens": float(t), "edge": bool(edge),
            "n_params_ci95": _interval(boot_n), "tokens_ci95": _interval(boot_t),
-           "negatives_ci95": _interval([laws[i].k for i in pick[1:]]), "bootstrap": n_sets - 1,
+           "negatives_ci95": _interval([laws[i].k for i in pick[inside]]), "bootstrap": n_sets - 1,
+           "edge_refits": float(1 - len(inside) / (n_sets - 1)) if n_sets > 1 else None,
+           "extrapolation": extrapolation(fits, law.negatives, float(n), float(t)),
            "flops_per_target": budget / float(t),
            "negatives_share": costs.negatives_share(cost, float(n), _priced(law, cost)),
            "predictions": {}}
@@ -157,25 +195,32 @@ def optimum(fits: dict, budget: float, negatives: str | None = None, between: bo
             continue
         m = match[0]
         value = float(from_target(metric, m.target(m.params[0], np.array([n]), np.array([t]))[0]))
-        paired = replace(m, params=m.params[1:1 + len(boot_n)])
-        boot = (from_target(metric, paired.target(paired.stacked(column=False), boot_n[:len(paired.params)],
-                                                  boot_t[:len(paired.params)])) if paired.params else [])
+        pairs = inside[inside < len(m.params)]
+        paired = replace(m, params=[m.params[i] for i in pairs])
+        boot = (from_target(metric, paired.target(paired.stacked(column=False), chosen[pairs, 0],
+                                                  chosen[pairs, 1])) if paired.params else [])
         out["predictions"][metric] = {"value": value, "ci95": _interval(np.ravel(boot))}
     return out
 
 
-def curve(law: Law, cost: dict, budgets: np.ndarray, ns: np.ndarray) -> dict:
+def curve(law: Law, cost: dict, budgets: np.ndarray, ns: np.ndarray, fits: dict | None = None) -> dict:
     """Approach 3 for one K (fits.json `allocation` of a per-K entry): N_opt(C) and T_opt(C) at `budgets`, each
     with its bootstrap interval, and the exponent of N_opt in C (a line in ln C through the budgets' N_opt), with
-    the percentiles of the refits' exponents."""
+    the percentiles of the refits' exponents; refits whose optimum lies on the N grid's edge are left out of a
+    budget's interval (and out of the exponent's, at any budget), their fraction per budget `edge_refits`; with
+    `fits`, each budget's extrapolation beyond the sampled N and T."""
     at = np.stack([allocate(law, cost, float(c), ns) for c in budgets], axis=1)  # (P, C, 4)
     slopes = np.polyfit(np.log(budgets), np.log(at[:, :, 0]).T, 1)[0]  # (P,)
     out = {"flops": [float(c) for c in budgets], "n_opt": at[0, :, 0].tolist(), "t_opt": at[0, :, 1].tolist(),
            "n_opt_exponent": float(slopes[0]), "edge": at[0, :, 3].astype(bool).tolist()}
+    if fits is not None:
+        out["extrapolation"] = [extrapolation(fits, law.negatives, n, t) for n, t, *_ in at[0]]
     if len(law.params) > 2:
-        out["n_opt_ci95"] = [_interval(at[1:, i, 0]) for i in range(len(budgets))]
-        out["t_opt_ci95"] = [_interval(at[1:, i, 1]) for i in range(len(budgets))]
-        out["n_opt_exponent_ci95"] = _interval(slopes[1:])
+        boot, edge = at[1:], at[1:, :, 3] == 1  # a refit on the grid's edge at a budget: no optimum there
+        out["n_opt_ci95"] = [_interval(boot[~edge[:, i], i, 0]) for i in range(len(budgets))]
+        out["t_opt_ci95"] = [_interval(boot[~edge[:, i], i, 1]) for i in range(len(budgets))]
+        out["n_opt_exponent_ci95"] = _interval(slopes[1:][~edge.any(axis=1)])
+        out["edge_refits"] = edge.mean(axis=0).tolist()
     return out
 
 
@@ -184,7 +229,7 @@ def over_budgets(fits: dict, budgets: np.ndarray) -> dict:
     and the negatives' share of the cost) at each budget."""
     joint = [optimum(fits, float(c)) for c in budgets]
     keys = ("negatives", "negatives_number", "negatives_ci95", "n_params", "n_params_ci95", "tokens", "tokens_ci95",
-            "edge", "negatives_share")
+            "edge", "edge_refits", "extrapolation", "negatives_share")
     return {"flops": [float(c) for c in budgets], "law": joint[0]["law"], **{k: [j[k] for j in joint] for k in keys},
             "ppl": [j["predictions"].get(DECISIVE, {}).get("value") for j in joint],
             "ppl_ci95": [j["predictions"].get(DECISIVE, {}).get("ci95") for j in joint]}

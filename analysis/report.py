@@ -111,6 +111,12 @@ def _k_moves(fits: dict, metric: str) -> list[str]:
             + " (a parameter moves where two K values' 95% intervals do not overlap).", ""]
 
 
+def _beyond(decades: dict, col: str) -> str:
+    """' (+1.2 dec)' for a value that many decades beyond the sampled range of `col`, '' inside it."""
+    d = decades.get(col, 0.0)
+    return f" ({d:+.2g} dec)" if d else ""
+
+
 def _optimum_lines(fits: dict) -> list[str]:
     """The compute-optimal (N, T, K) over the budgets of fits.json `optimum`, with intervals."""
     o = fits.get("optimum")
@@ -125,9 +131,20 @@ def _optimum_lines(fits: dict) -> list[str]:
              "predicted perplexity |", "|---|---|---|---|---|---|---|---|---|"]
     for i, c in enumerate(o["flops"]):
         share = o["negatives_share"][i]
+        ex = (o.get("extrapolation") or [{}] * len(o["flops"]))[i]
+        d = ex.get("decades", {})
         lines.append(f"| {c:.3g} | {o['negatives'][i]} | {ci(o['negatives_ci95'][i])} | {o['n_params'][i]:.3g}"
-                     + (" (edge)" if o["edge"][i] else "") + f" | {ci(o['n_params_ci95'][i])} | {o['tokens'][i]:.3g} | "
+                     + (" (edge)" if o["edge"][i] else "") + _beyond(d, "n_params") + f" | {ci(o['n_params_ci95'][i])} | "
+                     f"{o['tokens'][i]:.3g}{_beyond(d, 'tokens')} | "
                      f"{ci(o['tokens_ci95'][i])} | {'–' if share is None else f'{share:.0%}'} | {_num(o['ppl'][i])} |")
+    n_out = sum(bool(e.get("extrapolated")) for e in o.get("extrapolation") or [])
+    edge = [e for e in o.get("edge_refits") or [] if e]
+    lines += ["", f"{n_out} of {len(o['flops'])} budgets put N_opt or T_opt outside the N and T ranges the fitting "
+              "points sample (marked in decades beyond them): those rows are extrapolations of the law, not "
+              "measurements."]
+    if edge:
+        lines.append(f"Bootstrap refits with no optimum inside the searched N grid (its edge) are left out of the "
+                     f"intervals: up to {max(edge):.0%} of them at a budget.")
     return lines + [""]
 
 
@@ -177,6 +194,16 @@ def _claims_lines(fits: dict) -> list[str]:
             "95% intervals: " + "; ".join(sorted(methods)) + f" ({fits['n_boot']} refits each).", "", *rows, ""]
 
 
+def _asymptote_text(a: dict) -> str:
+    """The sigmoid's asymptote, or why it is not a claim (fit.sigmoid_asymptote)."""
+    if a["bounded"]:
+        return (f"NDCG@5 -> {a['value']:.4g} as C grows (the data reject an asymptote of {a['bound']:g}: "
+                f"F = {a['f']:.3g}, p = {a['p']:.2g}).")
+    why = a.get("why") or (f"holding it at {a['bound']:g} fits as well: F = {a['f']:.3g}, p = {a['p']:.2g}")
+    return (f"its asymptote ({a['value']:.4g}) is **not bounded by these data** ({why}): the envelope has not "
+            "saturated, and no ceiling can be read from it.")
+
+
 def render(table: pd.DataFrame, fits: dict, figures: list[Path], out: Path) -> str:
     s = fits["summary"]
     final = points(table)
@@ -184,7 +211,8 @@ def render(table: pd.DataFrame, fits: dict, figures: list[Path], out: Path) -> s
              "## Data", "",
              f"- {s['runs']} runs in the table, {s['done']} finished; excluded: "
              + (", ".join(f"{n} {k}" for k, n in s["excluded"].items()) or "none")
-             + f"; {s['nan_rows']} fitting points with non-finite metrics.",
+             + f"; {s['nan_rows']} fitting points with a non-finite metric or N, T, C <= 0 excluded"
+             + (f" ({s['nan_runs']} runs left with none, dropped)" if s.get("nan_runs") else "") + ".",
              f"- Fitting points ({_points_kind(table)}): N from {_count(final['n_params'].min())} to "
              f"{_count(final['n_params'].max())}; T from {_count(final['tokens'].min())} to "
              f"{_count(final['tokens'].max())}; K in {{{', '.join(sorted(table['negatives'].astype(str).unique()))}}}; "
@@ -220,7 +248,10 @@ def render(table: pd.DataFrame, fits: dict, figures: list[Path], out: Path) -> s
             lines += [f"### K = {k} ({e['points']} fitting points)", ""]
             j = e["joint"]
             if "params" in j:
-                lines += [f"Joint fit `{TARGETS[metric]} = {j['form']}`: R² (log) = {j['r2']:.4f}, L-BFGS "
+                nz = j.get("intervals", {}).get("noise")
+                noise_sd = (f" (noise model: point sd {nz['point']:.2%}, run sd {nz['run']:.2%})" if nz else "")
+                lines += [f"Joint fit `{TARGETS[metric]} = {j['form']}`: rms log residual {j['rms_log']:.2%}"
+                          f"{noise_sd}, L-BFGS "
                           f"{'converged' if j['converged'] else 'did NOT converge'}, {j['n_points']} points"
                           + (f"; {100 * j['bootstrap_converged']:.0f}% of the bootstrap refits converged"
                              if j.get("bootstrap_converged") is not None else "") + ".", "",
@@ -247,7 +278,9 @@ def render(table: pd.DataFrame, fits: dict, figures: list[Path], out: Path) -> s
                 inside = sum(c["n_opt"] is not None for c in iso["curves"])
                 lines.append(f"- Approach 2 (IsoFLOP minima; {inside} of {len(iso['curves'])} budgets have their "
                              f"minimum inside their N range): N_opt ∝ C^{iso['n_opt_exponent']:.3f}"
-                             + (f" (95% CI {ci2[0]:.3f} – {ci2[1]:.3f})" if ci2 else "") + ", "
+                             + (f" (95% CI {ci2[0]:.3f} – {ci2[1]:.3f}, {iso['bootstrap']['resamples']} resamples "
+                                f"of runs through the whole pipeline, {iso['bootstrap']['with_slope']} giving a slope)"
+                                if ci2 else f" ({iso['interval_note']})" if iso.get("interval_note") else "") + ", "
                              f"T_opt ∝ C^{iso['t_opt_exponent']:.3f}"
                              + (f"; disagreement with approach 3 on the N_opt exponent: "
                                 f"{iso['n_opt_exponent'] - al['n_opt_exponent']:+.3f}." if al else "."))
@@ -259,8 +292,9 @@ def render(table: pd.DataFrame, fits: dict, figures: list[Path], out: Path) -> s
                               ("sigmoid_c_rel_error", "sigmoid in ln C")):
                 if key in ex:
                     parts.append(f"{name} {ex[key]:.1%}")
-            lines.append(f"- Extrapolation check (fit on C <= {ex.get('c_max_fit', float('nan')):.3g}: "
-                         f"{ex.get('fit_points', 0)} points; predict {ex.get('heldout_points', 0)} larger ones): "
+            lines.append(f"- Extrapolation check (refit on the {ex.get('fit_runs', 0)} runs wholly at C <= "
+                         f"{ex.get('c_max_fit', float('nan')):.3g}, {ex.get('fit_points', 0)} points; predict the "
+                         f"{ex.get('heldout_points', 0)} points of the {ex.get('heldout_runs', 0)} runs held out whole): "
                          + ("mean relative error " + ", ".join(parts) if parts else ex.get("skipped", "not possible"))
                          + ".")
             if metric == "ndcg@5" and "power_law_c_rel_error" in ex and "sigmoid_c_rel_error" in ex:
@@ -270,9 +304,8 @@ def render(table: pd.DataFrame, fits: dict, figures: list[Path], out: Path) -> s
             sg = e.get("frontier", {}).get("sigmoid_ln_c")
             if sg:
                 lines.append(f"- Frontier: the SRT paper's sigmoid in ln C fitted to the Pareto envelope of "
-                             f"{len(e['frontier']['flops'])} evaluations (R² {sg['r2']:.3f}): NDCG@5 -> "
-                             f"{sg['params']['p'] + sg['params']['q']:.4g} as C grows, half-way at "
-                             f"C = {np.exp(sg['params']['c0']):.3g}.")
+                             f"{len(e['frontier']['flops'])} evaluations (R² {sg['r2']:.3f}), half-way at "
+                             f"C = {np.exp(sg['params']['c0']):.3g}; " + _asymptote_text(sg["asymptote"]))
             lines.append("")
     lines += _negatives_lines(fits)
     lines += _optimum_lines(fits)
@@ -319,7 +352,7 @@ def summary(fits: dict) -> str:
             lines.append(f"{metric} K={k}: {TARGETS[metric]} = E + A/N^alpha + B/T^beta, "
                          + ", ".join(f"{p}={_num(v)} [{_num(ci.get(p, (None, None))[0])}, {_num(ci.get(p, (None, None))[1])}]"
                                      for p, v in j["params"].items())
-                         + f", R2={j['r2']:.3f}" + (f", held-out error {ex:.1%}" if ex is not None else "")
+                         + f", rms log residual {j['rms_log']:.2%}" + (f", held-out error {ex:.1%}" if ex is not None else "")
                          + "".join(f"\n  {p} not identified: {why}" for p, why in j.get("unidentified", {}).items())
                          + (f"\n  {lack_of_fit.sentence(j['lack_of_fit'])}" if (j.get("lack_of_fit") or {}).get("rejects")
                             else ""))

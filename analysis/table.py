@@ -317,16 +317,20 @@ def canonical(rows: pd.DataFrame) -> pd.DataFrame:
 
 
 def usable(table: pd.DataFrame, split: str = "test") -> tuple[pd.DataFrame, dict]:
-    """Rows of finished runs with finite metrics (in canonical order), and a summary of what was excluded."""
+    """Rows of finished runs with finite metrics and N, T, C > 0 (in canonical order), and a summary of what was
+    excluded: a row that fails is dropped by itself (`nan_rows` counts the fitting points among them, `nan_runs`
+    the runs left with no fitting point, which are dropped whole)."""
     runs = table.groupby("run_id")["status"].last()
     bad = runs[runs != "done"]
     keep = table[table["run_id"].isin(runs[runs == "done"].index)]
     cols = [f"{split}_{m}" for m in METRICS if f"{split}_{m}" in table.columns]
-    final = points(keep)
-    finite = final[np.isfinite(final[cols].to_numpy(dtype=float)).all(axis=1) if cols else slice(None)]
-    finite = finite[(finite[["n_params", "tokens", "flops"]] > 0).all(axis=1)]  # a law needs N, T, C > 0
+    ok = np.isfinite(keep[cols].to_numpy(dtype=float)).all(axis=1) if cols else np.ones(len(keep), bool)
+    ok &= (keep[["n_params", "tokens", "flops"]].to_numpy(dtype=float) > 0).all(axis=1)  # a law needs N, T, C > 0
+    fitting = keep.index.isin(points(keep).index)
+    good = keep[ok]
+    left = set(points(good)["run_id"])
     summary = {"runs": int(runs.size), "done": int((runs == "done").sum()),
                "excluded": {s: int((bad == s).sum()) for s in sorted(bad.unique())},
-               "nan_rows": int(len(final) - len(finite)), "rows": int(len(keep))}
-    keep = keep[~keep["run_id"].isin(set(final["run_id"]) - set(finite["run_id"]))]
-    return canonical(keep), summary
+               "nan_rows": int((fitting & ~ok).sum()), "nan_runs": int(keep["run_id"].nunique() - len(left)),
+               "rows": int(len(good))}
+    return canonical(good[good["run_id"].isin(left)]), summary

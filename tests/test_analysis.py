@@ -167,7 +167,7 @@ def test_degenerate_inputs_give_messages_and_the_possible_fits():
     t.loc[t["run_id"] == t["run_id"].iloc[-1], "test_ppl"] = np.nan
     fits = laws.fit_table(t, n_boot=0)
     assert fits["summary"]["excluded"] == {"diverged": 1} and fits["summary"]["nan_rows"] == 1
-    assert any("needs >= 2 values of N and of T" in m for m in fits["messages"])
+    assert any("needs >= 3 distinct values of N and of T (have N (1))" in m for m in fits["messages"])
     by_t = fits["metrics"]["ppl"]["full"]["by_t_at_n"]
     assert "params" in next(iter(by_t.values()))  # the single-axis law in T is still fitted
     few = laws.fit_table(known_table(ns=(1e4, 1e5), ts=(1e5, 1e6)), n_boot=0)
