@@ -15,7 +15,9 @@ of a grid of exponents (and K0) the law is linear in its scales, solved by exact
 best few polished by scipy's least_squares (each row's Huber loss times its bootstrap weight); 95% intervals by
 a bootstrap of runs within each K (a run's branch ends together), every resample refitted from its own
 variable-projection starts. Held-out error (mean relative error of the prediction in the metric's units): leave
-one K value out, and leave one run out, each fold refitted from scratch on its training rows; the form
+one K value out (with >= 4 K values: a fold with 2 K values left cannot pin the K part's two parameters, and its
+error measures an arbitrary extrapolation), and leave one run out, each fold refitted from scratch on its
+training rows; the form
 with the lowest mean of the two is selected, unless one with fewer parameters is within SELECT_MARGIN of it (so
 a nesting form, effective_capacity near zeta = 0, does not win by fitting noise). Flags, as analysis.fit.identify's:
 a scale whose interval spans more than a decade, an exponent whose interval is wider than its value, and for the
@@ -38,6 +40,7 @@ from harness.errors import UserError
 EXPONENTS = np.linspace(0.05, 1.5, 12)  # the variable-projection grid of alpha, beta, gamma
 POLISHED = 4  # best grid points polished by least_squares
 REFIT_STEP, REFIT_POLISHED = 2, 2  # a refit's (held out, bootstrap) coarser grid, and the grid points it polishes
+MIN_K_FOLDS = 4  # leave one K out needs >= 4 K values: each fold keeps the reference and >= 2 others
 SELECT_MARGIN = 0.05  # a form with more parameters wins only if its held-out error is > 5% (relative) lower
 
 
@@ -180,10 +183,18 @@ def fit_form(form: Form, x: np.ndarray, y: np.ndarray, k_ref: float, weights: np
 
 def _heldout(form: Form, x: np.ndarray, y: np.ndarray, y_metric: np.ndarray, groups: np.ndarray,
              k_ref: float, back) -> dict:
-    """Leave one K value out and leave one run (group: all its branch ends) out: mean relative error of the
-    held-out predictions, each refit from scratch on its training rows (its own variable-projection starts)."""
+    """Leave one K value out (with >= MIN_K_FOLDS K values) and leave one run (group: all its branch ends) out:
+    mean relative error of the held-out predictions, each refit from scratch on its training rows (its own
+    variable-projection starts); `mean` is the mean over the splits made."""
     out, folds = {}, {}
-    for name, labels in (("leave_one_k_out", x[:, 2]), ("leave_one_run_out", groups)):
+    splits = [("leave_one_run_out", groups)]
+    if len(np.unique(x[:, 2])) >= MIN_K_FOLDS:
+        splits.insert(0, ("leave_one_k_out", x[:, 2]))
+    else:
+        out["leave_one_k_out_skipped"] = (f"{len(np.unique(x[:, 2]))} K values: a fold would keep "
+                                          f"{len(np.unique(x[:, 2])) - 1}, which cannot pin down the K part's 2 "
+                                          f"parameters (>= {MIN_K_FOLDS} K values needed)")
+    for name, labels in splits:
         errors = {}
         for value in np.unique(labels):
             test = labels == value
@@ -191,7 +202,7 @@ def _heldout(form: Form, x: np.ndarray, y: np.ndarray, y_metric: np.ndarray, gro
             errors[str(value)] = relative_error(back(form.predict(p, x[test], k_ref)), y_metric[test])
         out[name], folds[name] = float(np.mean(list(errors.values()))), errors
     out["folds"] = folds
-    out["mean"] = (out["leave_one_k_out"] + out["leave_one_run_out"]) / 2
+    out["mean"] = float(np.mean([out[name] for name, _ in splits]))
     return out
 
 

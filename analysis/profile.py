@@ -82,25 +82,29 @@ def profile(f: fit.Fit, xs: list[np.ndarray], y: np.ndarray, runs: np.ndarray, n
 
 
 def check(f: fit.Fit, xs: list[np.ndarray], y: np.ndarray, runs: np.ndarray, nz: Noise, method: str) -> dict:
-    """The exponents checked by their profile (after the bootstrap): fits.json `intervals.profile`; where the
-    profile disagrees with the bootstrap the reported interval is the hull of both (an open side reaches the
-    box's edge), listed in `intervals.profile_widened`, so a direction the refits did not explore cannot leave a
-    narrow interval. Returns {exponent: why} for the exponents whose profile stays open on a side (not
-    identified by these data)."""
+    """The exponents checked by their profile (after the bootstrap): fits.json `intervals.profile`, and
+    `profile_disagrees` naming those whose ends differ from the bootstrap's by more than DISAGREE of its width.
+    An exponent whose profile stays open on a side (a direction along which the data barely change the fit) is
+    not identified: its reported interval becomes the hull of the bootstrap's and the profile's, open sides at
+    the box's edge (`profile_widened`), so refits that did not explore that direction cannot leave it narrow.
+    A profile that closes is a cross-check only: it assumes Gaussian least squares where the fit is a Huber fit
+    (a table with outliers, Chinchilla's, shifts it). Returns {exponent: why} for the open ones."""
     f.intervals["profile"] = prof = profile(f, xs, y, runs, nz, method)
     lo_box, hi_box = fit.BOUNDS["alpha"]
     widened, flags = [], {}
     for name, pr in prof.items():
-        if not pr["disagrees"]:
-            continue
         lo, hi = pr["ci95"]
+        open_at = [side for side, end in (("lower", lo), ("upper", hi)) if end is None]
+        if not open_at:
+            continue
         ci = f.ci[name]
         f.ci[name] = (min(ci[0], lo_box if lo is None else lo), max(ci[1], hi_box if hi is None else hi))
         widened.append(name)
-        open_at = [side for side, end in (("lower", lo), ("upper", hi)) if end is None]
-        if open_at:
-            flags[name] = (f"its profile likelihood does not close on the {' and '.join(open_at)} side within "
-                           f"[{lo_box:g}, {hi_box:g}] ({pr['dof']:.2g} dof): not identified by these data")
+        flags[name] = (f"its profile likelihood does not close on the {' and '.join(open_at)} side within "
+                       f"[{lo_box:g}, {hi_box:g}] ({pr['dof']:.2g} dof): not identified by these data")
+    disagree = [name for name, pr in prof.items() if pr["disagrees"]]
+    if disagree:
+        f.intervals["profile_disagrees"] = disagree
     if widened:
-        f.intervals["profile_disagrees"] = f.intervals["profile_widened"] = widened
+        f.intervals["profile_widened"] = widened
     return flags

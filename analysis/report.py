@@ -76,8 +76,12 @@ def _negatives_lines(fits: dict) -> list[str]:
                   "", "| form | R² (log) | held-out error, leave one K out | leave one run out |", "|---|---|---|---|"]
         for name, f in neg["forms"].items():
             mark = " (selected)" if name == neg["selected"] else ""
-            lines.append(f"| {name}{mark}: `{f['formula']}` | {f['r2']:.4f} | {f['heldout']['leave_one_k_out']:.2%} "
-                         f"| {f['heldout']['leave_one_run_out']:.2%} |")
+            k_out = f["heldout"].get("leave_one_k_out")
+            lines.append(f"| {name}{mark}: `{f['formula']}` | {f['r2']:.4f} | "
+                         f"{'–' if k_out is None else f'{k_out:.2%}'} | {f['heldout']['leave_one_run_out']:.2%} |")
+        skipped = next(iter(neg["forms"].values()))["heldout"].get("leave_one_k_out_skipped")
+        if skipped:
+            lines += ["", f"Leave one K out not made: {skipped}; the form is selected by leave one run out."]
         lines += ["", f"The selected form, {neg['selected']}:", "", "| parameter | value | 95% CI |", "|---|---|---|",
                   *_param_rows(neg["forms"][neg["selected"]]), "", *_k_moves(fits, metric)]
     return lines

@@ -83,7 +83,7 @@ def test_a_negatives_fold_does_not_see_the_rows_it_holds_out():
     form = negatives.FORMS["effective_data"]
     p = {"E": 1.5, "A": 400.0, "alpha": 0.35, "B": 80.0, "beta": 0.25, "gamma": 0.8, "K0": 300.0}
     x = np.array([(n, t, k) for n in np.geomspace(1e5, 1e7, 4) for t in np.geomspace(1e6, 1e8, 4)
-                  for k in (16.0, 64.0, 999.0)])
+                  for k in (16.0, 64.0, 256.0, 999.0)])
     y = form.predict(p, x, 999.0) * np.exp(rng.normal(0, 0.003, len(x)))
     groups = np.array([f"{n:g}-{k:g}" for n, _, k in x])
     a = negatives._heldout(form, x, y, y, groups, 999.0, lambda v: v)
