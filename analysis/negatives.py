@@ -253,7 +253,8 @@ def fit_negatives(rows: pd.DataFrame, y: np.ndarray, y_metric: np.ndarray, back,
         p, loss = fit_form(form, x, y, k_ref)
         pred = form.predict(p, x, k_ref)
         r2 = 1 - np.sum((np.log(pred) - np.log(y)) ** 2) / np.sum((np.log(y) - np.log(y).mean()) ** 2)
-        entry = {"formula": form.formula, "params": p, "loss": loss, "r2": float(r2),
+        rms = float(np.sqrt(np.mean((np.log(pred) - np.log(y)) ** 2)))
+        entry = {"formula": form.formula, "params": p, "loss": loss, "r2": float(r2), "rms_log": rms,
                  "heldout": _heldout(form, x, y, y_metric, groups, k_ref, back)}
         if n_boot:
             samples = [fit_form(form, x, y, k_ref, weights=w, refit=True)[0]

@@ -73,11 +73,11 @@ def _negatives_lines(fits: dict) -> list[str]:
     for metric, neg in fits["negatives"].items():
         lines += [f"### {label(fits, metric, fits['split'])}", "",
                   f"K values {', '.join(f'{k:g}' for k in neg['k_values'])}; the reference K_ref is {neg['reference']}.",
-                  "", "| form | R² (log) | held-out error, leave one K out | leave one run out |", "|---|---|---|---|"]
+                  "", "| form | rms log residual | held-out error, leave one K out | leave one run out |", "|---|---|---|---|"]
         for name, f in neg["forms"].items():
             mark = " (selected)" if name == neg["selected"] else ""
             k_out = f["heldout"].get("leave_one_k_out")
-            lines.append(f"| {name}{mark}: `{f['formula']}` | {f['r2']:.4f} | "
+            lines.append(f"| {name}{mark}: `{f['formula']}` | {f['rms_log']:.2%} | "
                          f"{'–' if k_out is None else f'{k_out:.2%}'} | {f['heldout']['leave_one_run_out']:.2%} |")
         skipped = next(iter(neg["forms"].values()))["heldout"].get("leave_one_k_out_skipped")
         if skipped:
@@ -142,13 +142,13 @@ def _optimum_lines(fits: dict) -> list[str]:
                      f"{o['tokens'][i]:.3g}{_beyond(d, 'tokens')} | "
                      f"{ci(o['tokens_ci95'][i])} | {'–' if share is None else f'{share:.0%}'} | {_num(o['ppl'][i])} |")
     n_out = sum(bool(e.get("extrapolated")) for e in o.get("extrapolation") or [])
-    edge = [e for e in o.get("edge_refits") or [] if e]
+    edge = [e for e in o.get("edge_refits") or [] if e and e >= 5e-4]
     lines += ["", f"{n_out} of {len(o['flops'])} budgets put N_opt or T_opt outside the N and T ranges the fitting "
               "points sample (marked in decades beyond them): those rows are extrapolations of the law, not "
               "measurements."]
     if edge:
         lines.append(f"Bootstrap refits with no optimum inside the searched N grid (its edge) are left out of the "
-                     f"intervals: up to {max(edge):.0%} of them at a budget.")
+                     f"intervals: up to {max(edge):.1%} of them at a budget.")
     return lines + [""]
 
 
@@ -172,7 +172,10 @@ def _profile_text(intervals: dict) -> str:
                      for name, v in pr.items())
     flag = (f" **The profile disagrees with the bootstrap for {', '.join(intervals['profile_disagrees'])}**."
             if intervals.get("profile_disagrees") else "")
-    return f" Profile-likelihood cross-check: {ends}.{flag}"
+    widened = (f" **The profile of {', '.join(intervals['profile_widened'])} stays open: the interval reported is "
+               "widened to the exponents' box and the exponent flagged not identified.**"
+               if intervals.get("profile_widened") else "")
+    return f" Profile-likelihood cross-check: {ends}.{flag}{widened}"
 
 
 def _claims_lines(fits: dict) -> list[str]:
