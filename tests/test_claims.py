@@ -249,3 +249,13 @@ def test_the_vertex_bias_docs_state_holds_on_planted_curves():
             ns = true * 10 ** np.linspace(-decades / 2, decades / 2, 7)
             vertex = frontier._vertex(np.log(ns), np.log(loss(ns, c / (6 * ns))))["n_opt"]
             assert vertex / true - 1 == pytest.approx(bias, abs=0.004)
+
+
+def test_each_k_gets_its_own_bootstrap_draws():
+    """Two K values with the same points: their refits are independent draws (one seed for every K would pair
+    refit b across K with the same resample, correlating the K laws' errors and narrowing K*'s interval)."""
+    one = branched(np.geomspace(1e5, 1e7, 4), np.geomspace(1e6, 1e8, 4).astype(int), 0.003, 0.001, seed=8, k="64")
+    table = pd.concat([one, one.assign(negatives="full", run_id=one["run_id"].str.replace("64-", "full-"))])
+    fits = laws.fit_table(table, n_boot=10)
+    a, b = (fits["metrics"]["ppl"][k]["joint"]["bootstrap"] for k in ("64", "full"))
+    assert [s["alpha"] for s in a] != [s["alpha"] for s in b]
