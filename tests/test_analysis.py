@@ -170,8 +170,9 @@ def test_degenerate_inputs_give_messages_and_the_possible_fits():
     assert any("needs >= 3 distinct values of N and of T (have N (1))" in m for m in fits["messages"])
     by_t = fits["metrics"]["ppl"]["full"]["by_t_at_n"]
     assert "params" in next(iter(by_t.values()))  # the single-axis law in T is still fitted
-    few = laws.fit_table(known_table(ns=(1e4, 1e5), ts=(1e5, 1e6)), n_boot=0)
-    assert any("needs >= 6 points" in m for m in few["messages"])
+    grid = known_table(ns=(1e4, 1e5, 1e6), ts=(1e5, 1e6, 1e7))
+    few = laws.fit_table(grid[grid["run_id"].isin(grid["run_id"].unique()[::2])], n_boot=0)  # 3 N, 3 T, 5 runs
+    assert any("needs >= 6 points (have 5)" in m for m in few["messages"])
 
 
 def test_cli_fit_and_missing_columns(fitted, tmp_path):
