@@ -16,7 +16,7 @@ import itertools
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy.optimize import minimize, nnls
+from scipy.optimize import minimize
 from scipy.special import expit
 
 from analysis.noise import MIN_DOF
