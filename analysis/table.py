@@ -320,6 +320,7 @@ def usable(table: pd.DataFrame, split: str = "test") -> tuple[pd.DataFrame, dict
     """Rows of finished runs with finite metrics and N, T, C > 0 (in canonical order), and a summary of what was
     excluded: a row that fails is dropped by itself (`nan_rows` counts the fitting points among them, `nan_runs`
     the runs left with no fitting point, which are dropped whole)."""
+    table = table.reset_index(drop=True)  # row labels unique (a concatenated table repeats them)
     runs = table.groupby("run_id")["status"].last()
     bad = runs[runs != "done"]
     keep = table[table["run_id"].isin(runs[runs == "done"].index)]
