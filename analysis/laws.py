@@ -61,11 +61,8 @@ def interval_method(s: pd.DataFrame, intervals: str, run_ids: bool) -> tuple[str
     return "points", "one fitting point per run: the bootstrap over points resamples runs"
 
 
-def joint_law(s: pd.DataFrame, y: np.ndarray, n_boot: int, seed: int, intervals: str = "auto",
-              run_ids: bool = True) -> fit.Fit | str:
-    """The joint law of one K's fitting points `s` (target values y), its noise model (analysis/noise.py), 95%
-    intervals by `n_boot` refits with the method interval_method picks, and identify's flags; a string says why it
-    cannot be fitted."""
+def unfittable(s: pd.DataFrame) -> str | None:
+    """Why fitting points `s` cannot carry a joint law (< MIN_VALUES distinct N or T, < 6 points), or None."""
     few = [f"{axis} ({s[col].nunique()})" for axis, col in (("N", "n_params"), ("T", "tokens"))
            if s[col].nunique() < MIN_VALUES]
     if few:
@@ -73,6 +70,17 @@ def joint_law(s: pd.DataFrame, y: np.ndarray, n_boot: int, seed: int, intervals:
                 "E and that axis's scale and exponent have an exactly flat direction")
     if len(s) < 6:
         return f"the joint fit has 5 parameters and needs >= 6 points (have {len(s)})"
+    return None
+
+
+def joint_law(s: pd.DataFrame, y: np.ndarray, n_boot: int, seed: int, intervals: str = "auto",
+              run_ids: bool = True) -> fit.Fit | str:
+    """The joint law of one K's fitting points `s` (target values y), its noise model (analysis/noise.py), 95%
+    intervals by `n_boot` refits with the method interval_method picks, and identify's flags; a string says why it
+    cannot be fitted."""
+    why = unfittable(s)
+    if why:
+        return why
     xs = [s["n_params"].to_numpy(float), s["tokens"].to_numpy(float)]
     f = fit.joint(*xs, y)
     runs, cells = s["run_id"].to_numpy(), noise.cells(s)
@@ -133,16 +141,15 @@ def _holdout(s: pd.DataFrame, metric: str, col: str, divisor: float) -> dict:
     if len(test) == 0:
         return {**out, "skipped": "no run above the cut"}
     y = to_target(metric, train[col])
-    if (len(train) >= 6 and train["n_params"].nunique() >= MIN_VALUES
-            and train["tokens"].nunique() >= MIN_VALUES):
+    why = unfittable(train)
+    if why is None:
         j = fit.joint(train["n_params"].to_numpy(float), train["tokens"].to_numpy(float), y)
         pred = from_target(metric, fit.predict_joint(j.params, test["n_params"], test["tokens"]))
         out["joint_rel_error"] = fit.relative_error(pred, test[col])
         out["joint_predictions"] = {"run_id": test["run_id"].tolist(), "predicted": pred.tolist(),
                                     "observed": test[col].tolist()}
     else:
-        out["joint_skipped"] = (f"too few runs wholly below the cut for the joint fit ({out['fit_runs']} runs, "
-                                f"{len(train)} points; >= {MIN_VALUES} values of N and of T needed)")
+        out["joint_skipped"] = f"the {out['fit_runs']} runs wholly below the cut: {why}"
     if len(train) >= 4:
         pl = fit.power_law(train["flops"].to_numpy(float), y)
         pred_c = from_target(metric, fit.predict_power_law(pl.params, test["flops"]))

@@ -187,13 +187,12 @@ def _heldout(form: Form, x: np.ndarray, y: np.ndarray, y_metric: np.ndarray, gro
     mean relative error of the held-out predictions, each refit from scratch on its training rows (its own
     variable-projection starts); `mean` is the mean over the splits made."""
     out, folds = {}, {}
-    splits = [("leave_one_run_out", groups)]
-    if len(np.unique(x[:, 2])) >= MIN_K_FOLDS:
+    splits, n_k = [("leave_one_run_out", groups)], len(np.unique(x[:, 2]))
+    if n_k >= MIN_K_FOLDS:
         splits.insert(0, ("leave_one_k_out", x[:, 2]))
     else:
-        out["leave_one_k_out_skipped"] = (f"{len(np.unique(x[:, 2]))} K values: a fold would keep "
-                                          f"{len(np.unique(x[:, 2])) - 1}, which cannot pin down the K part's 2 "
-                                          f"parameters (>= {MIN_K_FOLDS} K values needed)")
+        out["leave_one_k_out_skipped"] = (f"{n_k} K values: a fold would keep {n_k - 1}, which cannot pin down the "
+                                          f"K part's 2 parameters (>= {MIN_K_FOLDS} K values needed)")
     for name, labels in splits:
         errors = {}
         for value in np.unique(labels):
