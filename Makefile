@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install quickstart test clean
+.PHONY: install quickstart lint test clean
 
 install: $(STAMP)
 
@@ -19,8 +19,15 @@ $(STAMP): pyproject.toml
 quickstart: install
 	$(BIN)/srt-scale study configs/quickstart.yaml --executor local --out sweeps/quickstart --report results/quickstart
 
-test: install
-	$(BIN)/python -m pytest -q
+# ruff (lint + format) and import-linter (the stage layers of pyproject's [tool.importlinter]) first: seconds
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports --no-cache
+
+# the suite on both cores (pytest-xdist); the Slurm tests share one worker (xdist_group "slurm")
+test: lint
+	$(BIN)/python -m pytest -q -n 2 --dist loadgroup
 
 clean:
 	rm -rf $(VENV) .srt-cache runs sweeps

@@ -24,8 +24,9 @@ def capacity(final: pd.DataFrame, split: str) -> dict | None:
         if column not in g.columns or g[column].isna().all():
             continue
         trained = {str(k): float(np.log(h[f"{split}_ppl"].min())) for k, h in g.groupby("negatives")}
-        widths.append({"d_model": int(d), "n_params": float(n), "planted": float(np.log(g[column].mean())),
-                       "trained": trained})
+        widths.append(
+            {"d_model": int(d), "n_params": float(n), "planted": float(np.log(g[column].mean())), "trained": trained}
+        )
     if not widths:
         return None
     floor = float(np.log(final[exact].mean()))

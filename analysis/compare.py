@@ -18,9 +18,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from analysis import fit, frontier, laws, noise
+from analysis import fit, frontier, laws, noise, plots
+from analysis import table as results_table
 from analysis.table import METRICS, k_order, points, usable
-from harness.errors import UserError
+from harness.core.errors import UserError
+from harness.core.io import write_json
 
 LEVEL = 0.05
 PARAMS = ("E", "A", "alpha", "B", "beta", "n_opt_exponent")
@@ -31,8 +33,6 @@ class Study:
     table, its fitting points."""
 
     def __init__(self, source: str, n_boot: int, intervals: str, seed: int):
-        from analysis import table as results_table
-
         path = Path(source)
         self.name = source
         if path.is_dir() and not (path / "results.parquet").exists() and (path / "fits.json").exists():
@@ -44,8 +44,12 @@ class Study:
             except (OSError, ValueError) as e:
                 raise UserError(f"{path}: not a readable fits.json ({e})") from None
             self.split, self.kappa = fits["split"], fits.get("kappa", 6.0)
-            self.laws = {(m, k): e["joint"] for m, per_k in fits["metrics"].items() for k, e in per_k.items()
-                         if "params" in e.get("joint", {})}
+            self.laws = {
+                (m, k): e["joint"]
+                for m, per_k in fits["metrics"].items()
+                for k, e in per_k.items()
+                if "params" in e.get("joint", {})
+            }
             return
         t = results_table.load(path)
         self.split = t.attrs["table"]["split"]
@@ -62,14 +66,14 @@ class Study:
                 continue
             for k in k_order(self.final["negatives"]):
                 s = self.slice(metric, k)[0]
-                f = laws.joint_law(s, laws.to_target(metric, s[col]), n_boot, seed, intervals, run_ids)
+                f = laws.joint_law(s, results_table.to_target(metric, s[col]), n_boot, seed, intervals, run_ids)
                 if isinstance(f, fit.Fit):
                     self.fits[(metric, k)] = f
                     self.laws[(metric, k)] = f.to_dict()
 
     def slice(self, metric: str, k: str) -> tuple[pd.DataFrame, np.ndarray]:
         s = self.final[self.final["negatives"].astype(str) == k]
-        return s, laws.to_target(metric, s[f"{self.split}_{metric}"])
+        return s, results_table.to_target(metric, s[f"{self.split}_{metric}"])
 
 
 def _samples(law: dict, kappa: float) -> pd.DataFrame:
@@ -104,8 +108,9 @@ def _losses(theta: np.ndarray, xs: list[np.ndarray], logy: np.ndarray) -> np.nda
     return f * fit.DELTA
 
 
-def shared_law(sa: pd.DataFrame, ya: np.ndarray, fa: fit.Fit, sb: pd.DataFrame, yb: np.ndarray, fb: fit.Fit,
-               n_boot: int, seed: int) -> dict:
+def shared_law(
+    sa: pd.DataFrame, ya: np.ndarray, fa: fit.Fit, sb: pd.DataFrame, yb: np.ndarray, fb: fit.Fit, n_boot: int, seed: int
+) -> dict:
     """The test of one law for both tables (module docstring)."""
     xa = [sa["n_params"].to_numpy(float), sa["tokens"].to_numpy(float)]
     xb = [sb["n_params"].to_numpy(float), sb["tokens"].to_numpy(float)]
@@ -123,8 +128,13 @@ def shared_law(sa: pd.DataFrame, ya: np.ndarray, fa: fit.Fit, sb: pd.DataFrame, 
     theta_b, _ = fit.refit(xb, sims[1])
     null = _losses(theta_p, xp, both) - _losses(theta_a, xa, sims[0]) - _losses(theta_b, xb, sims[1])
     p = float((1 + np.sum(null >= stat)) / (1 + n_boot))
-    return {"statistic": float(stat), "p": p, "rejects": p < LEVEL, "pooled": pooled.params,
-            "reference": f"{n_boot} pairs of tables drawn from the pooled law with each table's noise model"}
+    return {
+        "statistic": float(stat),
+        "p": p,
+        "rejects": p < LEVEL,
+        "pooled": pooled.params,
+        "reference": f"{n_boot} pairs of tables drawn from the pooled law with each table's noise model",
+    }
 
 
 def compare(source_a: str, source_b: str, n_boot: int = 200, intervals: str = "auto", seed: int = 0) -> dict:
@@ -137,8 +147,9 @@ def compare(source_a: str, source_b: str, n_boot: int = 200, intervals: str = "a
     for metric, k in common:
         entry = {"differences": differences(a.laws[(metric, k)], b.laws[(metric, k)], a.kappa, b.kappa)}
         if a.final is not None and b.final is not None:
-            entry["shared_law"] = shared_law(*a.slice(metric, k), a.fits[(metric, k)], *b.slice(metric, k),
-                                             b.fits[(metric, k)], n_boot, seed)
+            entry["shared_law"] = shared_law(
+                *a.slice(metric, k), a.fits[(metric, k)], *b.slice(metric, k), b.fits[(metric, k)], n_boot, seed
+            )
         else:
             out["messages"].append(f"{metric}, K={k}: a fits.json has no points: the shared-law test needs tables")
         out["laws"][f"{metric}|{k}"] = entry
@@ -154,11 +165,24 @@ def verdict(result: dict) -> str:
         metric, k = key.split("|")
         differ = [n for n, d in e["differences"].items() if d.get("differs")]
         test = e.get("shared_law")
-        head = (f"{metric}, K={k}: " + ("two laws (one shared law rejected, p = {:.2g})" if test and test["rejects"]
-                                         else "one shared law not rejected (p = {:.2g})").format(test["p"])
-                if test else f"{metric}, K={k}: no test")
-        lines.append(head + (f"; differ beyond their intervals: {', '.join(differ)}" if differ else
-                             "; no parameter differs beyond its interval"))
+        head = (
+            f"{metric}, K={k}: "
+            + (
+                "two laws (one shared law rejected, p = {:.2g})"
+                if test and test["rejects"]
+                else "one shared law not rejected (p = {:.2g})"
+            ).format(test["p"])
+            if test
+            else f"{metric}, K={k}: no test"
+        )
+        lines.append(
+            head
+            + (
+                f"; differ beyond their intervals: {', '.join(differ)}"
+                if differ
+                else "; no parameter differs beyond its interval"
+            )
+        )
     return "\n".join(lines)
 
 
@@ -169,20 +193,21 @@ def format_compare(result: dict) -> str:
         lines.append(f"{metric}, K={k}:")
         for name, d in e["differences"].items():
             ci = d.get("ci95")
-            lines.append(f"  {name:>15}: A {d['a']:.4g}, B {d['b']:.4g}, A - B = {d['difference']:+.4g}"
-                         + (f" (95% CI {ci[0]:+.3g} – {ci[1]:+.3g}){' differs' if d['differs'] else ''}" if ci else ""))
+            lines.append(
+                f"  {name:>15}: A {d['a']:.4g}, B {d['b']:.4g}, A - B = {d['difference']:+.4g}"
+                + (f" (95% CI {ci[0]:+.3g} – {ci[1]:+.3g}){' differs' if d['differs'] else ''}" if ci else "")
+            )
         if "shared_law" in e:
             t = e["shared_law"]
-            lines.append(f"  one shared law: D = {t['statistic']:.4g}, p = {t['p']:.2g} "
-                         f"({'rejected' if t['rejects'] else 'not rejected'}; {t['reference']})")
+            lines.append(
+                f"  one shared law: D = {t['statistic']:.4g}, p = {t['p']:.2g} "
+                f"({'rejected' if t['rejects'] else 'not rejected'}; {t['reference']})"
+            )
     return "\n".join([*lines, "verdict:", result["verdict"], *result["messages"]])
 
 
 def write(result: dict, out: str | Path) -> list[Path]:
     """compare.json and the figures (analysis.plots.compare) under `out`."""
-    from analysis import plots
-    from harness.io import write_json
-
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     a, b = result["_studies"]

@@ -2,7 +2,7 @@
 a run, instead of one kappa (C = kappa N T).
 
 For each value of K the table's fitting points give C/T at each of its N. For this harness's tables these are the
-accounting's own prices (harness/accounting.py) of the shapes the grid's policy chose; for a table from elsewhere,
+accounting's own prices (harness/model/accounting.py) of the shapes the grid's policy chose; for a table from elsewhere,
 whatever its `flops` column says. Between a K's N values C/T is interpolated linearly in N, so it is exact at
 every N the study ran and for any cost a N + b; beyond them the end segments carry on (at large N the blocks'
 ~6 N dominate). A K between two of the table's sampled K values costs the linear
@@ -48,8 +48,11 @@ def fit_cost(final: pd.DataFrame) -> dict:
     y = df["per_target"].to_numpy(float)
     coef, _ = nnls(design / y[:, None], np.ones(len(y)))
     error = float(np.max(np.abs(design @ coef / y - 1)))
-    out = {"per_k": per_k, "n_items": n_items,
-           "linear": {"a": float(coef[0]), "b": dict(zip(labels, map(float, coef[1:]))), "max_rel_error": error}}
+    out = {
+        "per_k": per_k,
+        "n_items": n_items,
+        "linear": {"a": float(coef[0]), "b": dict(zip(labels, map(float, coef[1:]))), "max_rel_error": error},
+    }
     return out
 
 
@@ -80,7 +83,7 @@ def per_target(cost: dict, n, k: str | float) -> np.ndarray:
     if not ks or not ks[0] <= k <= ks[-1]:
         raise ValueError(f"K = {k:g} is outside the table's sampled K values")
     i = min(int(np.searchsorted(ks, k, side="right")) - 1, len(ks) - 2)
-    lo, hi = (_along_n(cost["per_k"][_label(v)], n) for v in ks[i:i + 2])
+    lo, hi = (_along_n(cost["per_k"][_label(v)], n) for v in ks[i : i + 2])
     w = (k - ks[i]) / (ks[i + 1] - ks[i])
     return (1 - w) * lo + w * hi
 

@@ -35,7 +35,9 @@ import pandas as pd
 from analysis import cost as costs
 from analysis import fit, optimum
 from analysis import noise as noise_model
-from harness.errors import UserError
+from analysis.laws import joint_law
+from analysis.table import k_order, points, to_target, usable
+from harness.core.errors import UserError
 
 TARGETS = ("exponents", "n_opt", "loss")
 DRAWS = 24  # parameter sets of the ensemble the information is averaged over (the point fit + bootstrap refits)
@@ -84,8 +86,13 @@ def to_theta(params: dict) -> np.ndarray:
 
 
 def to_params(theta: np.ndarray) -> dict:
-    return {"E": float(theta[0]), "A": float(np.exp(theta[1])), "alpha": float(theta[2]),
-            "B": float(np.exp(theta[3])), "beta": float(theta[4])}
+    return {
+        "E": float(theta[0]),
+        "A": float(np.exp(theta[1])),
+        "alpha": float(theta[2]),
+        "B": float(np.exp(theta[3])),
+        "beta": float(theta[4]),
+    }
 
 
 def jacobian(theta: np.ndarray, n: np.ndarray, t: np.ndarray) -> np.ndarray:
@@ -103,8 +110,9 @@ def run_information(jac: np.ndarray, nz: Noise, weights: np.ndarray) -> np.ndarr
     m = weights.sum(axis=-1)[..., None, None]
     c = nz.run**2 / (nz.point**2 + m * nz.run**2)
     total = np.einsum("...mi,...m->...i", jac, weights)
-    return (np.einsum("...mi,...m,...mj->...ij", jac, weights, jac)
-            - c * np.einsum("...i,...j->...ij", total, total)) / nz.point**2
+    return (
+        np.einsum("...mi,...m,...mj->...ij", jac, weights, jac) - c * np.einsum("...i,...j->...ij", total, total)
+    ) / nz.point**2
 
 
 @dataclass
@@ -130,11 +138,12 @@ class Problem:
 
     def information(self, theta: np.ndarray, weights: np.ndarray) -> np.ndarray:
         """prior + the table's runs, its points counted `weights` (S, n_points) times: (D, S, 5, 5)."""
-        info = np.broadcast_to(np.diag(self.scale()**-2.0), (len(theta), len(weights), 5, 5)).copy()
+        info = np.broadcast_to(np.diag(self.scale() ** -2.0), (len(theta), len(weights), 5, 5)).copy()
         for run in pd.unique(self.runs):
             sel = self.runs == run
-            info += run_information(jacobian(theta, self.n[sel], self.t[sel])[:, None], self.noise,
-                                    weights[None, :, sel])
+            info += run_information(
+                jacobian(theta, self.n[sel], self.t[sel])[:, None], self.noise, weights[None, :, sel]
+            )
         return info
 
     def scale(self) -> np.ndarray:
@@ -143,8 +152,12 @@ class Problem:
         return PRIOR_SD * np.array([typical, 1, 1, 1, 1])
 
     def _law(self, thetas: np.ndarray) -> optimum.Law:
-        return optimum.Law(self.negatives, costs.k_number(self.negatives, self.cost["n_items"]),
-                           [to_params(th) for th in thetas], fit.predict_joint)
+        return optimum.Law(
+            self.negatives,
+            costs.k_number(self.negatives, self.cost["n_items"]),
+            [to_params(th) for th in thetas],
+            fit.predict_joint,
+        )
 
     def _allocate(self, thetas: np.ndarray) -> np.ndarray:
         return optimum.allocate(self._law(thetas), self.cost, self.at, optimum.n_grid(self.cost))
@@ -176,8 +189,11 @@ class Problem:
         return np.where(at[:, [3]] == 1, np.nan, values)  # an optimum on the grid's edge: no value (widths drops it)
 
     def names(self) -> list[str]:
-        return {"exponents": ["alpha", "beta"], "n_opt": [f"ln N_opt({self.at:.3g})"],
-                "loss": [f"ln L({self.at:.3g})"]}[self.target]
+        return {
+            "exponents": ["alpha", "beta"],
+            "n_opt": [f"ln N_opt({self.at:.3g})"],
+            "loss": [f"ln L({self.at:.3g})"],
+        }[self.target]
 
 
 def widths(samples: np.ndarray) -> np.ndarray:
@@ -230,9 +246,17 @@ class _Pool:
         return run_information(self.jac[:, None], nz, _weights(rng, resamples, self.mask.shape) * self.mask)
 
 
-def _greedy(problem: Problem, start: tuple[np.ndarray, dict], pool: _Pool, flops: np.ndarray, spend: float,
-            count: int, grads: np.ndarray, extra: list[int],
-            per_flop: bool) -> tuple[list[int], list[float], float, np.ndarray]:
+def _greedy(
+    problem: Problem,
+    start: tuple[np.ndarray, dict],
+    pool: _Pool,
+    flops: np.ndarray,
+    spend: float,
+    count: int,
+    grads: np.ndarray,
+    extra: list[int],
+    per_flop: bool,
+) -> tuple[list[int], list[float], float, np.ndarray]:
     """Greedy picks (repeats allowed) of up to `count` candidates within `spend`: each step the largest criterion
     drop per FLOP (`per_flop`) or the largest drop. Every point, the table's and the candidates', is counted with
     Poisson(1) bootstrap weights (RESAMPLES of them; fixed seed, the same for both passes): the fit's intervals
@@ -272,8 +296,10 @@ def select(problem: Problem, pool: list[Candidate], spend: float, count: int) ->
     theta = problem.draws()
     grads = problem.gradients(theta)  # (D, k, 5)
     if np.isnan(grads).all():
-        raise UserError(f"every draw of the law puts the {problem.target} target at C* = {problem.at:.3g} on the "
-                        "searched N grid's edge: the law has no optimum there to design for (try another --at)")
+        raise UserError(
+            f"every draw of the law puts the {problem.target} target at C* = {problem.at:.3g} on the "
+            "searched N grid's edge: the law has no optimum there to design for (try another --at)"
+        )
     flops = np.array([c.flops_spent for c in pool])
     jac = _Pool(theta, pool)
     flagged = {i for i, _ in _flagged(problem.law).values()}
@@ -286,21 +312,24 @@ def select(problem: Problem, pool: list[Candidate], spend: float, count: int) ->
     picks, drops, _, after = by_flop if by_flop[2] >= by_gain[2] else by_gain
     base_var = _variances(np.linalg.inv(before)[:, :, None], grads)[:, :, 0].mean(axis=1)  # (D, k)
     final_var = _variances(np.linalg.inv(after)[:, :, None], grads)[:, :, 0].mean(axis=1)
-    return {"picks": picks, "drops": drops, "rule": "per FLOP" if by_flop[2] >= by_gain[2] else "per run",
-            "flagged": [THETA[i] for i in extra], "ratio": np.nanmean(final_var / base_var, axis=0),
-            "linear_before": 3.92 * np.sqrt(np.nanmean(base_var, axis=0)),
-            "linear_after": 3.92 * np.sqrt(np.nanmean(final_var, axis=0)),
-            "edge_draws": int(np.isnan(grads).any(axis=(1, 2)).sum())}
+    return {
+        "picks": picks,
+        "drops": drops,
+        "rule": "per FLOP" if by_flop[2] >= by_gain[2] else "per run",
+        "flagged": [THETA[i] for i in extra],
+        "ratio": np.nanmean(final_var / base_var, axis=0),
+        "linear_before": 3.92 * np.sqrt(np.nanmean(base_var, axis=0)),
+        "linear_after": 3.92 * np.sqrt(np.nanmean(final_var, axis=0)),
+        "edge_draws": int(np.isnan(grads).any(axis=(1, 2)).sum()),
+    }
 
 
-def problem(table: pd.DataFrame, split: str, negatives: str | None, target: str, at: float | None,
-            n_boot: int, seed: int = 0) -> Problem:
+def problem(
+    table: pd.DataFrame, split: str, negatives: str | None, target: str, at: float | None, n_boot: int, seed: int = 0
+) -> Problem:
     """The design problem of a table (its fitting points; analysis.table.usable): the K (default: full, else the
     largest K), its perplexity law with `n_boot` bootstrap refits, the noise from its residuals, the cost model,
     and C* (default: 10 x the table's largest fitting point's C)."""
-    from analysis.laws import joint_law, to_target
-    from analysis.table import k_order, points, usable
-
     if target not in TARGETS:
         raise UserError(f"--target {target}: expected one of {', '.join(TARGETS)}")
     data, _ = usable(table, split)
@@ -321,8 +350,17 @@ def problem(table: pd.DataFrame, split: str, negatives: str | None, target: str,
     budget = float(at) if at else 10 * float(final["flops"].max())
     if not budget > 0:
         raise UserError(f"--at {at}: must be a positive number of FLOPs")
-    return Problem(law, n, t, s["run_id"].to_numpy(), noise(noise_model.Noise.from_dict(law.intervals["noise"])),
-                   costs.fit_cost(final), k, target, budget)
+    return Problem(
+        law,
+        n,
+        t,
+        s["run_id"].to_numpy(),
+        noise(noise_model.Noise.from_dict(law.intervals["noise"])),
+        costs.fit_cost(final),
+        k,
+        target,
+        budget,
+    )
 
 
 def spent(table: pd.DataFrame) -> float:
@@ -354,8 +392,7 @@ def t_values(t: np.ndarray, cap: float = np.inf) -> np.ndarray:
     return np.unique(np.round(np.concatenate([grid, t[t <= cap], at_cap])).astype(int))
 
 
-def propose(problem: Problem, pool: list[Candidate], spend: float, count: int,
-            seeds: dict | None = None) -> dict:
+def propose(problem: Problem, pool: list[Candidate], spend: float, count: int, seeds: dict | None = None) -> dict:
     """Up to `count` runs from `pool` costing at most `spend` FLOPs (select), each with its seed (the next unused
     at its N, T and branches; `seeds` maps such a key to the seeds already used), and the target's 95% interval
     widths before (bootstrap) and after (predicted)."""
@@ -373,46 +410,81 @@ def propose(problem: Problem, pool: list[Candidate], spend: float, count: int,
         key = (int(round(c.n_params)), c.tokens, c.branches)
         seed = next(s for s in range(len(used.get(key, ())) + 1) if s not in used.get(key, ()))
         used.setdefault(key, set()).add(seed)
-        runs.append({"n_params": c.n_params, "tokens": c.tokens, "branches": list(c.branches),
-                     "negatives": c.negatives, "seed": seed, "flops_spent": c.flops_spent,
-                     "criterion_drop": gain, **({"shape": c.shape} if c.shape else {}),
-                     **({"fractions": list(c.fractions)} if c.fractions else {})})
+        runs.append(
+            {
+                "n_params": c.n_params,
+                "tokens": c.tokens,
+                "branches": list(c.branches),
+                "negatives": c.negatives,
+                "seed": seed,
+                "flops_spent": c.flops_spent,
+                "criterion_drop": gain,
+                **({"shape": c.shape} if c.shape else {}),
+                **({"fractions": list(c.fractions)} if c.fractions else {}),
+            }
+        )
     before = widths(problem.samples())
     after = before * np.sqrt(chosen["ratio"])
-    return {"target": problem.target, "components": problem.names(), "negatives": problem.negatives,
-            "at": problem.at, "spend": spend, "flops_spent": float(sum(r["flops_spent"] for r in runs)),
-            "runs": runs, "rule": chosen["rule"], "flagged_in_criterion": chosen["flagged"],
-            "widths": {name: {"before": float(b), "after": float(a), "linear_before": float(lb),
-                              "linear_after": float(la)}
-                       for name, b, a, lb, la in zip(problem.names(), before, after, chosen["linear_before"],
-                                                     chosen["linear_after"])},
-            "noise": {"point": problem.noise.point, "run": problem.noise.run, "estimated": problem.noise.estimated},
-            "unidentified": problem.law.unidentified, "law": problem.law.params, "fit_points": len(problem.n),
-            "candidates": len(pool), "edge_draws": chosen["edge_draws"], "draws": len(problem.draws())}
+    return {
+        "target": problem.target,
+        "components": problem.names(),
+        "negatives": problem.negatives,
+        "at": problem.at,
+        "spend": spend,
+        "flops_spent": float(sum(r["flops_spent"] for r in runs)),
+        "runs": runs,
+        "rule": chosen["rule"],
+        "flagged_in_criterion": chosen["flagged"],
+        "widths": {
+            name: {"before": float(b), "after": float(a), "linear_before": float(lb), "linear_after": float(la)}
+            for name, b, a, lb, la in zip(
+                problem.names(), before, after, chosen["linear_before"], chosen["linear_after"]
+            )
+        },
+        "noise": {"point": problem.noise.point, "run": problem.noise.run, "estimated": problem.noise.estimated},
+        "unidentified": problem.law.unidentified,
+        "law": problem.law.params,
+        "fit_points": len(problem.n),
+        "candidates": len(pool),
+        "edge_draws": chosen["edge_draws"],
+        "draws": len(problem.draws()),
+    }
 
 
 def format_proposal(p: dict) -> str:
     """The proposal as text: a table of the runs and the target's widths before and after."""
-    lines = [f"{len(p['runs'])} runs for the {p['target']} target of the K={p['negatives']} perplexity law "
-             f"({p['fit_points']} fitting points, {p['candidates']} candidates), "
-             f"{p['flops_spent']:.3g} of {p['spend']:.3g} FLOPs:",
-             f"  {'N':>10} {'T':>10} {'K':>6} {'seed':>4} {'FLOPs':>10} {'drop':>7}  fitting T"]
+    lines = [
+        f"{len(p['runs'])} runs for the {p['target']} target of the K={p['negatives']} perplexity law "
+        f"({p['fit_points']} fitting points, {p['candidates']} candidates), "
+        f"{p['flops_spent']:.3g} of {p['spend']:.3g} FLOPs:",
+        f"  {'N':>10} {'T':>10} {'K':>6} {'seed':>4} {'FLOPs':>10} {'drop':>7}  fitting T",
+    ]
     for r in p["runs"]:
-        lines.append(f"  {r['n_params']:>10,.0f} {r['tokens']:>10,} {r['negatives']:>6} {r['seed']:>4} "
-                     f"{r['flops_spent']:>10.3g} {r['criterion_drop']:>7.3f}  {', '.join(f'{b:,}' for b in r['branches'])}")
+        lines.append(
+            f"  {r['n_params']:>10,.0f} {r['tokens']:>10,} {r['negatives']:>6} {r['seed']:>4} "
+            f"{r['flops_spent']:>10.3g} {r['criterion_drop']:>7.3f}  {', '.join(f'{b:,}' for b in r['branches'])}"
+        )
     lines.append("  95% interval widths (bootstrap now -> predicted after these runs):")
     for name, w in p["widths"].items():
-        lines.append(f"    {name}: {w['before']:.3g} -> {w['after']:.3g} "
-                     f"({1 - w['after'] / w['before']:.0%} narrower)" if w["before"] > 0 else f"    {name}: n/a")
+        lines.append(
+            f"    {name}: {w['before']:.3g} -> {w['after']:.3g} ({1 - w['after'] / w['before']:.0%} narrower)"
+            if w["before"] > 0
+            else f"    {name}: n/a"
+        )
     nz = p["noise"]
-    lines.append(f"  noise of ln L: {nz['point']:.3g} per point, {nz['run']:.3g} per run (from the residuals: "
-                 f"{nz['estimated']['point']:.3g}, {nz['estimated']['run']:.3g}; floors {NOISE_FLOOR:g})")
+    lines.append(
+        f"  noise of ln L: {nz['point']:.3g} per point, {nz['run']:.3g} per run (from the residuals: "
+        f"{nz['estimated']['point']:.3g}, {nz['estimated']['run']:.3g}; floors {NOISE_FLOOR:g})"
+    )
     if p.get("edge_draws"):
-        lines.append(f"  {p['edge_draws']} of {p['draws']} draws of the law put the target at C* on the searched N "
-                     "grid's edge (no optimum there): left out of the criterion")
-    lines.append(f"  chosen {p['rule']} (greedy by criterion drop per FLOP vs per run, the larger total kept)"
-                 + (f"; flagged {', '.join(p['flagged_in_criterion'])} join the criterion" if p["flagged_in_criterion"]
-                    else ""))
+        lines.append(
+            f"  {p['edge_draws']} of {p['draws']} draws of the law put the target at C* on the searched N "
+            "grid's edge (no optimum there): left out of the criterion"
+        )
+    lines.append(
+        f"  chosen {p['rule']} (greedy by criterion drop per FLOP vs per run, the larger total kept)"
+        + (f"; flagged {', '.join(p['flagged_in_criterion'])} join the criterion" if p["flagged_in_criterion"] else "")
+    )
     for name, why in p["unidentified"].items():
         lines.append(f"  flagged {name}: {why}")
     return "\n".join(lines)

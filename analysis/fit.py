@@ -59,8 +59,15 @@ class Fit:
     _theta: np.ndarray | None = field(default=None, repr=False)  # optimum in log space: the bootstrap's start
 
     def to_dict(self) -> dict:
-        out = {"form": self.form, "params": self.params, "ci95": {k: list(v) for k, v in self.ci.items()},
-               "loss": self.loss, "converged": self.converged, "r2": self.r2, "n_points": self.n_points}
+        out = {
+            "form": self.form,
+            "params": self.params,
+            "ci95": {k: list(v) for k, v in self.ci.items()},
+            "loss": self.loss,
+            "converged": self.converged,
+            "r2": self.r2,
+            "n_points": self.n_points,
+        }
         if self.rms_log is not None:
             out["rms_log"] = self.rms_log
         if self.samples:
@@ -118,30 +125,56 @@ def _params(theta: np.ndarray, names: list[str]) -> dict[str, float]:
 
 def _starts(n_axes: int) -> np.ndarray:
     """The grid of log-space starting points: e in {-2, 0, 1}, a in {1, 6}, alpha in {0.2, 0.7} per axis."""
-    return np.array([[e, *itertools.chain(*pairs)] for e in (-2.0, 0.0, 1.0)
-                     for pairs in itertools.product(itertools.product((1.0, 6.0), (0.2, 0.7)), repeat=n_axes)])
+    return np.array(
+        [
+            [e, *itertools.chain(*pairs)]
+            for e in (-2.0, 0.0, 1.0)
+            for pairs in itertools.product(itertools.product((1.0, 6.0), (0.2, 0.7)), repeat=n_axes)
+        ]
+    )
 
 
-def _multistart(objective, n_problems: int, starts: np.ndarray, lo: np.ndarray, hi: np.ndarray,
-                maxiter: int = 2000, scout: int = 100) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _multistart(
+    objective,
+    n_problems: int,
+    starts: np.ndarray,
+    lo: np.ndarray,
+    hi: np.ndarray,
+    maxiter: int = 2000,
+    scout: int = 100,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """`n_problems` problems, each from every start: starts (S, P) shared, or (n_problems, S, P) each its own.
     objective(theta (b, P), problems (b,)) -> (f (b,), grad (b, P)). `scout` L-BFGS iterations from all
     n_problems x S, then the best start of each problem to convergence. Returns theta (B, P), objective (B,),
     converged (B,)."""
     starts = np.broadcast_to(starts, (n_problems, *starts.shape[-2:]))
     n_starts = starts.shape[1]  # problem i of the scout = (problem i // S, start i % S)
-    theta, loss, _ = lbfgs_batch(lambda th, rows: objective(th, rows // n_starts),
-                                 starts.reshape(-1, starts.shape[-1]), lo, hi, maxiter=scout)
-    best = theta.reshape(n_problems, n_starts, -1)[np.arange(n_problems),
-                                                   np.argmin(loss.reshape(n_problems, n_starts), axis=1)]
+    theta, loss, _ = lbfgs_batch(
+        lambda th, rows: objective(th, rows // n_starts), starts.reshape(-1, starts.shape[-1]), lo, hi, maxiter=scout
+    )
+    best = theta.reshape(n_problems, n_starts, -1)[
+        np.arange(n_problems), np.argmin(loss.reshape(n_problems, n_starts), axis=1)
+    ]
     return lbfgs_batch(objective, best, lo, hi, maxiter=maxiter)
 
 
-def _huber_multistart(logs: list[np.ndarray], logy: np.ndarray, weights: np.ndarray, starts: np.ndarray,
-                      maxiter: int = 2000, scout: int = 100) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _huber_multistart(
+    logs: list[np.ndarray],
+    logy: np.ndarray,
+    weights: np.ndarray,
+    starts: np.ndarray,
+    maxiter: int = 2000,
+    scout: int = 100,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The Huber fit of B weighted problems (weights (B, n_points): bootstrap counts) from every start."""
-    return _multistart(lambda th, rows: _batch_objective(th, logs, logy, weights[rows]), len(weights), starts,
-                       *_bounds(len(logs)), maxiter=maxiter, scout=scout)
+    return _multistart(
+        lambda th, rows: _batch_objective(th, logs, logy, weights[rows]),
+        len(weights),
+        starts,
+        *_bounds(len(logs)),
+        maxiter=maxiter,
+        scout=scout,
+    )
 
 
 PROJECTION_GRID = np.linspace(0.02, 2.0, 34)  # exponents tried by variable projection
@@ -161,8 +194,9 @@ def _nnls_batch(design: np.ndarray, rhs: np.ndarray) -> tuple[np.ndarray, np.nda
         sub = gram[np.ix_(range(len(gram)), support, support)]
         ridge = 1e-12 * np.trace(sub, axis1=1, axis2=2)[:, None, None] * np.eye(len(support))
         coef = np.linalg.solve(sub + ridge, proj[:, support, None])[..., 0]
-        res = np.maximum(total - 2 * np.einsum("gi,gi->g", coef, proj[:, support])
-                         + np.einsum("gi,gij,gj->g", coef, sub, coef), 0.0)
+        res = np.maximum(
+            total - 2 * np.einsum("gi,gi->g", coef, proj[:, support]) + np.einsum("gi,gij,gj->g", coef, sub, coef), 0.0
+        )
         better = np.all(coef >= 0, axis=1) & (res < best_res)
         best[better] = 0.0
         best[np.ix_(better, support)] = coef[better]
@@ -192,8 +226,7 @@ def _project(logs: list[np.ndarray], y: np.ndarray, weights: np.ndarray, floors:
         sl = slice(lo, lo + per)
         design = cols[None] * (root_w[sl] / y[sl])[:, None, :, None]  # (b, G, n, k)
         b = design.shape[0]
-        scales, res = _nnls_batch(design.reshape(-1, *cols.shape[1:]),
-                                  np.repeat(rhs[sl], len(grid), axis=0))
+        scales, res = _nnls_batch(design.reshape(-1, *cols.shape[1:]), np.repeat(rhs[sl], len(grid), axis=0))
         best = np.argmin(res.reshape(b, len(grid)), axis=1)
         sc = scales.reshape(b, len(grid), -1)[np.arange(b), best]
         log_scales = np.log(np.maximum(sc, 1e-300))
@@ -211,8 +244,9 @@ def _projected_start(logs: list[np.ndarray], y: np.ndarray, floor: float | None 
     return _project(logs, y, np.ones_like(y), None if floor is None else np.array([floor]))[0]
 
 
-def own_starts(logs: list[np.ndarray], logy: np.ndarray, weights: np.ndarray | None = None,
-               spread: int = 4) -> np.ndarray:
+def own_starts(
+    logs: list[np.ndarray], logy: np.ndarray, weights: np.ndarray | None = None, spread: int = 4
+) -> np.ndarray:
     """The starts of B refits (bootstrap resamples, simulated tables, held-out folds): every `spread`-th point of the
     start grid and each data set's own variable-projection start, never the full-data optimum
     (a refit started there stays in a flat direction where the full data put it). logy (B, n), weights (B, n)
@@ -231,8 +265,16 @@ def _fit_sum_of_powers(xs: list[np.ndarray], y: np.ndarray, names: list[str], fo
     starts = np.vstack([_starts(len(xs)), _projected_start(logs, np.asarray(y, float))])
     theta, loss, converged = _huber_multistart(logs, logy, np.ones((1, len(y))), starts)
     pred = _logsumexp(_terms(theta, logs))[0]
-    return Fit(form, _params(theta[0], names), float(loss[0]) * DELTA, bool(converged[0]), _r2(logy, pred), len(y),
-               rms_log=float(np.sqrt(np.mean((logy - pred) ** 2))), _theta=theta[0])
+    return Fit(
+        form,
+        _params(theta[0], names),
+        float(loss[0]) * DELTA,
+        bool(converged[0]),
+        _r2(logy, pred),
+        len(y),
+        rms_log=float(np.sqrt(np.mean((logy - pred) ** 2))),
+        _theta=theta[0],
+    )
 
 
 def _bounds(n_axes: int) -> tuple[np.ndarray, np.ndarray]:
@@ -291,12 +333,17 @@ def sigmoid(log_c: np.ndarray, y: np.ndarray, asymptote: float | None = None) ->
     pred = p * expit(k * (log_c - c0)) + q
     ss = np.sum((y - y.mean()) ** 2)
     r2 = float(1 - np.sum((y - pred) ** 2) / ss) if ss > 0 else float("nan")
-    return Fit("p / (1 + exp(-k (ln C - c0))) + q", {"p": float(p), "k": float(k), "c0": float(c0), "q": float(q)},
-               float(best.fun), bool(best.success), r2, len(y))
+    return Fit(
+        "p / (1 + exp(-k (ln C - c0))) + q",
+        {"p": float(p), "k": float(k), "c0": float(c0), "q": float(q)},
+        float(best.fun),
+        bool(best.success),
+        r2,
+        len(y),
+    )
 
 
-def sigmoid_asymptote(log_c: np.ndarray, y: np.ndarray, sg: Fit, bound: float = 1.0,
-                      level: float = 0.95) -> dict:
+def sigmoid_asymptote(log_c: np.ndarray, y: np.ndarray, sg: Fit, bound: float = 1.0, level: float = 0.95) -> dict:
     """Whether the data bound the sigmoid's asymptote p + q below `bound` (NDCG@5's ceiling, 1): the F test of
     the fit with p + q held at `bound` against the free fit, F = (SSE_held - SSE) / (SSE / (n - 4)) on (1, n - 4)
     dof. Not bounded: the asymptote is a number the data do not pin down (any value up to `bound` fits)."""
@@ -322,8 +369,9 @@ def _logsumexp(terms: np.ndarray) -> np.ndarray:
     return m + np.log(np.exp(terms - m[:, None]).sum(axis=1))
 
 
-def _batch_objective(theta: np.ndarray, logs: list[np.ndarray], logy: np.ndarray,
-                     weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _batch_objective(
+    theta: np.ndarray, logs: list[np.ndarray], logy: np.ndarray, weights: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """Weighted Huber objective of B independent problems scaled by 1/delta: theta (B, P), weights (B, n_points)
     (bootstrap counts) -> objectives (B,) and gradients (B, P)."""
     terms = _terms(theta, logs)
@@ -340,8 +388,16 @@ def _batch_objective(theta: np.ndarray, logs: list[np.ndarray], logy: np.ndarray
 STUCK_GTOL = 1e-4  # a failed line search with a projected gradient at least this large is not convergence
 
 
-def lbfgs_batch(fun, x0: np.ndarray, lo: np.ndarray, hi: np.ndarray, maxiter: int = 2000, memory: int = 10,
-                gtol: float = 1e-7, ftol: float = 2.2e-9) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def lbfgs_batch(
+    fun,
+    x0: np.ndarray,
+    lo: np.ndarray,
+    hi: np.ndarray,
+    maxiter: int = 2000,
+    memory: int = 10,
+    gtol: float = 1e-7,
+    ftol: float = 2.2e-9,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Projected L-BFGS on B independent problems at once, each with its own memory, step and stopping test.
 
     fun(x (b, P), rows (b,)) -> (f (b,), grad (b, P)) for the problems `rows`; box lo <= x <= hi (P,). Per
@@ -407,8 +463,9 @@ def lbfgs_batch(fun, x0: np.ndarray, lo: np.ndarray, hi: np.ndarray, maxiter: in
     return x, f, done & ~stuck
 
 
-def _floor_objective(phi: np.ndarray, logs: list[np.ndarray], logy: np.ndarray, floors: np.ndarray,
-                     scale: float) -> tuple[np.ndarray, np.ndarray]:
+def _floor_objective(
+    phi: np.ndarray, logs: list[np.ndarray], logy: np.ndarray, floors: np.ndarray, scale: float
+) -> tuple[np.ndarray, np.ndarray]:
     """Sum of squared log residuals / scale of B laws with the floor held: phi (B, 2 n_axes) = (a_i, alpha_i) per
     axis, floors (B,) = E on its linear scale (0 allowed): log(E + sum_i e^(a_i - alpha_i log x_i)) - log y."""
     terms = np.stack([phi[:, 2 * i, None] - phi[:, 2 * i + 1, None] * lx for i, lx in enumerate(logs)], axis=1)
@@ -422,18 +479,29 @@ def _floor_objective(phi: np.ndarray, logs: list[np.ndarray], logy: np.ndarray, 
     return np.sum(r**2, axis=1) / scale, np.stack(grad, axis=1) / scale
 
 
-def _floor_profile(fit: Fit, logs: list[np.ndarray], logy: np.ndarray, floors: np.ndarray,
-                   scale: float) -> np.ndarray:
+def _floor_profile(fit: Fit, logs: list[np.ndarray], logy: np.ndarray, floors: np.ndarray, scale: float) -> np.ndarray:
     """The profile of the floor: for each E in `floors` the least sum of squared log residuals / scale over the
     other parameters, from the variable-projection start with E held, the full fit's optimum and the start grid."""
     y = np.broadcast_to(np.exp(logy), (len(floors), len(logy)))
     grid = np.unique(_starts(len(logs))[:, 1:], axis=0)
     own = _project(logs, y, np.ones_like(y), floors)
-    starts = np.concatenate([own[:, None], np.broadcast_to(fit._theta[1:], (len(floors), 1, own.shape[1])),
-                             np.broadcast_to(grid, (len(floors), *grid.shape))], axis=1)
+    starts = np.concatenate(
+        [
+            own[:, None],
+            np.broadcast_to(fit._theta[1:], (len(floors), 1, own.shape[1])),
+            np.broadcast_to(grid, (len(floors), *grid.shape)),
+        ],
+        axis=1,
+    )
     lo, hi = _bounds(len(logs))
-    _, f, _ = _multistart(lambda th, rows: _floor_objective(th, logs, logy, floors[rows], scale), len(floors),
-                          starts, lo[1:], hi[1:], scout=40)
+    _, f, _ = _multistart(
+        lambda th, rows: _floor_objective(th, logs, logy, floors[rows], scale),
+        len(floors),
+        starts,
+        lo[1:],
+        hi[1:],
+        scout=40,
+    )
     return f
 
 
@@ -472,8 +540,12 @@ def profile_floor(fit: Fit, xs: list[np.ndarray], y: np.ndarray, level: float = 
         return (r - rss_min) / (rss_min / dof) > crit
 
     f_zero = float((rss[0] - rss_min) / (rss_min / dof))
-    out = {"f_at_zero": f_zero, "p_at_zero": float(f_dist.sf(f_zero, 1, dof)), "critical": crit,
-           "rejects_zero": bool(f_zero > crit)}
+    out = {
+        "f_at_zero": f_zero,
+        "p_at_zero": float(f_dist.sf(f_zero, 1, dof)),
+        "critical": crit,
+        "rejects_zero": bool(f_zero > crit),
+    }
     if out["rejects_zero"]:
         return out
     out_of = np.flatnonzero(rejected(rss) & (floors > floors[int(np.argmin(rss))]))
@@ -483,8 +555,9 @@ def profile_floor(fit: Fit, xs: list[np.ndarray], y: np.ndarray, level: float = 
     inside, outside = floors[out_of[0] - 1], floors[out_of[0]]
     for _ in range(3):  # the crossing, to 1/512 of the grid step: 3 rounds of 7 floors
         trial = np.linspace(inside, outside, 9)
-        j = int(np.argmax(np.concatenate([[False], rejected(_floor_profile(fit, logs, logy, trial[1:-1], scale)),
-                                          [True]])))
+        j = int(
+            np.argmax(np.concatenate([[False], rejected(_floor_profile(fit, logs, logy, trial[1:-1], scale)), [True]]))
+        )
         inside, outside = trial[j - 1], trial[j]
     out["upper"] = max(float(inside), fit.params["E"])
     return out
@@ -512,14 +585,19 @@ def identify(fit: Fit, xs: list[np.ndarray]) -> Fit:
             flags[alpha_name] = f"at the edge of [{lo:g}, {hi:g}]: this term's exponent is not identified"
     fp = fit.floor_profile
     if fp and not fp["rejects_zero"]:
-        flags["E"] = (f"consistent with 0: the data do not reject E = 0 (profile likelihood, "
-                      f"p = {fp['p_at_zero']:.2g}); its 95% interval is one-sided, [0, {fp['upper']:.3g}]")
+        flags["E"] = (
+            f"consistent with 0: the data do not reject E = 0 (profile likelihood, "
+            f"p = {fp['p_at_zero']:.2g}); its 95% interval is one-sided, [0, {fp['upper']:.3g}]"
+        )
     total = sum(terms.values())
     for name, term in terms.items():
         if np.max(term / total) < NEGLIGIBLE:
             what = "E" if name == "E" else f"the term {name} x^-{names[names.index(name) + 1]}"
-            flags.setdefault(name, f"{what} is below {NEGLIGIBLE:.1%} of every fitted value: consistent with 0, "
-                                   "not identified by these data")
+            flags.setdefault(
+                name,
+                f"{what} is below {NEGLIGIBLE:.1%} of every fitted value: consistent with 0, "
+                "not identified by these data",
+            )
     centre = {a_name: float(np.exp(np.mean(np.log(np.asarray(x, float))))) for a_name, x in zip(names[0::2], xs)}
     for name, (lo, hi) in fit.ci.items():
         if name in flags:
@@ -529,8 +607,10 @@ def identify(fit: Fit, xs: list[np.ndarray]) -> Fit:
             at = [s[name] * centre[name] ** -s[exponent] for s in fit.samples]
             lo_at, hi_at = np.percentile(at, [2.5, 97.5])
             if lo_at > 0 and np.log10(hi_at / lo_at) > WIDE_DECADES:
-                flags[name] = (f"the 95% interval of its term at the data's centre ({centre[name]:.3g}) spans "
-                               f"{np.log10(hi_at / lo_at):.1f} decades")
+                flags[name] = (
+                    f"the 95% interval of its term at the data's centre ({centre[name]:.3g}) spans "
+                    f"{np.log10(hi_at / lo_at):.1f} decades"
+                )
         elif name == "E" and lo > 0 and np.log10(hi / lo) > WIDE_DECADES:
             flags[name] = f"the 95% interval spans {np.log10(hi / lo):.1f} decades"
         elif name in names[1::2] and hi - lo > p[name]:
@@ -539,30 +619,46 @@ def identify(fit: Fit, xs: list[np.ndarray]) -> Fit:
     return fit
 
 
-def joint_many(n: np.ndarray, t: np.ndarray, y: np.ndarray, mask: np.ndarray, n_boot: int, seed: int = 0,
-               spread: int = 4) -> tuple[np.ndarray, np.ndarray]:
+def joint_many(
+    n: np.ndarray, t: np.ndarray, y: np.ndarray, mask: np.ndarray, n_boot: int, seed: int = 0, spread: int = 4
+) -> tuple[np.ndarray, np.ndarray]:
     """The joint fit and its bootstrap over points of W data sets at once (simulation studies): n, t, y, mask
     (W, m), a data set's points where mask is True (the rest is padding). Each fit starts from the start grid and
     its variable-projection start, as `joint` does; each refit from every `spread`-th start of the grid and its
-    own variable projection, as `bootstrap` does with spread 4 (without profile_floor: only E's interval uses it). Returns theta (W, 5) and
+    own variable projection, as `bootstrap` does with spread 4 (without profile_floor: only E's interval uses it).
+    Returns theta (W, 5) and
     the refits' theta (W, n_boot, 5), in log space (e, a, alpha, b, beta)."""
     logs, logy = [np.log(np.where(mask, n, 1.0)), np.log(np.where(mask, t, 1.0))], np.log(np.where(mask, y, 1.0))
     w_count, m = mask.shape
 
     def objective(weights, of):  # problem i: data set of[i], weights[i]
         return lambda th, rows: _batch_objective(th, [lx[of[rows]] for lx in logs], logy[of[rows]], weights[rows])
-    starts = np.stack([np.vstack([_starts(2), _projected_start([lx[i, mask[i]] for lx in logs], y[i, mask[i]])])
-                       for i in range(w_count)])
+
+    starts = np.stack(
+        [
+            np.vstack([_starts(2), _projected_start([lx[i, mask[i]] for lx in logs], y[i, mask[i]])])
+            for i in range(w_count)
+        ]
+    )
     theta, _, _ = _multistart(objective(mask.astype(float), np.arange(w_count)), w_count, starts, *_bounds(2))
     rng = np.random.default_rng(seed)
     weights = np.zeros((w_count, n_boot, m))
     for i in range(w_count):
         k = int(mask[i].sum())
         weights[i][:, mask[i]] = rng.multinomial(k, np.full(k, 1 / k), size=n_boot)
-    boot_starts = np.concatenate([own_starts([lx[i] for lx in logs], np.broadcast_to(logy[i], (n_boot, m)),
-                                             weights[i], spread) for i in range(w_count)])
-    boot, _, _ = _multistart(objective(weights.reshape(-1, m), np.repeat(np.arange(w_count), n_boot)),
-                             w_count * n_boot, boot_starts, *_bounds(2), scout=40)
+    boot_starts = np.concatenate(
+        [
+            own_starts([lx[i] for lx in logs], np.broadcast_to(logy[i], (n_boot, m)), weights[i], spread)
+            for i in range(w_count)
+        ]
+    )
+    boot, _, _ = _multistart(
+        objective(weights.reshape(-1, m), np.repeat(np.arange(w_count), n_boot)),
+        w_count * n_boot,
+        boot_starts,
+        *_bounds(2),
+        scout=40,
+    )
     return theta, boot.reshape(w_count, n_boot, 5)
 
 
@@ -572,8 +668,10 @@ def _set_intervals(fit: Fit, theta: np.ndarray, converged: np.ndarray, xs: list[
     from 0 to the larger of the profile's and the refits' upper ends."""
     names = [k for k in fit.params if k != "E"]
     samples = [_params(th, names) for th in theta]
-    fit.ci = {k: (float(np.percentile([s[k] for s in samples], 2.5)),
-                  float(np.percentile([s[k] for s in samples], 97.5))) for k in fit.params}
+    fit.ci = {
+        k: (float(np.percentile([s[k] for s in samples], 2.5)), float(np.percentile([s[k] for s in samples], 97.5)))
+        for k in fit.params
+    }
     fit.samples = samples
     fit.boot_converged = float(np.mean(converged))
     fit.floor_profile = profile_floor(fit, xs, y)
@@ -582,8 +680,15 @@ def _set_intervals(fit: Fit, theta: np.ndarray, converged: np.ndarray, xs: list[
     return fit
 
 
-def bootstrap(fit: Fit, xs: list[np.ndarray], y: np.ndarray, groups: np.ndarray, n_boot: int = 1000,
-              seed: int = 0, maxiter: int = 2000) -> Fit:
+def bootstrap(
+    fit: Fit,
+    xs: list[np.ndarray],
+    y: np.ndarray,
+    groups: np.ndarray,
+    n_boot: int = 1000,
+    seed: int = 0,
+    maxiter: int = 2000,
+) -> Fit:
     """95% percentile intervals for every parameter of a sum-of-powers fit by resampling groups (fitting points,
     or runs) with replacement: the `points` method, right where every point is its own run (a table from
     elsewhere, Chinchilla's). A resample is a vector of counts per group, i.e. weights on the rows, so all
@@ -602,8 +707,7 @@ def bootstrap(fit: Fit, xs: list[np.ndarray], y: np.ndarray, groups: np.ndarray,
     return _set_intervals(fit, theta, converged, xs, y)
 
 
-def simulate(fit: Fit, xs: list[np.ndarray], runs: np.ndarray, nz, n_boot: int,
-             rng: np.random.Generator) -> np.ndarray:
+def simulate(fit: Fit, xs: list[np.ndarray], runs: np.ndarray, nz, n_boot: int, rng: np.random.Generator) -> np.ndarray:
     """`n_boot` tables of log y (n_boot, n) drawn around the fitted law with the noise model `nz`
     (analysis.noise.Noise): a new effect per run and new point noise. Each table's variances are themselves drawn
     from their estimates' sampling distributions, var * dof / chi2(dof) with Satterthwaite's dof: the point
@@ -616,8 +720,9 @@ def simulate(fit: Fit, xs: list[np.ndarray], runs: np.ndarray, nz, n_boot: int,
     _, run_index = np.unique(runs, return_inverse=True)
 
     def drawn(var: float, dof: float) -> np.ndarray:
-        return var * (dof / np.maximum(rng.chisquare(dof, n_boot), 1e-12) if np.isfinite(dof) and dof > 0
-                      else np.ones(n_boot))
+        return var * (
+            dof / np.maximum(rng.chisquare(dof, n_boot), 1e-12) if np.isfinite(dof) and dof > 0 else np.ones(n_boot)
+        )
 
     point_var = drawn(nz.point**2, nz.point_dof)
     m = nz.points_per_run
@@ -637,12 +742,18 @@ def refit(xs: list[np.ndarray], logy: np.ndarray, maxiter: int = 2000) -> tuple[
     starts = own_starts(logs, logy)
     theta, _, converged = _multistart(
         lambda th, rows: _batch_objective(th, logs, logy[rows], np.ones((len(rows), logy.shape[1]))),
-        len(logy), starts, *_bounds(len(logs)), maxiter=maxiter, scout=40)
+        len(logy),
+        starts,
+        *_bounds(len(logs)),
+        maxiter=maxiter,
+        scout=40,
+    )
     return theta, converged
 
 
-def parametric_bootstrap(fit: Fit, xs: list[np.ndarray], y: np.ndarray, runs: np.ndarray, nz, n_boot: int = 1000,
-                         seed: int = 0) -> np.ndarray:
+def parametric_bootstrap(
+    fit: Fit, xs: list[np.ndarray], y: np.ndarray, runs: np.ndarray, nz, n_boot: int = 1000, seed: int = 0
+) -> np.ndarray:
     """95% percentile intervals from refits of tables simulated around the fit with the noise model (`simulate`):
     the `runs` method, for tables whose runs give several fitting points each. Sets the fit's intervals and
     returns each simulated table's log residuals from its own refit (n_boot, n), the reference distribution of

@@ -85,8 +85,10 @@ def isoflop(rows: pd.DataFrame, y: np.ndarray, n_budgets: int = 8, n_boot: int =
         none_found = "no FLOP budget lies in the range of >= 3 N values"
         if data is None:  # one run per N (sizes not shared across budgets): runs at about the same C instead
             data = _by_budget(rows.assign(budget=_budgets_by_tolerance(rows)), y)
-            none_found = ("IsoFLOP minima need >= 3 N at one budget: no N has >= 2 evaluations, and no "
-                          f"{BUDGET_TOLERANCE_DEX:g}-decade band of C holds runs at >= 3 N")
+            none_found = (
+                "IsoFLOP minima need >= 3 N at one budget: no N has >= 2 evaluations, and no "
+                f"{BUDGET_TOLERANCE_DEX:g}-decade band of C holds runs at >= 3 N"
+            )
     minima = _minima(data, np.ones(len(data.n))) if data is not None else []
     if not minima:
         return {"skipped": none_found}
@@ -113,8 +115,7 @@ def _interpolated(rows: pd.DataFrame, y: np.ndarray, n_budgets: int) -> _Runs | 
     if len(spans) < 3:
         return None
     edges = np.sort(np.concatenate([list(v) for v in spans.values()]))
-    covered = [c for c in np.linspace(edges[0], edges[-1], 200)
-               if sum(lo <= c <= hi for lo, hi in spans.values()) >= 3]
+    covered = [c for c in np.linspace(edges[0], edges[-1], 200) if sum(lo <= c <= hi for lo, hi in spans.values()) >= 3]
     if not covered:
         return _Runs(np.zeros(0), np.zeros(0, int), np.zeros((0, 0)), np.zeros(0))
     log_c = np.linspace(min(covered), max(covered), n_budgets)
@@ -139,8 +140,9 @@ def _by_budget(rows: pd.DataFrame, y: np.ndarray) -> _Runs | None:
     log_y[np.arange(len(df)), index] = np.log(df["y"].to_numpy(float))
     flops = np.array([np.median(df["flops"].to_numpy(float)[index == j]) for j in range(len(labels))])
     order = np.argsort(flops)
-    return _Runs(df["n_params"].to_numpy(float), _run_cells(rows)[df["run_id"]].to_numpy(), log_y[:, order],
-                 flops[order])
+    return _Runs(
+        df["n_params"].to_numpy(float), _run_cells(rows)[df["run_id"]].to_numpy(), log_y[:, order], flops[order]
+    )
 
 
 def _minima(data: _Runs, weights: np.ndarray) -> list[dict]:
@@ -199,11 +201,18 @@ def _resampled(data: _Runs, per_target, n_boot: int, seed: int) -> dict:
     rng = np.random.default_rng(seed)
     counts = rng.multinomial(len(data.n), np.full(len(data.n), 1 / len(data.n)), size=n_boot).astype(float)
     slopes = [s for w in counts if (s := _slopes(_minima(data, w), per_target))]
-    out = {"bootstrap": {"resamples": n_boot, "with_slope": len(slopes), "method": "runs resampled with "
-                         "replacement through the whole pipeline"}}
+    out = {
+        "bootstrap": {
+            "resamples": n_boot,
+            "with_slope": len(slopes),
+            "method": "runs resampled with replacement through the whole pipeline",
+        }
+    }
     if len(slopes) < MIN_WITH_SLOPE * n_boot:
-        out["interval_note"] = (f"only {len(slopes)} of {n_boot} resamples of runs give a slope: the exponent is "
-                                "not pinned down by these runs (no interval)")
+        out["interval_note"] = (
+            f"only {len(slopes)} of {n_boot} resamples of runs give a slope: the exponent is "
+            "not pinned down by these runs (no interval)"
+        )
         return out
     for name in ("n_opt", "t_opt"):
         v = [s[f"{name}_exponent"] for s in slopes]
@@ -240,6 +249,9 @@ def closed_form(params: dict, k: float) -> dict:
     a, b = float(params["alpha"]), float(params["beta"])
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         g = float(np.float64(a * params["A"]) / np.float64(b * params["B"])) ** (1 / (a + b)) if a + b > 0 else np.nan
-        return {"n_opt_exponent": float(np.float64(b) / (a + b)), "t_opt_exponent": float(np.float64(a) / (a + b)),
-                "G": g, "kappa": k}
-
+        return {
+            "n_opt_exponent": float(np.float64(b) / (a + b)),
+            "t_opt_exponent": float(np.float64(a) / (a + b)),
+            "G": g,
+            "kappa": k,
+        }

@@ -59,8 +59,13 @@ def pure_error_f(resid: np.ndarray, point_cells: np.ndarray, n_params: int) -> t
     return (ss_lof / dof_lof) / np.maximum(ss_pe / dof_pe, 1e-300), dof_lof, dof_pe
 
 
-def test(resid: np.ndarray, xs: list[np.ndarray], n_params: int, point_cells: np.ndarray | None = None,
-         sim_resid: np.ndarray | None = None) -> dict:
+def test(
+    resid: np.ndarray,
+    xs: list[np.ndarray],
+    n_params: int,
+    point_cells: np.ndarray | None = None,
+    sim_resid: np.ndarray | None = None,
+) -> dict:
     """The lack-of-fit tests of one fit (module docstring): residuals (n,), points xs, the law's parameter count,
     each point's replicate cell (None: no replicates named) and the simulated tables' residuals (B, n) or None.
     Returns {"tests": {name: {"f", "dof", "p"}}, "rejects": bool, "level", "reference"}."""
@@ -81,13 +86,19 @@ def test(resid: np.ndarray, xs: list[np.ndarray], n_params: int, point_cells: np
             p = float(f_dist.sf(value[0], d1, d2))
         out[name] = {"f": float(value[0]), "dof": [int(d1), int(d2)], "p": p}
     level = LEVEL / max(len(out), 1)
-    return {"tests": out, "rejects": any(t["p"] < level for t in out.values()), "level": LEVEL,
-            "reference": "parametric bootstrap" if sim_resid is not None else "F distribution"}
+    return {
+        "tests": out,
+        "rejects": any(t["p"] < level for t in out.values()),
+        "level": LEVEL,
+        "reference": "parametric bootstrap" if sim_resid is not None else "F distribution",
+    }
 
 
 def sentence(lof: dict) -> str:
     """One line for reports and advise: which test rejects the law, with its p."""
     worst = min(lof["tests"].items(), key=lambda kv: kv[1]["p"])
     names = {"trend": "residual trends in ln N, ln T", "pure_error": "pure error of replicate runs"}
-    return (f"the law is rejected by its lack-of-fit test ({names[worst[0]]}: F = {worst[1]['f']:.3g}, "
-            f"p = {worst[1]['p']:.2g}); its intervals are conditional on a law the data reject")
+    return (
+        f"the law is rejected by its lack-of-fit test ({names[worst[0]]}: F = {worst[1]['f']:.3g}, "
+        f"p = {worst[1]['p']:.2g}); its intervals are conditional on a law the data reject"
+    )

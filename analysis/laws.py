@@ -7,7 +7,8 @@ Joint and single-axis fits use the fitting points (analysis.table.points: anneal
 rows and WSD cooldown-branch ends): an intermediate evaluation of a run is not a run trained to that T. The joint
 laws' intervals rest on the table's noise model (analysis/noise.py: point noise and a run effect) by a parametric
 bootstrap, or resample fitting points where each run has one (interval_method); each law also gets its lack-of-fit
-tests (analysis/lack_of_fit.py) and a profile-likelihood cross-check (analysis/profile.py). IsoFLOP minima use every evaluation's validation metric (see frontier.py).
+tests (analysis/lack_of_fit.py) and a profile-likelihood cross-check (analysis/profile.py). IsoFLOP minima use every
+evaluation's validation metric (see frontier.py).
 For a synthetic world, `oracle_floor` compares the fitted E with the oracle's value of the same target on the same
 users (the floor a perfect model reaches), and where the world records its capacity oracle, `capacity` holds the
 best rank-d model's loss beside the trained runs' (analysis/capacity.py). A table with >= 3 values of K also gets
@@ -24,22 +25,10 @@ from analysis import fit, frontier, lack_of_fit, noise, optimum, profile
 from analysis.capacity import capacity
 from analysis.cost import fit_cost
 from analysis.negatives import fit_negatives
-from analysis.table import LOWER_IS_BETTER, METRICS, describe, k_order, points, usable
+from analysis.table import LOWER_IS_BETTER, METRICS, TARGETS, describe, from_target, k_order, points, to_target, usable
 
-TARGETS = {"ppl": "ln(perplexity)", "ndcg@5": "1 - NDCG@5"}
 NEGATIVES_BOOT = 200  # bootstrap resamples of the joint laws in K (each a least-squares refit of 7 parameters)
 BUDGETS = 12  # budgets of approach 3 and of `optimum`: log-uniform from the table's smallest C to 10x its largest
-
-
-def to_target(metric: str, values) -> np.ndarray:
-    v = np.asarray(values, float)
-    return np.log(v) if metric == "ppl" else 1.0 - v
-
-
-def from_target(metric: str, y) -> np.ndarray:
-    """A law's value back in the metric's units; NDCG@5 is bounded, so a prediction stays in [0, 1]."""
-    y = np.asarray(y, float)
-    return np.exp(y) if metric == "ppl" else np.clip(1.0 - y, 0.0, 1.0)
 
 
 MIN_VALUES = 3  # distinct N and T a joint law needs: E + A N^-alpha has 3 parameters, 2 values of N pin down 2 numbers
@@ -56,25 +45,33 @@ def interval_method(s: pd.DataFrame, intervals: str, run_ids: bool) -> tuple[str
     if intervals == "points":
         return "points", "--intervals points: bootstrap over fitting points (treats them as independent)"
     if intervals == "runs" or not one_each:
-        return "runs", ("parametric bootstrap: tables drawn around the law with a new effect per run and new point "
-                        "noise (the noise model estimated from the residuals by run), each refitted")
+        return "runs", (
+            "parametric bootstrap: tables drawn around the law with a new effect per run and new point "
+            "noise (the noise model estimated from the residuals by run), each refitted"
+        )
     return "points", "one fitting point per run: the bootstrap over points resamples runs"
 
 
 def unfittable(s: pd.DataFrame) -> str | None:
     """Why fitting points `s` cannot carry a joint law (< MIN_VALUES distinct N or T, < 6 points), or None."""
-    few = [f"{axis} ({s[col].nunique()})" for axis, col in (("N", "n_params"), ("T", "tokens"))
-           if s[col].nunique() < MIN_VALUES]
+    few = [
+        f"{axis} ({s[col].nunique()})"
+        for axis, col in (("N", "n_params"), ("T", "tokens"))
+        if s[col].nunique() < MIN_VALUES
+    ]
     if few:
-        return (f"the joint fit needs >= {MIN_VALUES} distinct values of N and of T (have {', '.join(few)}): with 2, "
-                "E and that axis's scale and exponent have an exactly flat direction")
+        return (
+            f"the joint fit needs >= {MIN_VALUES} distinct values of N and of T (have {', '.join(few)}): with 2, "
+            "E and that axis's scale and exponent have an exactly flat direction"
+        )
     if len(s) < 6:
         return f"the joint fit has 5 parameters and needs >= 6 points (have {len(s)})"
     return None
 
 
-def joint_law(s: pd.DataFrame, y: np.ndarray, n_boot: int, seed: int, intervals: str = "auto",
-              run_ids: bool = True) -> fit.Fit | str:
+def joint_law(
+    s: pd.DataFrame, y: np.ndarray, n_boot: int, seed: int, intervals: str = "auto", run_ids: bool = True
+) -> fit.Fit | str:
     """The joint law of one K's fitting points `s` (target values y), its noise model (analysis/noise.py), 95%
     intervals by `n_boot` refits with the method interval_method picks, and identify's flags; a string says why it
     cannot be fitted."""
@@ -101,12 +98,15 @@ def joint_law(s: pd.DataFrame, y: np.ndarray, n_boot: int, seed: int, intervals:
         f.unidentified.setdefault(name, why)
     if method == "runs" and not nz.identified:
         for name in ("E", "A", "alpha"):  # the first reason: no interval of theirs can be trusted
-            f.unidentified[name] = ((
+            f.unidentified[name] = (
                 f"the run-to-run noise is not identified ({nz.runs} runs, {nz.run_dof:.2g} degrees of freedom "
-                "between runs after the law's N terms): replicate seeds (grid `replicates:`) would measure it"))
+                "between runs after the law's N terms): replicate seeds (grid `replicates:`) would measure it"
+            )
     elif method == "runs" and nz.run_dof < WEAK_RUN_DOF:
-        f.intervals["warning"] = (f"the run-to-run noise rests on {nz.run_dof:.2g} degrees of freedom: the intervals "
-                                  "of E, A and alpha are wide; replicate seeds (grid `replicates:`) would narrow them")
+        f.intervals["warning"] = (
+            f"the run-to-run noise rests on {nz.run_dof:.2g} degrees of freedom: the intervals "
+            "of E, A and alpha are wide; replicate seeds (grid `replicates:`) would narrow them"
+        )
     return f
 
 
@@ -121,8 +121,10 @@ def _single(s: pd.DataFrame, y: np.ndarray, axis: str, by: str) -> dict:
         entry = fit.power_law(g[axis].to_numpy(float), g["y"].to_numpy()).to_dict()
         entry["residual_dof"] = len(g) - 3
         if len(g) - 3 < 2:
-            entry["note"] = (f"{len(g) - 3} residual degree of freedom for 3 parameters: no interval or flag can "
-                             "be given; a description of these points, not a law to extrapolate")
+            entry["note"] = (
+                f"{len(g) - 3} residual degree of freedom for 3 parameters: no interval or flag can "
+                "be given; a description of these points, not a law to extrapolate"
+            )
         out[str(value)] = entry
     if skipped:
         out["skipped"] = f"{skipped} value(s) of {by} with < 4 values of {axis} (a 3-parameter law needs >= 4)"
@@ -136,8 +138,13 @@ def _holdout(s: pd.DataFrame, metric: str, col: str, divisor: float) -> dict:
     cut = s["flops"].max() / divisor
     held = set(s.loc[s["flops"] > cut, "run_id"])
     test, train = s[s["run_id"].isin(held)], s[~s["run_id"].isin(held)]
-    out = {"c_max_fit": float(cut), "fit_points": len(train), "heldout_points": len(test),
-           "fit_runs": int(train["run_id"].nunique()), "heldout_runs": len(held)}
+    out = {
+        "c_max_fit": float(cut),
+        "fit_points": len(train),
+        "heldout_points": len(test),
+        "fit_runs": int(train["run_id"].nunique()),
+        "heldout_runs": len(held),
+    }
     if len(test) == 0:
         return {**out, "skipped": "no run above the cut"}
     y = to_target(metric, train[col])
@@ -146,8 +153,11 @@ def _holdout(s: pd.DataFrame, metric: str, col: str, divisor: float) -> dict:
         j = fit.joint(train["n_params"].to_numpy(float), train["tokens"].to_numpy(float), y)
         pred = from_target(metric, fit.predict_joint(j.params, test["n_params"], test["tokens"]))
         out["joint_rel_error"] = fit.relative_error(pred, test[col])
-        out["joint_predictions"] = {"run_id": test["run_id"].tolist(), "predicted": pred.tolist(),
-                                    "observed": test[col].tolist()}
+        out["joint_predictions"] = {
+            "run_id": test["run_id"].tolist(),
+            "predicted": pred.tolist(),
+            "observed": test[col].tolist(),
+        }
     else:
         out["joint_skipped"] = f"the {out['fit_runs']} runs wholly below the cut: {why}"
     if len(train) >= 4:
@@ -156,7 +166,9 @@ def _holdout(s: pd.DataFrame, metric: str, col: str, divisor: float) -> dict:
         out["power_law_c_rel_error"] = fit.relative_error(pred_c, test[col])
         if metric == "ndcg@5":  # the same object as the power law: the fitting points' metric against C
             sg = fit.sigmoid(np.log(train["flops"]), train[col])
-            out["sigmoid_c_rel_error"] = fit.relative_error(fit.predict_sigmoid(sg.params, np.log(test["flops"])), test[col])
+            out["sigmoid_c_rel_error"] = fit.relative_error(
+                fit.predict_sigmoid(sg.params, np.log(test["flops"])), test[col]
+            )
     return out
 
 
@@ -187,20 +199,32 @@ def _mixed_families(final: pd.DataFrame) -> str | None:
     return f"the sampled rows mix negative families ({names}); fit each family's rows (with the full softmax) apart"
 
 
-def fit_table(table: pd.DataFrame, n_boot: int = 1000, holdout_divisor: float = 10.0, seed: int = 0,
-              intervals: str = "auto") -> dict:
+def fit_table(
+    table: pd.DataFrame, n_boot: int = 1000, holdout_divisor: float = 10.0, seed: int = 0, intervals: str = "auto"
+) -> dict:
     """Every law of the table's fitting points, for the split its Spec names (analysis.table.describe); the joint
-    laws' intervals by `intervals` (harness.schema.INTERVALS, interval_method)."""
+    laws' intervals by `intervals` (harness.core.schema.INTERVALS, interval_method)."""
     info = describe(table)
     run_ids = not any(a.startswith("no run_id") for a in info.get("assumed", []))
     split = info["split"]
     data, summary = usable(table, split)
     final = points(data)
-    result = {"split": split, "table": info, "summary": summary, "targets": TARGETS, "n_boot": n_boot,
-              "holdout_divisor": holdout_divisor, "intervals": intervals, "metrics": {}, "messages": []}
+    result = {
+        "split": split,
+        "table": info,
+        "summary": summary,
+        "targets": TARGETS,
+        "n_boot": n_boot,
+        "holdout_divisor": holdout_divisor,
+        "intervals": intervals,
+        "metrics": {},
+        "messages": [],
+    }
     if summary["nan_rows"]:
-        result["messages"].append(f"{summary['nan_rows']} fitting points excluded: a non-finite {split} metric or "
-                                  f"N, T, C <= 0 ({summary['nan_runs']} runs left with no fitting point)")
+        result["messages"].append(
+            f"{summary['nan_rows']} fitting points excluded: a non-finite {split} metric or "
+            f"N, T, C <= 0 ({summary['nan_runs']} runs left with no fitting point)"
+        )
     if final.empty:
         result["messages"].append("no finished run with finite metrics: nothing to fit")
         return result
@@ -223,8 +247,11 @@ def fit_table(table: pd.DataFrame, n_boot: int = 1000, holdout_divisor: float = 
         for k_index, negatives in enumerate(k_order(final["negatives"])):
             s = final[final["negatives"].astype(str) == negatives]
             y = to_target(metric, s[col])
-            entry = {"points": len(s), "n_values": sorted(s["n_params"].unique().tolist()),
-                     "t_values": sorted(s["tokens"].unique().tolist())}
+            entry = {
+                "points": len(s),
+                "n_values": sorted(s["n_params"].unique().tolist()),
+                "t_values": sorted(s["tokens"].unique().tolist()),
+            }
             j = joint_law(s, y, n_boot, seed + k_index, intervals, run_ids)  # independent draws per K
             if isinstance(j, str):
                 entry["joint"] = {"skipped": j}
@@ -240,9 +267,12 @@ def fit_table(table: pd.DataFrame, n_boot: int = 1000, holdout_divisor: float = 
                 if oracle_col in s.columns and s[oracle_col].notna().any():
                     floor = float(to_target(metric, s[oracle_col].mean()))
                     ci = j.ci.get("E")
-                    entry["oracle_floor"] = {"target": floor, "E": j.params["E"],
-                                             "rel_error": j.params["E"] / floor - 1,
-                                             "in_ci": bool(ci and ci[0] <= floor <= ci[1])}
+                    entry["oracle_floor"] = {
+                        "target": floor,
+                        "E": j.params["E"],
+                        "rel_error": j.params["E"] / floor - 1,
+                        "in_ci": bool(ci and ci[0] <= floor <= ci[1]),
+                    }
             entry["by_n_at_t"] = _single(s, y, "n_params", "tokens")
             entry["by_t_at_n"] = _single(s, y, "tokens", "n_params")
             if len(s) >= 4:
@@ -250,8 +280,10 @@ def fit_table(table: pd.DataFrame, n_boot: int = 1000, holdout_divisor: float = 
             every = data[data["negatives"].astype(str) == negatives]
             curve_col = f"valid_{metric}" if f"valid_{metric}" in every.columns else col  # model selection on valid
             entry["frontier"] = _frontier(every, metric, curve_col)
-            entry["isoflop"] = {"column": curve_col, **frontier.isoflop(every, to_target(metric, every[curve_col]),
-                                                                              seed=seed + k_index)}
+            entry["isoflop"] = {
+                "column": curve_col,
+                **frontier.isoflop(every, to_target(metric, every[curve_col]), seed=seed + k_index),
+            }
             entry["extrapolation"] = _holdout(s, metric, col, holdout_divisor)
             per_k[str(negatives)] = entry
         result["metrics"][metric] = per_k
@@ -259,8 +291,13 @@ def fit_table(table: pd.DataFrame, n_boot: int = 1000, holdout_divisor: float = 
             result["messages"].append(f"{metric}: no joint law in K: {mixed}")
         elif in_k:
             result.setdefault("negatives", {})[metric] = fit_negatives(
-                final, to_target(metric, final[col]), final[col].to_numpy(float),
-                lambda y, m=metric: from_target(m, y), n_boot=min(n_boot, NEGATIVES_BOOT), seed=seed)
+                final,
+                to_target(metric, final[col]),
+                final[col].to_numpy(float),
+                lambda y, m=metric: from_target(m, y),
+                n_boot=min(n_boot, NEGATIVES_BOOT),
+                seed=seed,
+            )
     for metric, per_k in result["metrics"].items():  # approach 3, priced by the cost model
         for negatives, entry in per_k.items():
             if law := optimum.per_k(result, metric, negatives):

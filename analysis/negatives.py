@@ -21,21 +21,22 @@ training rows; the form
 with the lowest mean of the two is selected, unless one with fewer parameters is within SELECT_MARGIN of it (so
 a nesting form, effective_capacity near zeta = 0, does not win by fitting noise). Flags, as analysis.fit.identify's:
 a scale whose interval spans more than a decade, an exponent whose interval is wider than its value, and for the
-forms with a knee, K0 outside the sampled K range (then the slope of the law in ln K over the sampled range is given, and the side of the bound).
+forms with a knee, K0 outside the sampled K range (then the slope of the law in ln K over the sampled range is given,
+and the side of the bound).
 """
 
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 import pandas as pd
 from scipy.optimize import least_squares
 
 from analysis.fit import DELTA, WIDE_DECADES, _nnls_batch, relative_error
-from harness.errors import UserError
+from harness.core.errors import UserError
 
 EXPONENTS = np.linspace(0.05, 1.5, 12)  # the variable-projection grid of alpha, beta, gamma
 POLISHED = 4  # best grid points polished by least_squares
@@ -81,8 +82,9 @@ def _capacity_columns(x: np.ndarray, p: dict, k_ref: float) -> list[np.ndarray]:
     return [np.ones(len(x)), (n * g ** p["zeta"]) ** -p["alpha"], (t * g) ** -p["beta"]]
 
 
-def _exponent_grid(k: np.ndarray, with_knee: bool, zetas: tuple = (), exponents: np.ndarray = EXPONENTS,
-                   step: int = 1) -> np.ndarray:
+def _exponent_grid(
+    k: np.ndarray, with_knee: bool, zetas: tuple = (), exponents: np.ndarray = EXPONENTS, step: int = 1
+) -> np.ndarray:
     """The variable-projection grid of the shape parameters; `step` keeps every step-th exponent and knee (the
     coarser grid of refits)."""
     axes = [exponents[::step]] * 3
@@ -94,16 +96,30 @@ def _exponent_grid(k: np.ndarray, with_knee: bool, zetas: tuple = (), exponents:
 
 
 FORMS = {
-    "additive": Form("additive", "E + A/N^alpha + B/T^beta + D (K^-gamma - K_ref^-gamma)",
-                     ["alpha", "beta", "gamma"], ["E", "A", "B", "D"], lambda k, step=1: _exponent_grid(k, False, step=step),
-                     _additive_columns),
-    "effective_data": Form("effective_data", "E + A/N^alpha + B/(T g(K))^beta, g = h(K)/h(K_ref), "
-                           "h = 1/(1 + (K0/K)^gamma)", ["alpha", "beta", "gamma", "K0"], ["E", "A", "B"],
-                           lambda k, step=1: _exponent_grid(k, True, step=step), _effective_columns),
-    "effective_capacity": Form("effective_capacity", "E + A/(N g(K)^zeta)^alpha + B/(T g(K))^beta, g as in "
-                               "effective_data", ["alpha", "beta", "gamma", "K0", "zeta"], ["E", "A", "B"],
-                               lambda k, step=1: _exponent_grid(k, True, (0.0, 0.5, 1.0, 2.0), np.linspace(0.05, 1.5, 8), step),
-                               _capacity_columns),
+    "additive": Form(
+        "additive",
+        "E + A/N^alpha + B/T^beta + D (K^-gamma - K_ref^-gamma)",
+        ["alpha", "beta", "gamma"],
+        ["E", "A", "B", "D"],
+        lambda k, step=1: _exponent_grid(k, False, step=step),
+        _additive_columns,
+    ),
+    "effective_data": Form(
+        "effective_data",
+        "E + A/N^alpha + B/(T g(K))^beta, g = h(K)/h(K_ref), h = 1/(1 + (K0/K)^gamma)",
+        ["alpha", "beta", "gamma", "K0"],
+        ["E", "A", "B"],
+        lambda k, step=1: _exponent_grid(k, True, step=step),
+        _effective_columns,
+    ),
+    "effective_capacity": Form(
+        "effective_capacity",
+        "E + A/(N g(K)^zeta)^alpha + B/(T g(K))^beta, g as in effective_data",
+        ["alpha", "beta", "gamma", "K0", "zeta"],
+        ["E", "A", "B"],
+        lambda k, step=1: _exponent_grid(k, True, (0.0, 0.5, 1.0, 2.0), np.linspace(0.05, 1.5, 8), step),
+        _capacity_columns,
+    ),
 }
 
 
@@ -113,8 +129,9 @@ def negatives_axis(rows: pd.DataFrame) -> tuple[np.ndarray, float, str]:
     if full.any():
         if "n_items" not in rows.columns or rows.loc[full, "n_items"].isna().any():
             raise UserError("column n_items: rows with negatives = full need it (K = n_items - 1)")
-        k = np.where(full, rows["n_items"].astype(float) - 1,
-                     pd.to_numeric(rows["negatives"].where(~full), errors="coerce"))
+        k = np.where(
+            full, rows["n_items"].astype(float) - 1, pd.to_numeric(rows["negatives"].where(~full), errors="coerce")
+        )
         k_ref = float(np.median(rows.loc[full, "n_items"].astype(float) - 1))
         return k.astype(float), k_ref, f"the full softmax, K = n_items - 1 = {k_ref:g}"
     k = pd.to_numeric(rows["negatives"], errors="coerce").to_numpy(float)
@@ -136,12 +153,19 @@ def _pack(form: Form, shape: np.ndarray, scales: np.ndarray) -> np.ndarray:
 
 def _unpack(form: Form, theta: np.ndarray) -> dict:
     p = {name: np.exp(v) if name == "K0" else v for name, v in zip(form.shape, theta)}
-    p.update(zip(form.scales, np.exp(theta[len(form.shape):])))
+    p.update(zip(form.scales, np.exp(theta[len(form.shape) :])))
     return {k: float(v) for k, v in p.items()}
 
 
-def fit_form(form: Form, x: np.ndarray, y: np.ndarray, k_ref: float, weights: np.ndarray | None = None,
-             starts: np.ndarray | None = None, refit: bool = False) -> tuple[dict, float]:
+def fit_form(
+    form: Form,
+    x: np.ndarray,
+    y: np.ndarray,
+    k_ref: float,
+    weights: np.ndarray | None = None,
+    starts: np.ndarray | None = None,
+    refit: bool = False,
+) -> tuple[dict, float]:
     """The law `form` through (x = (N, T, K) rows, y > 0): its parameters and Huber loss. `weights` (per row, a
     bootstrap's counts) weight each row's loss; `starts` (packed vectors) replace the variable-projection ones
     on these rows (every refit takes its own: a start from a fit on other rows is a head start); a `refit`
@@ -151,9 +175,11 @@ def fit_form(form: Form, x: np.ndarray, y: np.ndarray, k_ref: float, weights: np
     if starts is None:
         grid = form.grid(x[:, 2], REFIT_STEP if refit else 1)
         scales, res = _scales_at(form, x[keep], y[keep], grid, k_ref)
-        best = np.argsort(res)[:REFIT_POLISHED if refit else POLISHED]
+        best = np.argsort(res)[: REFIT_POLISHED if refit else POLISHED]
         starts = np.array([_pack(form, grid[i], scales[i]) for i in best])
-    lo = np.array([-5.0 if name == "K0" else -2.0 if name == "zeta" else 0.0 for name in form.shape] + [-30.0] * len(form.scales))
+    lo = np.array(
+        [-5.0 if name == "K0" else -2.0 if name == "zeta" else 0.0 for name in form.shape] + [-30.0] * len(form.scales)
+    )
     hi = np.array([25.0 if name == "K0" else 5.0 for name in form.shape] + [30.0] * len(form.scales))
     x, logy, w = x[keep], np.log(y[keep]), w[keep]
 
@@ -174,15 +200,17 @@ def fit_form(form: Form, x: np.ndarray, y: np.ndarray, k_ref: float, weights: np
 
     best_theta, best_loss = None, np.inf
     for s in starts:
-        r = least_squares(residuals, np.clip(s, lo, hi), bounds=(lo, hi), loss=weighted_huber, f_scale=DELTA,
-                          max_nfev=400)
+        r = least_squares(
+            residuals, np.clip(s, lo, hi), bounds=(lo, hi), loss=weighted_huber, f_scale=DELTA, max_nfev=400
+        )
         if r.cost < best_loss:
             best_theta, best_loss = r.x, float(r.cost)
     return _unpack(form, best_theta), best_loss
 
 
-def _heldout(form: Form, x: np.ndarray, y: np.ndarray, y_metric: np.ndarray, groups: np.ndarray,
-             k_ref: float, back) -> dict:
+def _heldout(
+    form: Form, x: np.ndarray, y: np.ndarray, y_metric: np.ndarray, groups: np.ndarray, k_ref: float, back
+) -> dict:
     """Leave one K value out (with >= MIN_K_FOLDS K values) and leave one run (group: all its branch ends) out:
     mean relative error of the held-out predictions, each refit from scratch on its training rows (its own
     variable-projection starts); `mean` is the mean over the splits made."""
@@ -191,8 +219,10 @@ def _heldout(form: Form, x: np.ndarray, y: np.ndarray, y_metric: np.ndarray, gro
     if n_k >= MIN_K_FOLDS:
         splits.insert(0, ("leave_one_k_out", x[:, 2]))
     else:
-        out["leave_one_k_out_skipped"] = (f"{n_k} K values: a fold would keep {n_k - 1}, which cannot pin down the "
-                                          f"K part's 2 parameters (>= {MIN_K_FOLDS} K values needed)")
+        out["leave_one_k_out_skipped"] = (
+            f"{n_k} K values: a fold would keep {n_k - 1}, which cannot pin down the "
+            f"K part's 2 parameters (>= {MIN_K_FOLDS} K values needed)"
+        )
     for name, labels in splits:
         errors = {}
         for value in np.unique(labels):
@@ -233,13 +263,16 @@ def _flags(form: Form, p: dict, ci: dict, k: np.ndarray, k_ref: float) -> dict[s
             ks = np.geomspace(lo_k, hi_k, 2)
             g = _gain(ks, p["K0"], p["gamma"])
             slope = float(np.diff(np.log(g))[0] / np.diff(np.log(ks))[0])
-            flags["K0"] = (f"the knee lies outside the sampled K range [{lo_k:g}, {hi_k:g}] ({side}): not "
-                           f"identified; there d ln g / d ln K = {slope:.3g}")
+            flags["K0"] = (
+                f"the knee lies outside the sampled K range [{lo_k:g}, {hi_k:g}] ({side}): not "
+                f"identified; there d ln g / d ln K = {slope:.3g}"
+            )
     return flags
 
 
-def fit_negatives(rows: pd.DataFrame, y: np.ndarray, y_metric: np.ndarray, back, n_boot: int = 200,
-                  seed: int = 0) -> dict:
+def fit_negatives(
+    rows: pd.DataFrame, y: np.ndarray, y_metric: np.ndarray, back, n_boot: int = 200, seed: int = 0
+) -> dict:
     """Every form of FORMS through the fitting points `rows` (all K values), their held-out errors, the selected
     form and, per form, bootstrap intervals and flags (module doc). y: the loss-like target; y_metric: the metric
     itself (held-out errors are in its units); back: target -> metric."""
@@ -253,13 +286,25 @@ def fit_negatives(rows: pd.DataFrame, y: np.ndarray, y_metric: np.ndarray, back,
         pred = form.predict(p, x, k_ref)
         r2 = 1 - np.sum((np.log(pred) - np.log(y)) ** 2) / np.sum((np.log(y) - np.log(y).mean()) ** 2)
         rms = float(np.sqrt(np.mean((np.log(pred) - np.log(y)) ** 2)))
-        entry = {"formula": form.formula, "params": p, "loss": loss, "r2": float(r2), "rms_log": rms,
-                 "heldout": _heldout(form, x, y, y_metric, groups, k_ref, back)}
+        entry = {
+            "formula": form.formula,
+            "params": p,
+            "loss": loss,
+            "r2": float(r2),
+            "rms_log": rms,
+            "heldout": _heldout(form, x, y, y_metric, groups, k_ref, back),
+        }
         if n_boot:
-            samples = [fit_form(form, x, y, k_ref, weights=w, refit=True)[0]
-                       for w in _run_weights(groups, k, n_boot, rng)]
-            entry["ci95"] = {s: [float(np.percentile([b[s] for b in samples], 2.5)),
-                                 float(np.percentile([b[s] for b in samples], 97.5))] for s in p}
+            samples = [
+                fit_form(form, x, y, k_ref, weights=w, refit=True)[0] for w in _run_weights(groups, k, n_boot, rng)
+            ]
+            entry["ci95"] = {
+                s: [
+                    float(np.percentile([b[s] for b in samples], 2.5)),
+                    float(np.percentile([b[s] for b in samples], 97.5)),
+                ]
+                for s in p
+            }
             entry["unidentified"] = _flags(form, p, entry["ci95"], k, k_ref)
             entry["bootstrap"] = samples
         out["forms"][name] = entry

@@ -116,8 +116,9 @@ def _dof(forms, weights, m_mat: np.ndarray, cov: np.ndarray) -> float:
     return float(2 * mean**2 / var) if var > 0 else 0.0
 
 
-def _replicates(resid: np.ndarray, runs: np.ndarray, cells: np.ndarray | None,
-                point_var: float) -> tuple[int, float | None, int]:
+def _replicates(
+    resid: np.ndarray, runs: np.ndarray, cells: np.ndarray | None, point_var: float
+) -> tuple[int, float | None, int]:
     """The run sd from replicate runs alone: the spread of residual run means within cells of >= 2 runs (the law
     cancels within a cell), less what point noise gives a run mean. Returns (replicate runs, sd, dof)."""
     if cells is None:

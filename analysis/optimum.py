@@ -16,15 +16,16 @@ Nothing here refits.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Callable
 
 import numpy as np
 
 from analysis import cost as costs
 from analysis import fit
 from analysis.negatives import FORMS
-from harness.errors import UserError
+from analysis.table import from_target
+from harness.core.errors import UserError
 
 GRID, SPAN = 801, 3.0  # N grid points; decades beyond the table's N range on each side
 K_BETWEEN = 6  # grid points per decade of K between sampled values (joint law in K only)
@@ -43,8 +44,10 @@ class Law:
 
     def stacked(self, column: bool = True) -> dict:
         """The parameter sets as arrays per name: (P, 1) columns, or (P,) to pair one-to-one with P points."""
-        return {name: np.array([p[name] for p in self.params], float).reshape((-1, 1) if column else -1)
-                for name in self.params[0]}
+        return {
+            name: np.array([p[name] for p in self.params], float).reshape((-1, 1) if column else -1)
+            for name in self.params[0]
+        }
 
 
 def per_k(fits: dict, metric: str, label: str) -> Law | None:
@@ -65,6 +68,7 @@ def _in_k(fits: dict, metric: str, label: str, k: float) -> Law | None:
     def target(p, n, t):
         n, t = np.broadcast_arrays(np.asarray(n, float), np.asarray(t, float))
         return form.predict(p, np.stack([n, t, np.full(n.shape, k)], axis=-1), k_ref)
+
     return Law(label, k, [entry["params"], *entry.get("bootstrap", [])], target)
 
 
@@ -123,8 +127,10 @@ def allocate(law: Law, cost: dict, budget: float, ns: np.ndarray) -> np.ndarray:
 def sampled(final) -> dict:
     """fits.json `sampled`: the ranges of N and T the table's fitting points cover, overall and per K label (what
     an optimum outside of is an extrapolation)."""
+
     def ranges(rows) -> dict:
         return {col: [float(rows[col].min()), float(rows[col].max())] for col in ("n_params", "tokens")}
+
     return {**ranges(final), "per_k": {str(k): ranges(g) for k, g in final.groupby(final["negatives"].astype(str))}}
 
 
@@ -147,8 +153,11 @@ def extrapolation_text(e: dict) -> str:
     """An extrapolation (`extrapolation`) in words; empty when inside the sampled ranges."""
     if not e.get("extrapolated"):
         return ""
-    parts = [f"{name} {abs(d):.2g} decades {'above' if d > 0 else 'below'} the sampled range"
-             for name, d in (("N", e["decades"]["n_params"]), ("T", e["decades"]["tokens"])) if d]
+    parts = [
+        f"{name} {abs(d):.2g} decades {'above' if d > 0 else 'below'} the sampled range"
+        for name, d in (("N", e["decades"]["n_params"]), ("T", e["decades"]["tokens"]))
+        if d
+    ]
     return "extrapolated: " + ", ".join(parts)
 
 
@@ -162,7 +171,6 @@ def optimum(fits: dict, budget: float, negatives: str | None = None, between: bo
     """The compute-optimal (N, T, K) for `budget` FLOPs (module doc): point values, 95% intervals, the predicted
     metrics there with theirs, the cost per target and the negatives' share of it. `negatives` pins K; `between`
     (candidates) allows K between the table's sampled values."""
-    from analysis.laws import from_target
 
     if not budget > 0:
         raise UserError(f"--budget {budget}: must be a positive number of FLOPs")
@@ -177,28 +185,46 @@ def optimum(fits: dict, budget: float, negatives: str | None = None, between: bo
     law, (n, t, _, edge) = laws[pick[0]], chosen[0]
     inside = np.flatnonzero(chosen[1:, 3] == 0) + 1  # refits whose optimum is on the N grid's edge are artefacts
     boot_n, boot_t = chosen[inside, 0], chosen[inside, 1]
-    out = {"budget": budget, "negatives": law.negatives, "negatives_number": law.k,
-           "law": (f"the joint law in (N, T, K), {fits['negatives'][DECISIVE]['selected']}"
-                   if fits.get("negatives", {}).get(DECISIVE) else "the per-K joint laws"),
-           "candidates": [c.negatives for c in laws], "n_params": float(n), "tokens": float(t), "edge": bool(edge),
-           "n_params_ci95": _interval(boot_n), "tokens_ci95": _interval(boot_t),
-           "negatives_ci95": _interval([laws[i].k for i in pick[inside]]), "bootstrap": n_sets - 1,
-           "edge_refits": float(1 - len(inside) / (n_sets - 1)) if n_sets > 1 else None,
-           "extrapolation": extrapolation(fits, law.negatives, float(n), float(t)),
-           "flops_per_target": budget / float(t),
-           "negatives_share": costs.negatives_share(cost, float(n), _priced(law, cost)),
-           "predictions": {}}
+    out = {
+        "budget": budget,
+        "negatives": law.negatives,
+        "negatives_number": law.k,
+        "law": (
+            f"the joint law in (N, T, K), {fits['negatives'][DECISIVE]['selected']}"
+            if fits.get("negatives", {}).get(DECISIVE)
+            else "the per-K joint laws"
+        ),
+        "candidates": [c.negatives for c in laws],
+        "n_params": float(n),
+        "tokens": float(t),
+        "edge": bool(edge),
+        "n_params_ci95": _interval(boot_n),
+        "tokens_ci95": _interval(boot_t),
+        "negatives_ci95": _interval([laws[i].k for i in pick[inside]]),
+        "bootstrap": n_sets - 1,
+        "edge_refits": float(1 - len(inside) / (n_sets - 1)) if n_sets > 1 else None,
+        "extrapolation": extrapolation(fits, law.negatives, float(n), float(t)),
+        "flops_per_target": budget / float(t),
+        "negatives_share": costs.negatives_share(cost, float(n), _priced(law, cost)),
+        "predictions": {},
+    }
     for metric in fits.get("metrics", {}):
-        match = [c for c in candidates(fits, metric, negatives, between)
-                 if c.negatives == law.negatives or np.isclose(c.k, law.k)]
+        match = [
+            c
+            for c in candidates(fits, metric, negatives, between)
+            if c.negatives == law.negatives or np.isclose(c.k, law.k)
+        ]
         if not match:
             continue
         m = match[0]
         value = float(from_target(metric, m.target(m.params[0], np.array([n]), np.array([t]))[0]))
         pairs = inside[inside < len(m.params)]
         paired = replace(m, params=[m.params[i] for i in pairs])
-        boot = (from_target(metric, paired.target(paired.stacked(column=False), chosen[pairs, 0],
-                                                  chosen[pairs, 1])) if paired.params else [])
+        boot = (
+            from_target(metric, paired.target(paired.stacked(column=False), chosen[pairs, 0], chosen[pairs, 1]))
+            if paired.params
+            else []
+        )
         out["predictions"][metric] = {"value": value, "ci95": _interval(np.ravel(boot))}
     return out
 
@@ -211,8 +237,13 @@ def curve(law: Law, cost: dict, budgets: np.ndarray, ns: np.ndarray, fits: dict 
     `fits`, each budget's extrapolation beyond the sampled N and T."""
     at = np.stack([allocate(law, cost, float(c), ns) for c in budgets], axis=1)  # (P, C, 4)
     slopes = np.polyfit(np.log(budgets), np.log(at[:, :, 0]).T, 1)[0]  # (P,)
-    out = {"flops": [float(c) for c in budgets], "n_opt": at[0, :, 0].tolist(), "t_opt": at[0, :, 1].tolist(),
-           "n_opt_exponent": float(slopes[0]), "edge": at[0, :, 3].astype(bool).tolist()}
+    out = {
+        "flops": [float(c) for c in budgets],
+        "n_opt": at[0, :, 0].tolist(),
+        "t_opt": at[0, :, 1].tolist(),
+        "n_opt_exponent": float(slopes[0]),
+        "edge": at[0, :, 3].astype(bool).tolist(),
+    }
     if fits is not None:
         out["extrapolation"] = [extrapolation(fits, law.negatives, n, t) for n, t, *_ in at[0]]
     if len(law.params) > 2:
@@ -228,8 +259,23 @@ def over_budgets(fits: dict, budgets: np.ndarray) -> dict:
     """fits.json `optimum`: the joint optimum (K*, N_opt, T_opt, each with its interval, the perplexity predicted
     and the negatives' share of the cost) at each budget."""
     joint = [optimum(fits, float(c)) for c in budgets]
-    keys = ("negatives", "negatives_number", "negatives_ci95", "n_params", "n_params_ci95", "tokens", "tokens_ci95",
-            "edge", "edge_refits", "extrapolation", "negatives_share")
-    return {"flops": [float(c) for c in budgets], "law": joint[0]["law"], **{k: [j[k] for j in joint] for k in keys},
-            "ppl": [j["predictions"].get(DECISIVE, {}).get("value") for j in joint],
-            "ppl_ci95": [j["predictions"].get(DECISIVE, {}).get("ci95") for j in joint]}
+    keys = (
+        "negatives",
+        "negatives_number",
+        "negatives_ci95",
+        "n_params",
+        "n_params_ci95",
+        "tokens",
+        "tokens_ci95",
+        "edge",
+        "edge_refits",
+        "extrapolation",
+        "negatives_share",
+    )
+    return {
+        "flops": [float(c) for c in budgets],
+        "law": joint[0]["law"],
+        **{k: [j[k] for j in joint] for k in keys},
+        "ppl": [j["predictions"].get(DECISIVE, {}).get("value") for j in joint],
+        "ppl_ci95": [j["predictions"].get(DECISIVE, {}).get("ci95") for j in joint],
+    }

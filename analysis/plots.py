@@ -31,8 +31,7 @@ from matplotlib.ticker import LogFormatter, NullFormatter  # noqa: E402
 
 from analysis import cost, fit, frontier  # noqa: E402
 from analysis import negatives as negatives_laws  # noqa: E402
-from analysis.laws import TARGETS, from_target, to_target  # noqa: E402
-from analysis.table import METRICS, k_order, points  # noqa: E402
+from analysis.table import METRICS, TARGETS, from_target, k_order, points, to_target  # noqa: E402  # noqa: E402
 from analysis.table import label as table_label  # noqa: E402
 
 C_LABEL, N_LABEL, T_LABEL = "training compute C (FLOPs)", "non-embedding parameters N", "training targets T"
@@ -87,8 +86,9 @@ def vs_flops(rows: pd.DataFrame, fits: dict, metric: str):
         s = rows[rows["negatives"] == k]
         for _, g in s.groupby("run_id"):
             g = g.sort_values("tokens")
-            ax.plot(g["flops"], g[col_valid], color=cmap(norm(g["n_params"].iloc[0])), alpha=0.8, lw=1.2,
-                    marker="o", ms=2.5)
+            ax.plot(
+                g["flops"], g[col_valid], color=cmap(norm(g["n_params"].iloc[0])), alpha=0.8, lw=1.2, marker="o", ms=2.5
+            )
         fr = fits["metrics"].get(metric, {}).get(k, {}).get("frontier", {})
         if fr.get("flops"):  # the Pareto envelope laws.fit_table found, held to the last evaluation's C
             c_env, y_env = [*fr["flops"], s["flops"].max()], [*fr["values"], fr["values"][-1]]
@@ -96,8 +96,14 @@ def vs_flops(rows: pd.DataFrame, fits: dict, metric: str):
         sg = fr.get("sigmoid_ln_c")
         if sg:
             c = np.geomspace(min(fr["flops"]), s["flops"].max() * 3, 100)
-            ax.plot(c, fit.predict_sigmoid(sg["params"], np.log(c)), "-", color="C3", lw=1.6,
-                    label="sigmoid in ln C, fitted to the envelope")
+            ax.plot(
+                c,
+                fit.predict_sigmoid(sg["params"], np.log(c)),
+                "-",
+                color="C3",
+                lw=1.6,
+                label="sigmoid in ln C, fitted to the envelope",
+            )
         _metric_axis(ax, metric, C_LABEL, label(fits, metric, col_valid.split("_")[0]))
         ax.set_title(f"K = {k}")
         ax.legend(loc="best", fontsize=8, frameon=True)
@@ -116,7 +122,9 @@ def _band(j: dict, metric: str, n, t):
     if not j.get("bootstrap"):
         return None
     preds = np.array([fit.predict_joint(p, n, t) for p in j["bootstrap"]])
-    return from_target(metric, np.percentile(preds, 2.5, axis=0)), from_target(metric, np.percentile(preds, 97.5, axis=0))
+    return from_target(metric, np.percentile(preds, 2.5, axis=0)), from_target(
+        metric, np.percentile(preds, 97.5, axis=0)
+    )
 
 
 def vs_axis(final: pd.DataFrame, fits: dict, metric: str, axis: str, split: str = "test"):
@@ -130,8 +138,11 @@ def vs_axis(final: pd.DataFrame, fits: dict, metric: str, axis: str, split: str 
     cmap = ListedColormap(full_map(np.linspace(0, 0.85, 256)))  # the palette's pale end left out
     palette = [cmap(norm(v)) for v in values]
     # past MAX_LEGEND values, the fitted curves of 6 of them (spread over the range) rather than one per value
-    drawn = set(values) if len(values) <= MAX_LEGEND else {values[i] for i in
-                                                          np.linspace(0, len(values) - 1, 6).astype(int)}
+    drawn = (
+        set(values)
+        if len(values) <= MAX_LEGEND
+        else {values[i] for i in np.linspace(0, len(values) - 1, 6).astype(int)}
+    )
     for ax, k in zip(axes, ks):
         s = final[final["negatives"] == k]
         j = _joint_of(fits, metric, k)
@@ -142,8 +153,7 @@ def vs_axis(final: pd.DataFrame, fits: dict, metric: str, axis: str, split: str 
             ax.plot(g[axis], g[col], "o", color=color, label=series)
             if j and v in drawn:
                 n, t = (grid, np.full_like(grid, v)) if axis == "n_params" else (np.full_like(grid, v), grid)
-                ax.plot(grid, from_target(metric, fit.predict_joint(j["params"], n, t)),
-                        "-", color=color, lw=1.2)
+                ax.plot(grid, from_target(metric, fit.predict_joint(j["params"], n, t)), "-", color=color, lw=1.2)
                 band = _band(j, metric, n, t)
                 if band:
                     ax.fill_between(grid, *band, color=color, alpha=0.15, lw=0)
@@ -152,8 +162,9 @@ def vs_axis(final: pd.DataFrame, fits: dict, metric: str, axis: str, split: str 
         if len(values) <= MAX_LEGEND:
             ax.legend(fontsize=7, loc="best", frameon=True)
     if len(values) > MAX_LEGEND:
-        fig.colorbar(plt.cm.ScalarMappable(norm=norm, cmap=cmap), ax=axes,
-                     label=T_LABEL if other == "tokens" else N_LABEL)
+        fig.colorbar(
+            plt.cm.ScalarMappable(norm=norm, cmap=cmap), ax=axes, label=T_LABEL if other == "tokens" else N_LABEL
+        )
     return fig
 
 
@@ -174,8 +185,15 @@ def isoflop(final: pd.DataFrame, fits: dict, metric: str):
     _metric_axis(ax1, metric, N_LABEL, label(fits, metric, iso.get("column", "valid_").split("_")[0]))
     ax1.set_title(f"IsoFLOP curves, K = {k}")
     if not curves:  # the reason inside the panel, wrapped: a title this long runs into the neighbouring panel
-        ax1.text(0.5, 0.5, textwrap.fill(iso.get("skipped", "no IsoFLOP curves"), 36), transform=ax1.transAxes,
-                 ha="center", va="center", fontsize=9)
+        ax1.text(
+            0.5,
+            0.5,
+            textwrap.fill(iso.get("skipped", "no IsoFLOP curves"), 36),
+            transform=ax1.transAxes,
+            ha="center",
+            va="center",
+            fontsize=9,
+        )
     if 0 < len(curves) <= MAX_LEGEND:
         ax1.legend(fontsize=7, loc="best")
     found = [c for c in curves if c["n_opt"]]
@@ -185,10 +203,20 @@ def isoflop(final: pd.DataFrame, fits: dict, metric: str):
         ax2.plot(cs, ns, "o", color="C0", label="N_opt, IsoFLOP minima")
         ax2.plot(cs, cs / cost.per_target(fits["cost"], ns, k), "s", color="C1", label="T_opt, IsoFLOP minima")
         if "n_opt_exponent" in iso:
-            ax2.plot(c_grid, iso["n_opt_coef"] * c_grid ** iso["n_opt_exponent"], "-", color="C0",
-                     label=f"N_opt ∝ C^{iso['n_opt_exponent']:.2f} (approach 2)")
-            ax2.plot(c_grid, iso["t_opt_coef"] * c_grid ** iso["t_opt_exponent"], "-", color="C1",
-                     label=f"T_opt ∝ C^{iso['t_opt_exponent']:.2f} (approach 2)")
+            ax2.plot(
+                c_grid,
+                iso["n_opt_coef"] * c_grid ** iso["n_opt_exponent"],
+                "-",
+                color="C0",
+                label=f"N_opt ∝ C^{iso['n_opt_exponent']:.2f} (approach 2)",
+            )
+            ax2.plot(
+                c_grid,
+                iso["t_opt_coef"] * c_grid ** iso["t_opt_exponent"],
+                "-",
+                color="C1",
+                label=f"T_opt ∝ C^{iso['t_opt_exponent']:.2f} (approach 2)",
+            )
     al = entry.get("allocation")
     if al:
         c_al = np.array(al["flops"])
@@ -205,8 +233,15 @@ def isoflop(final: pd.DataFrame, fits: dict, metric: str):
     if ax2.get_legend_handles_labels()[0]:
         ax2.legend(fontsize=7, loc="best")
     else:
-        ax2.text(0.5, 0.5, "no IsoFLOP minima and no joint fit", transform=ax2.transAxes, ha="center", va="center",
-                 fontsize=9)
+        ax2.text(
+            0.5,
+            0.5,
+            "no IsoFLOP minima and no joint fit",
+            transform=ax2.transAxes,
+            ha="center",
+            va="center",
+            fontsize=9,
+        )
     return fig
 
 
@@ -300,9 +335,11 @@ def optimum(final: pd.DataFrame, fits: dict):
         ax3.plot(c, [ks.index(k) for k in o["negatives"]], "ko-", ms=4, label="K*")
         ax3.set_yticks(range(len(ks)), ks)
     k_axis = "K* (full = n_items - 1)" if numeric else "K*"
-    for ax, title, y_label in ((ax1, "loss at the optimum, per K (points: runs' envelope)",
-                                label(fits, "ppl", fits.get("split", "test"))),
-                               (ax2, "N_opt(C)", "N_opt (parameters)"), (ax3, f"K*(C), {o['law']}", k_axis)):
+    for ax, title, y_label in (
+        (ax1, "loss at the optimum, per K (points: runs' envelope)", label(fits, "ppl", fits.get("split", "test"))),
+        (ax2, "N_opt(C)", "N_opt (parameters)"),
+        (ax3, f"K*(C), {o['law']}", k_axis),
+    ):
         ax.set_xscale("log")
         if ax is not ax3 or numeric:
             ax.set_yscale("log")
@@ -369,7 +406,8 @@ def capacity(fits: dict):
 
 
 def adaptive(summary: dict):
-    """An adaptive study's path (harness/adaptive.py summary.json): each target component's 95% interval width (the
+    """An adaptive study's path (harness/study/adaptive.py summary.json): each target component's 95% interval width
+    (the
     design's bootstrap) against the FLOPs spent, one point per round (0 = the seed design)."""
     _style()
     history = summary["history"]
@@ -379,10 +417,20 @@ def adaptive(summary: dict):
     for ax, name in zip(axes, names):
         ax.plot(flops, [h["widths"][name] for h in history], "o-", color="C3")
         for h in history:
-            ax.annotate(str(h["round"]), (h["flops_spent"], h["widths"][name]), textcoords="offset points",
-                        xytext=(4, 4), fontsize=7)
-        ax.set(xscale="log", yscale="log", xlabel="FLOPs spent (branches included)", ylabel="95% interval width",
-               title=f"{name} by round")
+            ax.annotate(
+                str(h["round"]),
+                (h["flops_spent"], h["widths"][name]),
+                textcoords="offset points",
+                xytext=(4, 4),
+                fontsize=7,
+            )
+        ax.set(
+            xscale="log",
+            yscale="log",
+            xlabel="FLOPs spent (branches included)",
+            ylabel="95% interval width",
+            title=f"{name} by round",
+        )
         ax.xaxis.set_major_formatter(_Plain())
         ax.yaxis.set_major_formatter(_Plain())
     return fig
@@ -402,8 +450,14 @@ def compare(a, b, metric: str, ks: list[str], result: dict):
         t = np.full_like(grid, t_ref)
         for color, study, s, tag in (("C0", a, sa, "A"), ("C1", b, sb, "B")):
             j = study.laws[(metric, k)]
-            ax.plot(grid, from_target(metric, fit.predict_joint(j["params"], grid, t)), "-", color=color, lw=1.4,
-                    label=f"{tag}: {textwrap.shorten(study.name, 40)}")
+            ax.plot(
+                grid,
+                from_target(metric, fit.predict_joint(j["params"], grid, t)),
+                "-",
+                color=color,
+                lw=1.4,
+                label=f"{tag}: {textwrap.shorten(study.name, 40)}",
+            )
             band = _band(j, metric, grid, t)
             if band:
                 ax.fill_between(grid, *band, color=color, alpha=0.18, lw=0)
@@ -435,12 +489,14 @@ def plot_all(rows: pd.DataFrame, fits: dict, out: str | Path) -> list[Path]:
     for metric in METRICS:
         if f"{split}_{metric}" not in rows.columns:
             continue
-        figures = {f"{metric}_vs_flops": vs_flops(rows, fits, metric),
-                   f"{metric}_vs_n": vs_axis(final, fits, metric, "n_params", split),
-                   f"{metric}_vs_t": vs_axis(final, fits, metric, "tokens", split),
-                   f"{metric}_isoflop": isoflop(final, fits, metric),
-                   f"{metric}_negatives": negatives(final, fits, metric, split),
-                   f"{metric}_residuals": residuals(final, fits, metric, split)}
+        figures = {
+            f"{metric}_vs_flops": vs_flops(rows, fits, metric),
+            f"{metric}_vs_n": vs_axis(final, fits, metric, "n_params", split),
+            f"{metric}_vs_t": vs_axis(final, fits, metric, "tokens", split),
+            f"{metric}_isoflop": isoflop(final, fits, metric),
+            f"{metric}_negatives": negatives(final, fits, metric, split),
+            f"{metric}_residuals": residuals(final, fits, metric, split),
+        }
         if fits.get("negatives", {}).get(metric):
             figures[f"{metric}_negatives_law"] = negatives_law(final, fits, metric, split)
         for name, figure in figures.items():

@@ -33,8 +33,7 @@ def _whitener(nz: Noise, runs: np.ndarray) -> np.ndarray:
     return vecs @ np.diag(vals**-0.5) @ vecs.T
 
 
-def profile(f: fit.Fit, xs: list[np.ndarray], y: np.ndarray, runs: np.ndarray, nz: Noise,
-            method: str = "runs") -> dict:
+def profile(f: fit.Fit, xs: list[np.ndarray], y: np.ndarray, runs: np.ndarray, nz: Noise, method: str = "runs") -> dict:
     """{exponent: {"ci95": [lo or None, hi or None], "dof", "disagrees" (with the bootstrap interval)}}. The
     `points` method takes the points as independent (no run effect, dof = n - p for both exponents)."""
     logs, logy = [np.log(np.asarray(x, float)) for x in xs], np.log(np.asarray(y, float))
@@ -50,8 +49,10 @@ def profile(f: fit.Fit, xs: list[np.ndarray], y: np.ndarray, runs: np.ndarray, n
 
     w_min = float(np.sum(w(f._theta) ** 2))
     out = {}
-    for index, name, dof in ((2, "alpha", nz.run_dof if nz.runs < nz.points else nz.point_dof),
-                             (4, "beta", nz.point_dof)):
+    for index, name, dof in (
+        (2, "alpha", nz.run_dof if nz.runs < nz.points else nz.point_dof),
+        (4, "beta", nz.point_dof),
+    ):
         dof = max(float(dof), 1.0)
         cut = float(f_dist.ppf(LEVEL, 1, dof)) * max(w_min, 1e-30) / max(n - p, 1)
         free = [i for i in range(p) if i != index]
@@ -60,10 +61,12 @@ def profile(f: fit.Fit, xs: list[np.ndarray], y: np.ndarray, runs: np.ndarray, n
             theta, end, before = f._theta.copy(), None, (f._theta[index], 0.0)
             span = (f._theta[index] - lo_box[index]) if direction < 0 else (hi_box[index] - f._theta[index])
             for held in f._theta[index] + direction * span * (np.arange(1, STEPS + 1) / STEPS) ** 2:
+
                 def residual(sub, held=held):
                     full = theta.copy()
                     full[free], full[index] = sub, held
                     return w(full)
+
                 res = least_squares(residual, theta[free], bounds=(lo_box[free], hi_box[free]), method="trf")
                 theta[free], theta[index] = res.x, held
                 excess = 2 * res.cost - w_min
@@ -100,8 +103,10 @@ def check(f: fit.Fit, xs: list[np.ndarray], y: np.ndarray, runs: np.ndarray, nz:
         ci = f.ci[name]
         f.ci[name] = (min(ci[0], lo_box if lo is None else lo), max(ci[1], hi_box if hi is None else hi))
         widened.append(name)
-        flags[name] = (f"its profile likelihood does not close on the {' and '.join(open_at)} side within "
-                       f"[{lo_box:g}, {hi_box:g}] ({pr['dof']:.2g} dof): not identified by these data")
+        flags[name] = (
+            f"its profile likelihood does not close on the {' and '.join(open_at)} side within "
+            f"[{lo_box:g}, {hi_box:g}] ({pr['dof']:.2g} dof): not identified by these data"
+        )
     disagree = [name for name, pr in prof.items() if pr["disagrees"]]
     if disagree:
         f.intervals["profile_disagrees"] = disagree

@@ -1,4 +1,4 @@
-"""The results table as analysis reads it (the contract in harness/schema.py, docs/design.md), what is excluded
+"""The results table as analysis reads it (the contract in harness/core/schema.py, docs/design.md), what is excluded
 from fits, and how a table from elsewhere is read (`Spec`, documented in docs/analysis.md "Tables from elsewhere").
 
 A Spec is applied once, when the table is loaded: columns are renamed to the contract's names, a loss column
@@ -15,19 +15,44 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from harness.errors import UserError
-from harness.schema import BAD_VALUES, DUPLICATES, FITTING_ROWS, REQUIRED, SPLITS, STATUSES
+from harness.core.errors import UserError
+from harness.core.schema import BAD_VALUES, DUPLICATES, FITTING_ROWS, REQUIRED, SPLITS, STATUSES
 
 METRICS = {"ppl": "perplexity", "ndcg@5": "NDCG@5"}
 LOWER_IS_BETTER = {"ppl": True, "ndcg@5": False}
+TARGETS = {"ppl": "ln(perplexity)", "ndcg@5": "1 - NDCG@5"}  # what a law of each metric fits
+
+
+def to_target(metric: str, values) -> np.ndarray:
+    """A metric's values as the quantity its law fits (TARGETS): ln perplexity, 1 - NDCG@5."""
+    v = np.asarray(values, float)
+    return np.log(v) if metric == "ppl" else 1.0 - v
+
+
+def from_target(metric: str, y) -> np.ndarray:
+    """A law's value back in the metric's units; NDCG@5 is bounded, so a prediction stays in [0, 1]."""
+    y = np.asarray(y, float)
+    return np.exp(y) if metric == "ppl" else np.clip(1.0 - y, 0.0, 1.0)
+
+
 # Other tools' words for a run that ended normally (status is compared after strip and lower-casing).
 DONE_SYNONYMS = {s: "done" for s in ("finished", "completed", "complete", "success", "succeeded")}
 
 
 # Columns a Spec may map a source column onto: the contract's columns, a per-split loss (nats, read as
 # ln perplexity), and an IsoFLOP budget label.
-MAPPABLE = ("run_id", "status", "final", "annealed", "n_params", "tokens", "flops", "negatives", "budget",
-            *(f"{split}_{m}" for split in SPLITS for m in ("ppl", "ndcg@5", "loss")))
+MAPPABLE = (
+    "run_id",
+    "status",
+    "final",
+    "annealed",
+    "n_params",
+    "tokens",
+    "flops",
+    "negatives",
+    "budget",
+    *(f"{split}_{m}" for split in SPLITS for m in ("ppl", "ndcg@5", "loss")),
+)
 FLOPS_PER_PARAM_TARGET = 6.0  # C = 6 N T where a table has only one of tokens and flops
 
 
@@ -61,8 +86,9 @@ class Spec:
             raise UserError(f"--rows: {self.rows!r} is not one of {', '.join(FITTING_ROWS)}")
         unknown = sorted(set(self.columns) - set(MAPPABLE))
         if unknown:
-            raise UserError(f"--column: {unknown[0]!r} is not a column the analysis reads "
-                            f"(one of {', '.join(MAPPABLE)})")
+            raise UserError(
+                f"--column: {unknown[0]!r} is not a column the analysis reads (one of {', '.join(MAPPABLE)})"
+            )
 
     @classmethod
     def parse_columns(cls, pairs: list[str]) -> dict[str, str]:
@@ -94,8 +120,9 @@ def load(path: str | Path, spec: Spec | None = None) -> pd.DataFrame:
     table, assumed = _apply(table, spec, path)
     missing = [c for c in REQUIRED if c not in table.columns]
     if missing:
-        raise UserError(f"{path}: missing column(s) {', '.join(missing)} (map the table's own names with "
-                        f"--column NAME=SOURCE)")
+        raise UserError(
+            f"{path}: missing column(s) {', '.join(missing)} (map the table's own names with --column NAME=SOURCE)"
+        )
     table["status"] = _words(table["status"]).replace(DONE_SYNONYMS)
     unknown = sorted(set(table["status"]) - set(STATUSES))
     if unknown:
@@ -107,8 +134,11 @@ def load(path: str | Path, spec: Spec | None = None) -> pd.DataFrame:
     table, dropped = drop_duplicates(table, spec, path, any(a.startswith("no run_id") for a in assumed))
     table, excluded = check_values(table, spec, path)
     table = _select_rows(table, spec, path)
-    table.attrs["table"] = {**_reading(spec, assumed), **({"excluded_values": excluded} if excluded else {}),
-                            **({"duplicates_dropped": dropped} if dropped else {})}
+    table.attrs["table"] = {
+        **_reading(spec, assumed),
+        **({"excluded_values": excluded} if excluded else {}),
+        **({"duplicates_dropped": dropped} if dropped else {}),
+    }
     return table
 
 
@@ -131,9 +161,11 @@ def drop_duplicates(table: pd.DataFrame, spec: Spec, path: Path, assumed_ids: bo
         again = dup.idxmax()
         first = key.index[key == key[again]][0]
         what = "(run_id, tokens)" if not assumed_ids else "values in every column"
-        raise UserError(f"{path}: {int(dup.sum())} duplicate row(s), the same {what} as an earlier row "
-                        f"({_where(table, again, path)} repeats {_where(table, first, path)}); "
-                        "--duplicates keep-first keeps each first")
+        raise UserError(
+            f"{path}: {int(dup.sum())} duplicate row(s), the same {what} as an earlier row "
+            f"({_where(table, again, path)} repeats {_where(table, first, path)}); "
+            "--duplicates keep-first keeps each first"
+        )
     return table[~dup], int(dup.sum())
 
 
@@ -169,8 +201,10 @@ def check_values(table: pd.DataFrame, spec: Spec, path: Path) -> tuple[pd.DataFr
                 where = f"line {i + 2}" if path.suffix == ".csv" else f"row {i}"
                 value = table[col][bad].iloc[0]
                 shown = value if isinstance(value, float) else repr(value)
-                raise UserError(f"{path}: column {name}, {where}: {shown} ({why}; --bad-values exclude drops "
-                                "such rows and counts them)")
+                raise UserError(
+                    f"{path}: column {name}, {where}: {shown} ({why}; --bad-values exclude drops "
+                    "such rows and counts them)"
+                )
             counts[name] = int(bad.sum())
             drop |= bad
     return table[~drop], counts
@@ -180,8 +214,11 @@ def _reading(spec: Spec, assumed: list[str]) -> dict:
     """How a table was read: the Spec as a dict, what was assumed, and the metric names (a loss column makes
     perplexity 'perplexity = e^loss')."""
     from_loss = any(name.endswith("_loss") for name in spec.columns)
-    return {**asdict(spec), "assumed": assumed,
-            "metric_names": {**METRICS, **({"ppl": "perplexity = e^loss"} if from_loss else {})}}
+    return {
+        **asdict(spec),
+        "assumed": assumed,
+        "metric_names": {**METRICS, **({"ppl": "perplexity = e^loss"} if from_loss else {})},
+    }
 
 
 def describe(table: pd.DataFrame) -> dict:
@@ -214,8 +251,10 @@ def _apply(table: pd.DataFrame, spec: Spec, path: Path) -> tuple[pd.DataFrame, l
             values = pd.to_numeric(table[column], errors="coerce")
             bad = (values.isna() & table[column].notna()) | (values <= 0)  # missing is allowed: a run that failed
             if bad.any():
-                raise UserError(f"{path}: column {spec.columns.get(column, column)}, {_where(table, bad.idxmax(), path)}: "
-                                f"{str(table[column][bad].iloc[0])!r} is not a number > 0")
+                raise UserError(
+                    f"{path}: column {spec.columns.get(column, column)}, {_where(table, bad.idxmax(), path)}: "
+                    f"{str(table[column][bad].iloc[0])!r} is not a number > 0"
+                )
             table[column] = values.astype(float)
     k = FLOPS_PER_PARAM_TARGET
     if "tokens" not in table.columns and {"flops", "n_params"} <= set(table.columns):
@@ -287,11 +326,13 @@ def booleans(values: pd.Series, where: str) -> pd.Series:
 
 def k_order(values) -> list[str]:
     """K labels in order: numbers ascending, then other labels alphabetically, then 'full'."""
+
     def key(k: str):
         try:
             return (k == "full", 0, float(k), "")
         except ValueError:
             return (k == "full", 1, 0.0, k)
+
     return sorted({str(v) for v in values}, key=key)
 
 
@@ -330,8 +371,12 @@ def usable(table: pd.DataFrame, split: str = "test") -> tuple[pd.DataFrame, dict
     fitting = keep.index.isin(points(keep).index)
     good = keep[ok]
     left = set(points(good)["run_id"])
-    summary = {"runs": int(runs.size), "done": int((runs == "done").sum()),
-               "excluded": {s: int((bad == s).sum()) for s in sorted(bad.unique())},
-               "nan_rows": int((fitting & ~ok).sum()), "nan_runs": int(keep["run_id"].nunique() - len(left)),
-               "rows": int(len(good))}
+    summary = {
+        "runs": int(runs.size),
+        "done": int((runs == "done").sum()),
+        "excluded": {s: int((bad == s).sum()) for s in sorted(bad.unique())},
+        "nan_rows": int((fitting & ~ok).sum()),
+        "nan_runs": int(keep["run_id"].nunique() - len(left)),
+        "rows": int(len(good)),
+    }
     return canonical(good[good["run_id"].isin(left)]), summary

@@ -17,7 +17,8 @@ import tempfile
 from pathlib import Path
 
 from common import report
-from harness import config
+
+from harness.core import config
 from harness.run import train
 
 ROOT = Path(__file__).parent.parent
@@ -26,22 +27,52 @@ FRACTIONS = [1 / 32, 1 / 16, 1 / 8, 1 / 4, 1 / 2, 1.0]
 
 def measure(base: dict, d: int, layers: int, tokens: int, decay: float, warmup: int, out: Path) -> list[dict]:
     shape = {"model.d_model": d, "model.n_layers": layers, "model.n_heads": max(1, d // 16), "model.d_ff": 4 * d}
-    wsd = config.resolve({**base, **shape, "train.tokens": tokens, "train.schedule": "wsd",
-                          "train.warmup_tokens": warmup, "train.decay": decay, "train.branches": FRACTIONS,
-                          "eval.points": [1.0]})
+    wsd = config.resolve(
+        {
+            **base,
+            **shape,
+            "train.tokens": tokens,
+            "train.schedule": "wsd",
+            "train.warmup_tokens": warmup,
+            "train.decay": decay,
+            "train.branches": FRACTIONS,
+            "eval.points": [1.0],
+        }
+    )
     result = train(wsd, out, progress=False)
     rows = [json.loads(line) for line in (out / config.run_id(wsd) / "metrics.jsonl").read_text().splitlines()]
     branches = {r["tokens"]: r for r in rows if r["annealed"]}
     out_rows, separate = [], 0.0
     for t, row in sorted(branches.items()):
-        cosine = train(config.resolve({**base, **shape, "train.tokens": t, "train.schedule": "cosine",
-                                       "train.warmup": min(0.05, warmup / t), "eval.points": [1.0]}), out,
-                       progress=False)
+        cosine = train(
+            config.resolve(
+                {
+                    **base,
+                    **shape,
+                    "train.tokens": t,
+                    "train.schedule": "cosine",
+                    "train.warmup": min(0.05, warmup / t),
+                    "eval.points": [1.0],
+                }
+            ),
+            out,
+            progress=False,
+        )
         separate += cosine["flops"]
-        out_rows.append({"n_params": result["n_params"], "tokens": t, "branch_ppl": row["test_ppl"],
-                         "cosine_ppl": cosine["test_ppl"], "ppl_gap": row["test_ppl"] / cosine["test_ppl"] - 1,
-                         "branch_ndcg": row["test_ndcg@5"], "cosine_ndcg": cosine["test_ndcg@5"],
-                         "ndcg_gap": row["test_ndcg@5"] - cosine["test_ndcg@5"], "spent": None, "separate": None})
+        out_rows.append(
+            {
+                "n_params": result["n_params"],
+                "tokens": t,
+                "branch_ppl": row["test_ppl"],
+                "cosine_ppl": cosine["test_ppl"],
+                "ppl_gap": row["test_ppl"] / cosine["test_ppl"] - 1,
+                "branch_ndcg": row["test_ndcg@5"],
+                "cosine_ndcg": cosine["test_ndcg@5"],
+                "ndcg_gap": row["test_ndcg@5"] - cosine["test_ndcg@5"],
+                "spent": None,
+                "separate": None,
+            }
+        )
     out_rows[-1].update(spent=result["flops_spent"], separate=separate, saved=1 - result["flops_spent"] / separate)
     return out_rows
 
@@ -60,12 +91,23 @@ def main() -> None:
         for shape in a.shapes:
             d, layers = map(int, shape.split(","))
             rows += measure(base, d, layers, a.tokens, a.decay, a.warmup, Path(tmp))
-    report("bench_branches", rows, [("n_params", "N", ",d"), ("tokens", "T_i", ",d"),
-                                    ("branch_ppl", "branch ppl", ".2f"), ("cosine_ppl", "cosine ppl", ".2f"),
-                                    ("ppl_gap", "ppl gap", "+.2%"), ("branch_ndcg", "br NDCG@5", ".4f"),
-                                    ("cosine_ndcg", "cos NDCG@5", ".4f"), ("ndcg_gap", "NDCG gap", "+.4f"),
-                                    ("spent", "FLOPs spent", ".3g"), ("separate", "separate", ".3g"),
-                                    ("saved", "saved", ".0%")])
+    report(
+        "bench_branches",
+        rows,
+        [
+            ("n_params", "N", ",d"),
+            ("tokens", "T_i", ",d"),
+            ("branch_ppl", "branch ppl", ".2f"),
+            ("cosine_ppl", "cosine ppl", ".2f"),
+            ("ppl_gap", "ppl gap", "+.2%"),
+            ("branch_ndcg", "br NDCG@5", ".4f"),
+            ("cosine_ndcg", "cos NDCG@5", ".4f"),
+            ("ndcg_gap", "NDCG gap", "+.4f"),
+            ("spent", "FLOPs spent", ".3g"),
+            ("separate", "separate", ".3g"),
+            ("saved", "saved", ".0%"),
+        ],
+    )
 
 
 if __name__ == "__main__":

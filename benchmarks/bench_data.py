@@ -15,11 +15,11 @@ import time
 from pathlib import Path
 
 import numpy as np
-
 from common import report
-from harness import config
-from harness.data.augment import PairSampler
+
+from harness.core import config
 from harness.data import spectral
+from harness.data.augment import PairSampler
 from harness.data.synthetic import generate
 
 
@@ -50,12 +50,26 @@ def main() -> None:
     a = p.parse_args()
     rows = []
     (inter, items, _), s = timed(lambda: world(a.synthetic, a.items, 30))
-    rows.append({"what": f"synthetic world ({a.items:,} items)", "size": len(inter), "seconds": s,
-                 "rate": len(inter) / s, "unit": "interactions/s"})
+    rows.append(
+        {
+            "what": f"synthetic world ({a.items:,} items)",
+            "size": len(inter),
+            "seconds": s,
+            "rate": len(inter) / s,
+            "unit": "interactions/s",
+        }
+    )
     del inter
     (inter, _, _), s = timed(lambda: spectral_world(a.synthetic, 30))
-    rows.append({"what": "spectral world (1,000 items, D = 128, with capacity oracle)", "size": len(inter),
-                 "seconds": s, "rate": len(inter) / s, "unit": "interactions/s"})
+    rows.append(
+        {
+            "what": "spectral world (1,000 items, D = 128, with capacity oracle)",
+            "size": len(inter),
+            "seconds": s,
+            "rate": len(inter) / s,
+            "unit": "interactions/s",
+        }
+    )
     del inter
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -65,37 +79,74 @@ def main() -> None:
         inter, items, _ = world(a.prepare, a.items, 30)
         inter.to_csv(Path(tmp) / "inter.csv", index=False)
         items.to_csv(Path(tmp) / "items.csv", index=False)
-        cfg = config.resolve({"data.name": "table", "data.path": str(Path(tmp) / "inter.csv"),
-                              "data.items_path": str(Path(tmp) / "items.csv"),
-                              "data.columns": {"user": "user", "item": "item", "timestamp": "timestamp",
-                                               "title": "title", "brand": "brand", "category": "category"}})
+        cfg = config.resolve(
+            {
+                "data.name": "table",
+                "data.path": str(Path(tmp) / "inter.csv"),
+                "data.items_path": str(Path(tmp) / "items.csv"),
+                "data.columns": {
+                    "user": "user",
+                    "item": "item",
+                    "timestamp": "timestamp",
+                    "title": "title",
+                    "brand": "brand",
+                    "category": "category",
+                },
+            }
+        )
         (data, _), s = timed(lambda: prepare(cfg))
-        rows.append({"what": "prepare table source (cold)", "size": len(inter), "seconds": s,
-                     "rate": len(inter) / s, "unit": "interactions/s"})
+        rows.append(
+            {
+                "what": "prepare table source (cold)",
+                "size": len(inter),
+                "seconds": s,
+                "rate": len(inter) / s,
+                "unit": "interactions/s",
+            }
+        )
         _, s = timed(lambda: prepare(cfg))
-        rows.append({"what": "prepare table source (cache hit)", "size": len(inter), "seconds": s,
-                     "rate": len(inter) / s, "unit": "interactions/s"})
+        rows.append(
+            {
+                "what": "prepare table source (cache hit)",
+                "size": len(inter),
+                "seconds": s,
+                "rate": len(inter) / s,
+                "unit": "interactions/s",
+            }
+        )
 
         starts, lengths = data.offsets[:-1], np.diff(data.offsets) - 2
         rng = np.random.default_rng(0)
         for name, args in (("lt", ()), ("mt", ()), ("sw", ()), ("genpas", (1.0, 1.0, 0.0))):
             sampler = PairSampler(starts, lengths, name, *args)
             _, s = timed(lambda: sampler.sample(a.pairs, rng))
-            rows.append({"what": f"pairs {name}", "size": a.pairs, "seconds": s, "rate": a.pairs / s,
-                         "unit": "pairs/s"})
+            rows.append(
+                {"what": f"pairs {name}", "size": a.pairs, "seconds": s, "rate": a.pairs / s, "unit": "pairs/s"}
+            )
 
-        from harness.features import encode_texts
+        from harness.data.text import encode_texts
 
         texts = [f"benchmark text {i} {time.time_ns()}" for i in range(a.texts)]
         store = Path(tmp) / "emb"
         _, s = timed(lambda: encode_texts(texts, store))
-        rows.append({"what": "text embeddings (miss)", "size": a.texts, "seconds": s, "rate": a.texts / s,
-                     "unit": "texts/s"})
+        rows.append(
+            {"what": "text embeddings (miss)", "size": a.texts, "seconds": s, "rate": a.texts / s, "unit": "texts/s"}
+        )
         _, s = timed(lambda: encode_texts(texts, store))
-        rows.append({"what": "text embeddings (hit)", "size": a.texts, "seconds": s, "rate": a.texts / s,
-                     "unit": "texts/s"})
-    report("bench_data", rows, [("what", "what", "<34"), ("size", "size", ",d"), ("seconds", "seconds", ".2f"),
-                                ("rate", "rate", ",.0f"), ("unit", "unit", "")])
+        rows.append(
+            {"what": "text embeddings (hit)", "size": a.texts, "seconds": s, "rate": a.texts / s, "unit": "texts/s"}
+        )
+    report(
+        "bench_data",
+        rows,
+        [
+            ("what", "what", "<34"),
+            ("size", "size", ",d"),
+            ("seconds", "seconds", ".2f"),
+            ("rate", "rate", ",.0f"),
+            ("unit", "unit", ""),
+        ],
+    )
 
 
 if __name__ == "__main__":

@@ -15,7 +15,8 @@ every --spread-th start of the grid (4 starts with the default 16; the tool uses
 - crossed: the quickstart's grid (its 5 N x T = 640K with 6 branches), replicated by seeds (x1, x3, x10);
 - isoflop: 3 budgets over a decade x the same 5 N, each run its final point only, scaled to the crossed grid's
   FLOPs at each replication;
-- wide, three: fixed alternatives (5 N up to the policy's shape at 1.7x the quickstart's largest; 3 N), replicated the same way; the best
+- wide, three: fixed alternatives (5 N up to the policy's shape at 1.7x the quickstart's largest; 3 N), replicated the
+same way; the best
   fixed grid in hindsight is, per target, the fixed design that needed the fewest FLOPs;
 - adaptive: the seed design of `study --adaptive` (3 N x T = 160K, branches 20K..160K), then rounds of
   design.propose (target: the exponents) whose cumulative budget doubles each round.
@@ -70,8 +71,14 @@ def per_target(n: float) -> float:
 def run(n: float, tokens: int, fractions: tuple, seed: int) -> dict:
     lengths = sorted({round(f * tokens) for f in fractions} | {tokens})
     spent = tokens + sum(DECAY * length for length in lengths[:-1])
-    return {"n": n, "tokens": int(tokens), "lengths": lengths, "fractions": tuple(fractions), "seed": seed,
-            "flops": per_target(n) * spent}
+    return {
+        "n": n,
+        "tokens": int(tokens),
+        "lengths": lengths,
+        "fractions": tuple(fractions),
+        "seed": seed,
+        "flops": per_target(n) * spent,
+    }
 
 
 def crossed(ns, tokens, copies: int) -> list[dict]:
@@ -82,13 +89,15 @@ def isoflop(copies: int) -> list[dict]:
     total = sum(r["flops"] for r in crossed(N5, 640_000, 1))
     shares = np.geomspace(1, 10, 3)
     budgets = shares / shares.sum() * total / len(N5)
-    return [run(n, max(round(c / per_target(n)), 1000), (1.0,), s) for s in range(copies) for c in budgets
-            for n in N5]
+    return [run(n, max(round(c / per_target(n)), 1000), (1.0,), s) for s in range(copies) for c in budgets for n in N5]
 
 
-FIXED = {"crossed": lambda m: crossed(N5, 640_000, m), "isoflop": isoflop,
-         "wide": lambda m: crossed([1920.0, 8656.0, 24816.0, 103840.0, 175920.0], 640_000, m),
-         "three": lambda m: crossed([1920.0, 24816.0, 103840.0], 640_000, m)}
+FIXED = {
+    "crossed": lambda m: crossed(N5, 640_000, m),
+    "isoflop": isoflop,
+    "wide": lambda m: crossed([1920.0, 8656.0, 24816.0, 103840.0, 175920.0], 640_000, m),
+    "three": lambda m: crossed([1920.0, 24816.0, 103840.0], 640_000, m),
+}
 
 
 def law(setting: str, n: np.ndarray, t: np.ndarray) -> np.ndarray:
@@ -122,15 +131,20 @@ def fit_all(observed: list[list[dict]], n_boot: int, seed: int) -> tuple[np.ndar
     mask = np.zeros((len(observed), m), bool)
     for i, o in enumerate(observed):
         for k in "nty":
-            arr[k][i, :len(o)] = [p[k] for p in o]
-        mask[i, :len(o)] = True
+            arr[k][i, : len(o)] = [p[k] for p in o]
+        mask[i, : len(o)] = True
     return fit.joint_many(arr["n"], arr["t"], arr["y"], mask, n_boot, seed, SPREAD)
 
 
 def to_params(theta: np.ndarray) -> dict:
     """fit.joint_many's log-space parameters (e, a, alpha, b, beta) -> the law's."""
-    return {"E": float(np.exp(theta[0])), "A": float(np.exp(theta[1])), "alpha": float(theta[2]),
-            "B": float(np.exp(theta[3])), "beta": float(theta[4])}
+    return {
+        "E": float(np.exp(theta[0])),
+        "A": float(np.exp(theta[1])),
+        "alpha": float(theta[2]),
+        "B": float(np.exp(theta[3])),
+        "beta": float(theta[4]),
+    }
 
 
 def components(theta: np.ndarray) -> np.ndarray:
@@ -141,8 +155,9 @@ def components(theta: np.ndarray) -> np.ndarray:
     return np.concatenate([flat[:, [2, 4]], ln_n[:, None]], axis=1).reshape(*theta.shape[:-1], 3)
 
 
-TRUE = components(np.array([[np.log(TRUTH["E"]), np.log(TRUTH["A"]), TRUTH["alpha"], np.log(TRUTH["B"]),
-                              TRUTH["beta"]]]))[0]
+TRUE = components(
+    np.array([[np.log(TRUTH["E"]), np.log(TRUTH["A"]), TRUTH["alpha"], np.log(TRUTH["B"]), TRUTH["beta"]]])
+)[0]
 
 
 def summarise(theta: np.ndarray, boot: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -156,8 +171,10 @@ def problem_of(points: list[dict], theta: np.ndarray, boot: np.ndarray, target: 
     params = to_params(theta)
     samples = [to_params(b) for b in boot]
     f = fit.Fit("E + A/N^alpha + B/T^beta", params, 0.0, True, float("nan"), len(points), samples=samples)
-    f.ci = {k: (float(np.percentile([s[k] for s in samples], 2.5)), float(np.percentile([s[k] for s in samples], 97.5)))
-            for k in params}
+    f.ci = {
+        k: (float(np.percentile([s[k] for s in samples], 2.5)), float(np.percentile([s[k] for s in samples], 97.5)))
+        for k in params
+    }
     n, t = np.array([p["n"] for p in points]), np.array([p["t"] for p in points])
     y, runs = np.array([p["y"] for p in points]), np.array([p["run"] for p in points])
     fit.identify(f, [n, t])
@@ -179,8 +196,7 @@ def pool(t_min: float) -> list[design.Candidate]:
 
 def adaptive(setting: str, worlds: int, noise, n_boot: int, rounds: int, per_round: int):
     """Each world's adaptive path: FLOPs (W, rounds + 1), widths and coverage (W, rounds + 1, 3)."""
-    runs = [[run(n, 160_000, (0.125, 0.25, 0.5, 1.0), 0) for n in (1920.0, 24816.0, 103840.0)]
-            for _ in range(worlds)]
+    runs = [[run(n, 160_000, (0.125, 0.25, 0.5, 1.0), 0) for n in (1920.0, 24816.0, 103840.0)] for _ in range(worlds)]
     seed_cost = sum(r["flops"] for r in runs[0])
     candidates = pool(20_000)
     flops, widths, inside, estimates = [], [], [], []
@@ -251,9 +267,14 @@ def saving(a: dict, b: dict, k: int, goal: float, seed: int = 0) -> tuple[float,
     both: common random numbers)."""
     rng = np.random.default_rng(seed)
     worlds = len(a["flops"])
-    ratios = [reach(a, k, goal, rows)[0] / reach(b, k, goal, rows)[0]
-              for rows in rng.integers(0, worlds, (1000, worlds))]
-    return reach(a, k, goal)[0] / reach(b, k, goal)[0], float(np.percentile(ratios, 2.5)), float(np.percentile(ratios, 97.5))
+    ratios = [
+        reach(a, k, goal, rows)[0] / reach(b, k, goal, rows)[0] for rows in rng.integers(0, worlds, (1000, worlds))
+    ]
+    return (
+        reach(a, k, goal)[0] / reach(b, k, goal)[0],
+        float(np.percentile(ratios, 2.5)),
+        float(np.percentile(ratios, 97.5)),
+    )
 
 
 def analyse(results: dict, goal: float) -> list[dict]:
@@ -265,19 +286,33 @@ def analyse(results: dict, goal: float) -> list[dict]:
             vs_crossed = saving(paths["crossed"], paths["adaptive"], k, goal)
             vs_best = saving(paths[best], paths["adaptive"], k, goal)
             cov = {name: float(np.mean(np.array(p["inside"])[:, :, k])) for name, p in paths.items()}
-            claimed = {name: float(np.median(np.array(p["widths"])[:, -1, k]) / spread(np.array(p["estimates"]))[-1, k])
-                       for name, p in paths.items()}
-            rows.append({"setting": setting, "target": comp,
-                         "crossed_flops": reach(paths["crossed"], k, goal)[0],
-                         "adaptive_flops": reach(paths["adaptive"], k, goal)[0],
-                         "extrapolated": "".join(n[0] for n in ("crossed", "adaptive", best)
-                                                 if reach(paths[n], k, goal)[1]) or "-",
-                         "saving": vs_crossed[0], "saving_lo": vs_crossed[1], "saving_hi": vs_crossed[2],
-                         "best_fixed": best, "vs_best": vs_best[0], "vs_best_lo": vs_best[1], "vs_best_hi": vs_best[2],
-                         "cov_adaptive": cov["adaptive"],
-                         "cov_adaptive_final": float(np.mean(np.array(paths["adaptive"]["inside"])[:, -1, k])),
-                         "cov_crossed": cov["crossed"], "cov_isoflop": cov["isoflop"],
-                         "claimed_adaptive": claimed["adaptive"], "claimed_crossed": claimed["crossed"]})
+            claimed = {
+                name: float(np.median(np.array(p["widths"])[:, -1, k]) / spread(np.array(p["estimates"]))[-1, k])
+                for name, p in paths.items()
+            }
+            rows.append(
+                {
+                    "setting": setting,
+                    "target": comp,
+                    "crossed_flops": reach(paths["crossed"], k, goal)[0],
+                    "adaptive_flops": reach(paths["adaptive"], k, goal)[0],
+                    "extrapolated": "".join(n[0] for n in ("crossed", "adaptive", best) if reach(paths[n], k, goal)[1])
+                    or "-",
+                    "saving": vs_crossed[0],
+                    "saving_lo": vs_crossed[1],
+                    "saving_hi": vs_crossed[2],
+                    "best_fixed": best,
+                    "vs_best": vs_best[0],
+                    "vs_best_lo": vs_best[1],
+                    "vs_best_hi": vs_best[2],
+                    "cov_adaptive": cov["adaptive"],
+                    "cov_adaptive_final": float(np.mean(np.array(paths["adaptive"]["inside"])[:, -1, k])),
+                    "cov_crossed": cov["crossed"],
+                    "cov_isoflop": cov["isoflop"],
+                    "claimed_adaptive": claimed["adaptive"],
+                    "claimed_crossed": claimed["crossed"],
+                }
+            )
     return rows
 
 
@@ -286,8 +321,10 @@ def one_setting(setting: str, args) -> dict:
     noise = (args.point, args.run)
     paths = {name: fixed(name, setting, args.worlds, noise, args.boot) for name in FIXED}
     paths["adaptive"] = adaptive(setting, args.worlds, noise, args.boot, args.rounds, args.per_round)
-    return {name: {"flops": p[0].tolist(), "widths": p[1].tolist(), "inside": p[2].tolist(),
-                   "estimates": p[3].tolist()} for name, p in paths.items()}
+    return {
+        name: {"flops": p[0].tolist(), "widths": p[1].tolist(), "inside": p[2].tolist(), "estimates": p[3].tolist()}
+        for name, p in paths.items()
+    }
 
 
 def figures(results: dict, goal: float, where: Path) -> None:
@@ -306,8 +343,13 @@ def figures(results: dict, goal: float, where: Path) -> None:
                 ax.plot(x, spread(np.array(p["estimates"]))[:, k], "o-", color=colours[name], label=name, ms=3)
                 ax.plot(x, np.median(np.array(p["widths"])[:, :, k], axis=0), "--", color=colours[name], lw=0.9)
             ax.axhline(goal, color="k", lw=0.7, ls=":")
-            ax.set(xscale="log", yscale="log", title=f"{setting}: {COMPONENTS[k]}", xlabel="FLOPs spent",
-                   ylabel="95% width")
+            ax.set(
+                xscale="log",
+                yscale="log",
+                title=f"{setting}: {COMPONENTS[k]}",
+                xlabel="FLOPs spent",
+                ylabel="95% width",
+            )
     axes[0, 0].legend(fontsize=8)
     fig.suptitle("solid: sampling width (spread of the estimates over worlds); dashed: median bootstrap width")
     fig.savefig(where / "widths.png", dpi=120)
@@ -327,13 +369,26 @@ def figures(results: dict, goal: float, where: Path) -> None:
     plt.close(fig)
 
 
-COLUMNS = [("setting", "setting", ""), ("target", "target", ""), ("crossed_flops", "crossed C", ".3g"),
-            ("adaptive_flops", "adaptive C", ".3g"), ("extrapolated", "extrap", ""), ("saving", "saving", ".2f"), ("saving_lo", "lo", ".2f"),
-            ("saving_hi", "hi", ".2f"), ("best_fixed", "best fixed", ""), ("vs_best", "vs best", ".2f"),
-            ("vs_best_lo", "lo", ".2f"), ("vs_best_hi", "hi", ".2f"), ("cov_adaptive", "cov adapt", ".2f"),
-            ("cov_adaptive_final", "cov final", ".2f"), ("cov_crossed", "cov cross", ".2f"),
-            ("cov_isoflop", "cov iso", ".2f"), ("claimed_adaptive", "claim A", ".2f"),
-            ("claimed_crossed", "claim X", ".2f")]
+COLUMNS = [
+    ("setting", "setting", ""),
+    ("target", "target", ""),
+    ("crossed_flops", "crossed C", ".3g"),
+    ("adaptive_flops", "adaptive C", ".3g"),
+    ("extrapolated", "extrap", ""),
+    ("saving", "saving", ".2f"),
+    ("saving_lo", "lo", ".2f"),
+    ("saving_hi", "hi", ".2f"),
+    ("best_fixed", "best fixed", ""),
+    ("vs_best", "vs best", ".2f"),
+    ("vs_best_lo", "lo", ".2f"),
+    ("vs_best_hi", "hi", ".2f"),
+    ("cov_adaptive", "cov adapt", ".2f"),
+    ("cov_adaptive_final", "cov final", ".2f"),
+    ("cov_crossed", "cov cross", ".2f"),
+    ("cov_isoflop", "cov iso", ".2f"),
+    ("claimed_adaptive", "claim A", ".2f"),
+    ("claimed_crossed", "claim X", ".2f"),
+]
 
 
 def main() -> None:

@@ -8,7 +8,8 @@ branch ends without and with a replicate at every N, an IsoFLOP design (4 budget
 point per run on the 5 x 6 grid, the 5 N design without a run effect, and a misspecified truth (the T term's
 scale grows with N, B (N / 1.04e4)^0.15: an N x T interaction the additive law cannot express, on the replicated
 5 N design), and two designs near the floor's bound (true E = 0 and 0.2 of y = E + 480/N^0.35 + 2000/T^0.37, 4 N
-x 4 T over a decade each, one point per run, 1% noise). Each table is fitted by analysis.laws.joint_law (the default interval method, its flags and its
+x 4 T over a decade each, one point per run, 1% noise). Each table is fitted by analysis.laws.joint_law (the default
+interval method, its flags and its
 lack-of-fit test). Printed per design and parameter (alpha, beta, E, approach 3's N_opt exponent): coverage of
 the 95% intervals, median width / sampling width (the 2.5 - 97.5 percentile range of the estimates over tables),
 how often the parameter was flagged not identified, and how often the lack-of-fit test rejected the law.
@@ -65,8 +66,11 @@ DESIGNS = {
 FLOOR_RUNS = [(n, np.array([t])) for n in np.geomspace(1e8, 1e9, 4) for t in np.geomspace(1e9, 1e10, 4)]
 for floor in (0.0, 0.2):
     DESIGNS[f"floor E = {floor:g}, 4N x 4T, one point per run"] = dict(
-        runs=FLOOR_RUNS, run_sd=0.0, point_sd=0.01, truth={"E": floor, "A": 480.0, "alpha": 0.35, "B": 2000.0,
-                                                           "beta": 0.37})
+        runs=FLOOR_RUNS,
+        run_sd=0.0,
+        point_sd=0.01,
+        truth={"E": floor, "A": 480.0, "alpha": 0.35, "B": 2000.0, "beta": 0.37},
+    )
 
 
 def table(design: dict, seed: int, run_sd: float, point_sd: float) -> pd.DataFrame:
@@ -78,8 +82,17 @@ def table(design: dict, seed: int, run_sd: float, point_sd: float) -> pd.DataFra
         b = truth["B"] * (n / 1.04e4) ** design.get("interaction", 0.0)
         for t in ts:
             y = truth["E"] + truth["A"] * n ** -truth["alpha"] + b * t ** -truth["beta"]
-            rows.append({"run_id": f"r{r}", "n_params": n, "tokens": t, "negatives": "full", "train.seed": r,
-                         "model.d_model": f"{n:.0f}", "y": y * np.exp(effect + rng.normal(0, point_sd))})
+            rows.append(
+                {
+                    "run_id": f"r{r}",
+                    "n_params": n,
+                    "tokens": t,
+                    "negatives": "full",
+                    "train.seed": r,
+                    "model.d_model": f"{n:.0f}",
+                    "y": y * np.exp(effect + rng.normal(0, point_sd)),
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -92,8 +105,13 @@ def one(job) -> dict:
     ci = {**f.ci, "n_opt_exponent": tuple(np.nanpercentile(exps, [2.5, 97.5]))}
     law = DESIGNS[name].get("truth", TRUE)
     truth = {**law, "n_opt_exponent": law["beta"] / (law["alpha"] + law["beta"])}
-    out = {"design": name, "seed": seed, "rejects": bool(f.lack_of_fit["rejects"]), "method": f.intervals["method"],
-           "run_dof": f.intervals["noise"]["run_dof"]}
+    out = {
+        "design": name,
+        "seed": seed,
+        "rejects": bool(f.lack_of_fit["rejects"]),
+        "method": f.intervals["method"],
+        "run_dof": f.intervals["noise"]["run_dof"],
+    }
     for p in PARAMS:
         lo, hi = ci[p]
         out[f"{p}_est"], out[f"{p}_width"] = est[p], hi - lo
@@ -109,11 +127,21 @@ def summarise(rows: pd.DataFrame) -> list[dict]:
         for p in PARAMS:
             est = g[f"{p}_est"].to_numpy()
             spread = float(np.percentile(est, 97.5) - np.percentile(est, 2.5))
-            out.append({"design": name, "param": p, "tables": len(g), "coverage": float(g[f"{p}_covered"].mean()),
-                        "median_width": float(g[f"{p}_width"].median()), "sampling_width": spread,
-                        "ratio": float(g[f"{p}_width"].median() / spread) if spread > 0 else None,
-                        "flagged": float(g[f"{p}_flagged"].mean()), "lof_rejects": float(g["rejects"].mean()),
-                        "run_dof": float(g["run_dof"].median()), "method": g["method"].iloc[0]})
+            out.append(
+                {
+                    "design": name,
+                    "param": p,
+                    "tables": len(g),
+                    "coverage": float(g[f"{p}_covered"].mean()),
+                    "median_width": float(g[f"{p}_width"].median()),
+                    "sampling_width": spread,
+                    "ratio": float(g[f"{p}_width"].median() / spread) if spread > 0 else None,
+                    "flagged": float(g[f"{p}_flagged"].mean()),
+                    "lof_rejects": float(g["rejects"].mean()),
+                    "run_dof": float(g["run_dof"].median()),
+                    "method": g["method"].iloc[0],
+                }
+            )
     return out
 
 
@@ -158,11 +186,23 @@ def main() -> None:
     with Pool(args.workers) as pool:
         rows = pd.DataFrame(pool.map(one, jobs, chunksize=4))
     summary = summarise(rows)
-    report("intervals", summary, [("design", "design", ""), ("param", "param", ""), ("tables", "tables", "d"),
-                                  ("coverage", "coverage", ".3f"), ("median_width", "med. width", ".3g"),
-                                  ("sampling_width", "sampling", ".3g"), ("ratio", "ratio", ".2f"),
-                                  ("flagged", "flagged", ".2f"), ("lof_rejects", "LOF rejects", ".2f"),
-                                  ("run_dof", "run dof", ".2g"), ("method", "method", "")])
+    report(
+        "intervals",
+        summary,
+        [
+            ("design", "design", ""),
+            ("param", "param", ""),
+            ("tables", "tables", "d"),
+            ("coverage", "coverage", ".3f"),
+            ("median_width", "med. width", ".3g"),
+            ("sampling_width", "sampling", ".3g"),
+            ("ratio", "ratio", ".2f"),
+            ("flagged", "flagged", ".2f"),
+            ("lof_rejects", "LOF rejects", ".2f"),
+            ("run_dof", "run dof", ".2g"),
+            ("method", "method", ""),
+        ],
+    )
     figure(summary)
 
 

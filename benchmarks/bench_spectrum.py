@@ -16,7 +16,6 @@ import tempfile
 from pathlib import Path
 
 import yaml
-
 from common import report
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -31,8 +30,24 @@ def study(nu: float, where: Path) -> dict:
     path = where / f"nu{nu}.yaml"
     path.write_text(yaml.safe_dump(grid))
     out = where / f"nu{nu}"
-    subprocess.run([sys.executable, "-m", "harness.cli", "study", str(path), "--executor", "local", "--out",
-                    str(out), "--report", str(out / "report")], check=True, cwd=ROOT, stdout=subprocess.DEVNULL)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "harness.cli",
+            "study",
+            str(path),
+            "--executor",
+            "local",
+            "--out",
+            str(out),
+            "--report",
+            str(out / "report"),
+        ],
+        check=True,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+    )
     return json.loads((out / "report" / "fits.json").read_text())
 
 
@@ -49,14 +64,34 @@ def main() -> None:
             fits = study(nu, where)
             joint = fits["metrics"]["ppl"]["full"]["joint"]
             cap = fits["capacity"]
-            rows.append({"nu": nu, "planted_alpha": cap["gap_exponent_vs_n"], "planted_alpha_d": cap["gap_exponent_vs_d"],
-                         "alpha": joint["params"]["alpha"], "alpha_lo": joint["ci95"]["alpha"][0],
-                         "alpha_hi": joint["ci95"]["alpha"][1], "beta": joint["params"]["beta"],
-                         "E": joint["params"]["E"], "floor": cap["floor"]})
-    report("bench_spectrum", rows, [("nu", "nu", ".1f"), ("planted_alpha", "planted a_N", ".3f"),
-                                    ("planted_alpha_d", "planted a_d", ".3f"), ("alpha", "alpha", ".3f"),
-                                    ("alpha_lo", "alpha lo", ".3f"), ("alpha_hi", "alpha hi", ".3f"),
-                                    ("beta", "beta", ".3f"), ("E", "E", ".3f"), ("floor", "ln exact", ".3f")])
+            rows.append(
+                {
+                    "nu": nu,
+                    "planted_alpha": cap["gap_exponent_vs_n"],
+                    "planted_alpha_d": cap["gap_exponent_vs_d"],
+                    "alpha": joint["params"]["alpha"],
+                    "alpha_lo": joint["ci95"]["alpha"][0],
+                    "alpha_hi": joint["ci95"]["alpha"][1],
+                    "beta": joint["params"]["beta"],
+                    "E": joint["params"]["E"],
+                    "floor": cap["floor"],
+                }
+            )
+    report(
+        "bench_spectrum",
+        rows,
+        [
+            ("nu", "nu", ".1f"),
+            ("planted_alpha", "planted a_N", ".3f"),
+            ("planted_alpha_d", "planted a_d", ".3f"),
+            ("alpha", "alpha", ".3f"),
+            ("alpha_lo", "alpha lo", ".3f"),
+            ("alpha_hi", "alpha hi", ".3f"),
+            ("beta", "beta", ".3f"),
+            ("E", "E", ".3f"),
+            ("floor", "ln exact", ".3f"),
+        ],
+    )
 
 
 if __name__ == "__main__":

@@ -17,9 +17,9 @@ import time
 from pathlib import Path
 
 import torch
-
 from common import report
-from harness import config
+
+from harness.core import config
 from harness.run import Loop, Run
 
 ROOT = Path(__file__).parent.parent
@@ -40,10 +40,20 @@ def measure(cfg: dict, metric: str, goal: float, every: int) -> dict:
             eval_s += time.perf_counter() - s
             curve.append((state.tokens, state.train_s, value))
             reached = value if value >= goal else None
-    return {"metric": metric, "goal": goal, "reached": reached, "tokens": state.tokens, "steps": state.steps,
-            "epochs": state.tokens / run.examples.targets_per_epoch, "train_s": state.train_s,
-            "train_eval_s": state.train_s + eval_s, "setup_s": setup, "targets_per_s": state.tokens / state.train_s,
-            "curve": curve, "threads": torch.get_num_threads()}
+    return {
+        "metric": metric,
+        "goal": goal,
+        "reached": reached,
+        "tokens": state.tokens,
+        "steps": state.steps,
+        "epochs": state.tokens / run.examples.targets_per_epoch,
+        "train_s": state.train_s,
+        "train_eval_s": state.train_s + eval_s,
+        "setup_s": setup,
+        "targets_per_s": state.tokens / state.train_s,
+        "curve": curve,
+        "threads": torch.get_num_threads(),
+    }
 
 
 def main() -> None:
@@ -59,10 +69,20 @@ def main() -> None:
     row["sets"] = a.set
     for tokens, seconds, value in row["curve"]:
         print(f"  {tokens:>10,} targets  {seconds:7.1f} s  valid {a.metric} {value:.4f}")
-    report("bench_time_to_quality", [row], [("goal", "goal", ".3f"), ("reached", "reached", ".4f"),
-                                            ("train_s", "train s", ".1f"), ("train_eval_s", "train+eval s", ".1f"),
-                                            ("setup_s", "setup s", ".1f"), ("tokens", "targets", ",d"),
-                                            ("epochs", "epochs", ".2f"), ("targets_per_s", "targets/s", ",.0f")])
+    report(
+        "bench_time_to_quality",
+        [row],
+        [
+            ("goal", "goal", ".3f"),
+            ("reached", "reached", ".4f"),
+            ("train_s", "train s", ".1f"),
+            ("train_eval_s", "train+eval s", ".1f"),
+            ("setup_s", "setup s", ".1f"),
+            ("tokens", "targets", ",d"),
+            ("epochs", "epochs", ".2f"),
+            ("targets_per_s", "targets/s", ",.0f"),
+        ],
+    )
 
 
 if __name__ == "__main__":

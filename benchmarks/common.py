@@ -17,11 +17,19 @@ def report(name: str, rows: list[dict], columns: list[tuple[str, str, str]]) -> 
     widths = [max(len(h), 10) for _, h, _ in columns]
     print("  ".join(f"{h:>{w}}" for (_, h, _), w in zip(columns, widths)))
     for r in rows:
-        print("  ".join(f"{format(r[k], f) if r.get(k) is not None else '-':>{w}}"
-                        for (k, _, f), w in zip(columns, widths)))
+        print(
+            "  ".join(
+                f"{format(r[k], f) if r.get(k) is not None else '-':>{w}}" for (k, _, f), w in zip(columns, widths)
+            )
+        )
     OUT.mkdir(exist_ok=True)
-    blob = {"machine": platform.node(), "processor": platform.processor() or platform.machine(),
-            "threads": torch.get_num_threads(), "torch": torch.__version__,
-            "date": time.strftime("%Y-%m-%d %H:%M:%S"), "rows": rows}
+    blob = {
+        "machine": platform.node(),
+        "processor": platform.processor() or platform.machine(),
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "date": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "rows": rows,
+    }
     (OUT / f"{name}.json").write_text(json.dumps(blob, indent=2))
     print(f"-> {OUT / f'{name}.json'}")

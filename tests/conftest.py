@@ -6,13 +6,22 @@ import os
 
 import pytest
 
-from harness import config
+from harness.core import config
 
 TINY = {
-    "data.synthetic.n_users": 200, "data.synthetic.n_items": 120, "data.synthetic.mean_length": 15,
-    "data.synthetic.max_length": 40, "model.d_model": 32, "model.n_heads": 2, "model.d_ff": 64,
-    "model.n_layers": 1, "model.context": 20, "train.batch_size": 32, "train.tokens": 6000,
-    "train.threads": 1, "eval.points": [0.5, 1.0],
+    "data.synthetic.n_users": 200,
+    "data.synthetic.n_items": 120,
+    "data.synthetic.mean_length": 15,
+    "data.synthetic.max_length": 40,
+    "model.d_model": 32,
+    "model.n_heads": 2,
+    "model.d_ff": 64,
+    "model.n_layers": 1,
+    "model.context": 20,
+    "train.batch_size": 32,
+    "train.tokens": 6000,
+    "train.threads": 1,
+    "eval.points": [0.5, 1.0],
 }
 
 
@@ -31,6 +40,8 @@ def shared_cache(tmp_path_factory):
 @pytest.fixture
 def tiny():
     """A resolved config for a tiny synthetic run; pass overrides as keyword-free dict updates."""
+
     def make(**overrides):
         return config.resolve({**TINY, **{k.replace("__", "."): v for k, v in overrides.items()}})
+
     return make

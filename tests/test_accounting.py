@@ -5,16 +5,23 @@ import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from harness import accounting, config
-from harness.features import IdExtractor, SentenceExtractor, TokenExtractor
-from harness.losses import NegativeSampler, training_loss
-from harness.model import build_model
+from harness.core import config
+from harness.model import accounting
+from harness.model.features import IdExtractor, SentenceExtractor, TokenExtractor
+from harness.model.losses import NegativeSampler, training_loss
+from harness.model.srt import build_model
 
 CASES = [
-    ("st", {}), ("st", {"loss.negatives": 16}), ("st", {"loss.negatives": 16, "loss.shared_negatives": False}),
-    ("st", {"features.adapter": "mlp", "loss.negatives": 64}), ("st", {"loss.supervision": "last"}),
-    ("id", {}), ("id", {"loss.kind": "gbce", "loss.negatives": 32}), ("id", {"model.positions": "relative"}),
-    ("tokens", {}), ("tokens", {"loss.negatives": 16, "loss.shared_negatives": False}),
+    ("st", {}),
+    ("st", {"loss.negatives": 16}),
+    ("st", {"loss.negatives": 16, "loss.shared_negatives": False}),
+    ("st", {"features.adapter": "mlp", "loss.negatives": 64}),
+    ("st", {"loss.supervision": "last"}),
+    ("id", {}),
+    ("id", {"loss.kind": "gbce", "loss.negatives": 32}),
+    ("id", {"model.positions": "relative"}),
+    ("tokens", {}),
+    ("tokens", {"loss.negatives": 16, "loss.shared_negatives": False}),
 ]
 
 
@@ -22,16 +29,26 @@ CASES = [
 @pytest.mark.parametrize("kind,over", CASES)
 def test_analytic_flops_match_torch_flop_counter(kind, over, n_items):
     B, L, d = 8, 20, 64
-    cfg = config.resolve({"model.d_model": d, "model.context": L, "train.batch_size": B, "model.dropout": 0.0,
-                          "model.n_layers": 2, "model.d_ff": 256, **over})
+    cfg = config.resolve(
+        {
+            "model.d_model": d,
+            "model.context": L,
+            "train.batch_size": B,
+            "model.dropout": 0.0,
+            "model.n_layers": 2,
+            "model.d_ff": 256,
+            **over,
+        }
+    )
     rng = np.random.default_rng(0)
     if kind == "st":
         ext = SentenceExtractor(rng.normal(size=(n_items, 384)).astype(np.float32), d, cfg["features.adapter"])
     elif kind == "id":
         ext = IdExtractor(n_items, d)
     else:
-        ext = TokenExtractor([rng.integers(1, 50, (n_items, 6)), rng.integers(1, 50, (n_items, 3))], 50, 32, d,
-                             cfg["features.adapter"])
+        ext = TokenExtractor(
+            [rng.integers(1, 50, (n_items, 6)), rng.integers(1, 50, (n_items, 3))], 50, 32, d, cfg["features.adapter"]
+        )
     model = build_model(cfg, ext)
     inputs = torch.randint(1, n_items + 1, (B, L))
     targets = torch.randint(1, n_items + 1, (B, L))

@@ -11,13 +11,15 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pytest
+from figure_text import overlaps
 
 from analysis import fit, laws, plots, report, table
-from figure_text import overlaps
-from harness.errors import UserError
+from harness.core.errors import UserError
 
-TRUE = {"ppl": dict(E=1.6, A=30.0, alpha=0.34, B=400.0, beta=0.42),
-        "ndcg@5": dict(E=0.1, A=2.0, alpha=0.25, B=12.0, beta=0.3)}  # 1 - NDCG@5 in [0.26, 0.73]: NDCG in [0, 1]
+TRUE = {
+    "ppl": dict(E=1.6, A=30.0, alpha=0.34, B=400.0, beta=0.42),
+    "ndcg@5": dict(E=0.1, A=2.0, alpha=0.25, B=12.0, beta=0.3),
+}  # 1 - NDCG@5 in [0.26, 0.73]: NDCG in [0, 1]
 
 
 def law(p, n, t):
@@ -36,9 +38,17 @@ def known_table(noise=0.003, seed=0, ns=(1e4, 3e4, 1e5, 3e5, 1e6), ts=(1e5, 3e5,
                     eps = rng.normal(0, noise, 2)
                     ce = (law(TRUE["ppl"], n, t) + shift) * np.exp(eps[0])
                     err = (law(TRUE["ndcg@5"], n, t) + shift) * np.exp(eps[1])
-                    row = {"run_id": run, "status": "done", "final": frac == 1.0, "n_params": int(n),
-                           "tokens": int(tt), "flops": 6.5 * n * tt, "negatives": k, "valid_ppl": np.exp(ce) * 1.01,
-                           "valid_ndcg@5": (1 - err) * 0.99}
+                    row = {
+                        "run_id": run,
+                        "status": "done",
+                        "final": frac == 1.0,
+                        "n_params": int(n),
+                        "tokens": int(tt),
+                        "flops": 6.5 * n * tt,
+                        "negatives": k,
+                        "valid_ppl": np.exp(ce) * 1.01,
+                        "valid_ndcg@5": (1 - err) * 0.99,
+                    }
                     if frac == 1.0:
                         row.update({"test_ppl": np.exp(ce), "test_ndcg@5": 1 - err})
                     rows.append(row)
@@ -70,7 +80,7 @@ def test_joint_law_recovers_exponents_and_cis_cover_the_truth(fitted, metric):
 def test_single_axis_and_sigmoid_recovery():
     x = np.geomspace(1e4, 1e7, 15)
     rng = np.random.default_rng(1)
-    y = (0.7 + 25 * x ** -0.3) * np.exp(rng.normal(0, 0.002, x.size))
+    y = (0.7 + 25 * x**-0.3) * np.exp(rng.normal(0, 0.002, x.size))
     f = fit.power_law(x, y)
     assert f.params["alpha"] == pytest.approx(0.3, rel=0.05) and f.params["E"] == pytest.approx(0.7, rel=0.05)
     lc = np.linspace(20, 32, 25)
@@ -83,19 +93,26 @@ def test_single_axis_and_sigmoid_recovery():
 def test_batched_lbfgs_solves_each_problem_like_scipy():
     """lbfgs_batch on B independent bounded problems: every problem reaches scipy L-BFGS-B's own optimum."""
     from scipy.optimize import minimize
+
     rng = np.random.default_rng(3)
     centers, scales = rng.normal(0, 2, (30, 4)), rng.uniform(0.1, 10, (30, 4))
     lo, hi = np.full(4, -1.5), np.full(4, 1.5)
 
     def fun(x, rows):  # a scaled, shifted quartic-plus-quadratic per problem; some optima sit outside the box
         z = x - centers[rows]
-        return np.sum(scales[rows] * (z ** 2 + 0.1 * z ** 4), axis=1), scales[rows] * (2 * z + 0.4 * z ** 3)
+        return np.sum(scales[rows] * (z**2 + 0.1 * z**4), axis=1), scales[rows] * (2 * z + 0.4 * z**3)
 
     x, f, converged = fit.lbfgs_batch(fun, np.zeros((30, 4)), lo, hi)
     assert converged.all()
     for b in range(30):
-        ref = minimize(lambda v: tuple(r[0] for r in fun(v[None], np.array([b]))), np.zeros(4), jac=True,
-                       method="L-BFGS-B", bounds=list(zip(lo, hi)), options={"gtol": 1e-10})
+        ref = minimize(
+            lambda v: tuple(r[0] for r in fun(v[None], np.array([b]))),
+            np.zeros(4),
+            jac=True,
+            method="L-BFGS-B",
+            bounds=list(zip(lo, hi)),
+            options={"gtol": 1e-10},
+        )
         assert f[b] == pytest.approx(ref.fun, rel=1e-6, abs=1e-9)
         assert np.allclose(x[b], ref.x, atol=1e-4)
 
@@ -105,7 +122,7 @@ def test_bootstrap_refits_match_individual_fits():
     t = known_table(ns=(1e4, 1e5, 1e6), ts=(1e5, 1e6, 1e7))
     s = t[(t["negatives"] == "full") & t["final"]]
     x = [s["n_params"].to_numpy(float), s["tokens"].to_numpy(float)]
-    y = laws.to_target("ppl", s["test_ppl"])
+    y = table.to_target("ppl", s["test_ppl"])
     b = fit.bootstrap(fit.joint(*x, y), x, y, s["run_id"].to_numpy(), n_boot=5, seed=7)
     counts = np.random.default_rng(7).multinomial(len(s), np.full(len(s), 1 / len(s)), size=5)
     for c, sample in zip(counts, b.samples):
@@ -142,10 +159,15 @@ def test_figures_are_written_with_labelled_log_axes(fitted, tmp_path):
     assert fig.axes[0].get_xscale() == "log" and fig.axes[0].get_yscale() == "linear"
     assert fig.axes[-1].get_ylabel() == plots.N_LABEL  # the colour bar
     for metric in ("ppl", "ndcg@5"):  # no text of any figure clips or overlaps (read back from the rendering)
-        for fig in (plots.vs_flops(rows, fits, metric), plots.vs_axis(final, fits, metric, "n_params"),
-                    plots.vs_axis(final, fits, metric, "tokens"), plots.isoflop(final, fits, metric),
-                    plots.negatives(final, fits, metric), plots.residuals(final, fits, metric),
-                    plots.optimum(final, fits)):
+        for fig in (
+            plots.vs_flops(rows, fits, metric),
+            plots.vs_axis(final, fits, metric, "n_params"),
+            plots.vs_axis(final, fits, metric, "tokens"),
+            plots.isoflop(final, fits, metric),
+            plots.negatives(final, fits, metric),
+            plots.residuals(final, fits, metric),
+            plots.optimum(final, fits),
+        ):
             assert overlaps(fig) == [], (metric, fig.axes[0].get_title())
             plt.close(fig)
     assert plots.residuals(final, fits, "ppl").axes[2].get_title() == "extrapolation check"
@@ -178,17 +200,24 @@ def test_degenerate_inputs_give_messages_and_the_possible_fits():
 def test_cli_fit_and_missing_columns(fitted, tmp_path):
     t, _ = fitted
     t.to_csv(tmp_path / "table.csv", index=False)
-    proc = subprocess.run([sys.executable, "-m", "harness.cli", "fit", str(tmp_path / "table.csv"), "--bootstrap",
-                           "0"], capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "harness.cli", "fit", str(tmp_path / "table.csv"), "--bootstrap", "0"],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "ppl K=full" in proc.stdout and (tmp_path / "fits.json").exists()
     t.drop(columns=["flops", "tokens"]).to_csv(tmp_path / "bad.csv", index=False)
-    proc = subprocess.run([sys.executable, "-m", "harness.cli", "fit", str(tmp_path / "bad.csv")],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "harness.cli", "fit", str(tmp_path / "bad.csv")], capture_output=True, text=True
+    )
     assert proc.returncode == 2 and "missing column(s) tokens, flops" in proc.stderr
     assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
-    proc = subprocess.run([sys.executable, "-m", "harness.cli", "fit", str(tmp_path / "table.csv"),
-                           "--column", "n_params=Model Size"], capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "harness.cli", "fit", str(tmp_path / "table.csv"), "--column", "n_params=Model Size"],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 2 and "no column 'Model Size'" in proc.stderr and "Traceback" not in proc.stderr
 
 
@@ -201,8 +230,9 @@ def test_flags_written_as_text_are_parsed_and_a_bad_flag_is_one_line(tmp_path):
     assert len(table.points(loaded)) == len(t) // 2
     t["final"] = np.where(loaded["final"], "yes", "maybe")
     t.to_csv(tmp_path / "bad.csv", index=False)
-    proc = subprocess.run([sys.executable, "-m", "harness.cli", "fit", str(tmp_path / "bad.csv")],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "harness.cli", "fit", str(tmp_path / "bad.csv")], capture_output=True, text=True
+    )
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert "column final: 'maybe' is not a boolean" in proc.stderr and proc.stderr.count("\n") == 1
 
@@ -221,10 +251,22 @@ def test_isoflop_minima_of_a_known_law_follow_its_closed_form():
     """Cooldown-branch ends of 7 N x 10 T from the ppl law (C = 6 N T): each budget's own N range, interior
     minima, and N_opt(C) growing with the closed form's exponent beta / (alpha + beta)."""
     p = TRUE["ppl"]
-    rows = [{"run_id": f"{n:g}", "status": "done", "final": t == 1e8, "annealed": True, "n_params": n, "tokens": t,
-             "flops": 6 * n * t, "negatives": "full", "valid_ppl": np.exp(law(p, n, t)),
-             "test_ppl": np.exp(law(p, n, t))}
-            for n in np.geomspace(1e3, 1e6, 7) for t in np.geomspace(1e5, 1e8, 10)]
+    rows = [
+        {
+            "run_id": f"{n:g}",
+            "status": "done",
+            "final": t == 1e8,
+            "annealed": True,
+            "n_params": n,
+            "tokens": t,
+            "flops": 6 * n * t,
+            "negatives": "full",
+            "valid_ppl": np.exp(law(p, n, t)),
+            "test_ppl": np.exp(law(p, n, t)),
+        }
+        for n in np.geomspace(1e3, 1e6, 7)
+        for t in np.geomspace(1e5, 1e8, 10)
+    ]
     t = pd.DataFrame(rows)
     iso = laws.fit_table(t, n_boot=0)["metrics"]["ppl"]["full"]["isoflop"]
     found = [c for c in iso["curves"] if c["n_opt"]]
@@ -279,13 +321,30 @@ def test_advise_allocates_a_budget_by_the_closed_form_with_intervals(fitted, tmp
     assert ppl["ci95"][0] < ppl["value"] < ppl["ci95"][1]
     assert 0 <= a["predictions"]["ndcg@5"]["ci95"][0] <= a["predictions"]["ndcg@5"]["ci95"][1] <= 1
     (tmp_path / "fits.json").write_text(json.dumps(fits))
-    proc = subprocess.run([sys.executable, "-m", "harness.cli", "advise", str(tmp_path), "--budget", "1e14",
-                           "--negatives", "64", "--json"], capture_output=True, text=True)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "harness.cli",
+            "advise",
+            str(tmp_path),
+            "--budget",
+            "1e14",
+            "--negatives",
+            "64",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)
     assert out["negatives"] == "64" and out["n_params"] > 0 and len(out["tokens_ci95"]) == 2 and out["est_s"] > 0
-    proc = subprocess.run([sys.executable, "-m", "harness.cli", "advise", str(tmp_path), "--budget", "1e14",
-                           "--negatives", "7"], capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "harness.cli", "advise", str(tmp_path), "--budget", "1e14", "--negatives", "7"],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 2 and "--negatives 7: not a K of the table" in proc.stderr
     assert "Traceback" not in proc.stderr
 
@@ -330,10 +389,16 @@ def test_status_words_from_other_tools_are_read_and_unknown_ones_are_one_line(tm
         table.load(tmp_path / "bad.csv")
 
 
-@pytest.mark.parametrize("column,value,why", [
-    ("test_ppl", -5.0, "a perplexity must be finite and > 0"), ("test_ppl", 0.0, "a perplexity must be finite"),
-    ("test_ppl", np.inf, "a perplexity must be finite"), ("test_ndcg@5", 1.5, "NDCG@5 must lie in [0, 1]"),
-    ("test_ndcg@5", -0.1, "NDCG@5 must lie in [0, 1]")])
+@pytest.mark.parametrize(
+    "column,value,why",
+    [
+        ("test_ppl", -5.0, "a perplexity must be finite and > 0"),
+        ("test_ppl", 0.0, "a perplexity must be finite"),
+        ("test_ppl", np.inf, "a perplexity must be finite"),
+        ("test_ndcg@5", 1.5, "NDCG@5 must lie in [0, 1]"),
+        ("test_ndcg@5", -0.1, "NDCG@5 must lie in [0, 1]"),
+    ],
+)
 def test_an_impossible_metric_is_a_one_line_error_or_an_excluded_counted_row(tmp_path, column, value, why):
     """A finished run's perplexity <= 0 or infinite, or an NDCG@5 outside [0, 1]: `fit` exits 2 naming the
     column, the csv line and the value, and writes nothing; with --bad-values exclude the row is dropped and
@@ -345,13 +410,31 @@ def test_an_impossible_metric_is_a_one_line_error_or_an_excluded_counted_row(tmp
     t.loc[rows[5], "test_ppl"] = np.nan
     t.to_csv(tmp_path / "t.csv", index=False)
     out = tmp_path / "out"
-    proc = subprocess.run([sys.executable, "-m", "harness.cli", "fit", str(tmp_path / "t.csv"), "--bootstrap", "0",
-                           "--out", str(out)], capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "harness.cli", "fit", str(tmp_path / "t.csv"), "--bootstrap", "0", "--out", str(out)],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 2 and "Traceback" not in proc.stderr and proc.stderr.count("\n") == 1
     assert f"column {column}, line {rows[3] + 2}: {value}" in proc.stderr and why in proc.stderr
     assert not out.exists()
-    proc = subprocess.run([sys.executable, "-m", "harness.cli", "report", str(tmp_path / "t.csv"), "--bootstrap",
-                           "0", "--out", str(out), "--bad-values", "exclude"], capture_output=True, text=True)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "harness.cli",
+            "report",
+            str(tmp_path / "t.csv"),
+            "--bootstrap",
+            "0",
+            "--out",
+            str(out),
+            "--bad-values",
+            "exclude",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "invalid value" not in proc.stderr  # nothing impossible reached numpy
     fits = json.loads((out / "fits.json").read_text())
@@ -361,10 +444,26 @@ def test_an_impossible_metric_is_a_one_line_error_or_an_excluded_counted_row(tmp
 
 
 def test_negatives_the_catalog_cannot_supply_are_a_one_line_error_suggesting_full(tmp_path, shared_cache):
-    proc = subprocess.run([sys.executable, "-m", "harness.cli", "train", "configs/synthetic.yaml", "--set",
-                           "data.synthetic.n_items=50", "--set", "loss.negatives=5000", "--set", "features.kind=id",
-                           "--out", str(tmp_path)],
-                          capture_output=True, text=True, env={**os.environ, "SRT_SCALE_CACHE": str(shared_cache)})
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "harness.cli",
+            "train",
+            "configs/synthetic.yaml",
+            "--set",
+            "data.synthetic.n_items=50",
+            "--set",
+            "loss.negatives=5000",
+            "--set",
+            "features.kind=id",
+            "--out",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "SRT_SCALE_CACHE": str(shared_cache)},
+    )
     assert proc.returncode == 2 and "Traceback" not in proc.stderr and proc.stderr.count("\n") == 1
     assert "loss.negatives = 5000: not fewer than the catalog's 50 items" in proc.stderr and "full" in proc.stderr
     assert not any(tmp_path.iterdir())  # nothing half-written
@@ -374,7 +473,7 @@ def floorless_table(seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """y = 480/N^0.35 + 2000/T^0.37 with no floor (E = 0), 4 N x 4 T over one decade each, 1% noise."""
     rng = np.random.default_rng(seed)
     n, t = (a.ravel() for a in np.meshgrid(np.geomspace(1e8, 1e9, 4), np.geomspace(1e9, 1e10, 4)))
-    return n, t, (480 / n ** 0.35 + 2000 / t ** 0.37) * np.exp(rng.normal(0, 0.01, len(n)))
+    return n, t, (480 / n**0.35 + 2000 / t**0.37) * np.exp(rng.normal(0, 0.01, len(n)))
 
 
 @pytest.mark.parametrize("seed", range(20))
@@ -404,14 +503,16 @@ def test_the_floor_profile_is_the_least_squares_optimum_with_e_held_and_rejects_
     scale = 2.5e-4  # ~ the residual variance, as profile_floor scales it: the objective is O(n)
     for floor in (0.0, 0.1):
         got = scale * fit._floor_profile(f, logs, np.log(y), np.array([floor]), scale)[0]
-        ref = least_squares(lambda p: np.log(floor + p[0] * n ** -p[1] + p[2] * t ** -p[3]) - np.log(y),
-                            [480, 0.35, 2000, 0.37], x_scale=[100, 0.1, 100, 0.1])
+        ref = least_squares(
+            lambda p: np.log(floor + p[0] * n ** -p[1] + p[2] * t ** -p[3]) - np.log(y),
+            [480, 0.35, 2000, 0.37],
+            x_scale=[100, 0.1, 100, 0.1],
+        )
         assert got == pytest.approx(2 * ref.cost, rel=1e-4)
     rng = np.random.default_rng(0)  # 5 N x 5 T over 3 decades each: enough span to see a floor of 0.5
     n, t = (a.ravel() for a in np.meshgrid(np.geomspace(1e6, 1e9, 5), np.geomspace(1e8, 1e11, 5)))
-    y_floor = (0.5 + 480 / n ** 0.35 + 2000 / t ** 0.37) * np.exp(rng.normal(0, 0.01, len(n)))
-    g = fit.identify(fit.bootstrap(fit.joint(n, t, y_floor), [n, t], y_floor, np.arange(len(n)), n_boot=200),
-                     [n, t])
+    y_floor = (0.5 + 480 / n**0.35 + 2000 / t**0.37) * np.exp(rng.normal(0, 0.01, len(n)))
+    g = fit.identify(fit.bootstrap(fit.joint(n, t, y_floor), [n, t], y_floor, np.arange(len(n)), n_boot=200), [n, t])
     assert g.floor_profile["rejects_zero"] and "upper" not in g.floor_profile and "E" not in g.unidentified
     assert g.ci["E"][0] > 0 and g.ci["E"][0] < 0.5 < g.ci["E"][1]
     fits = laws.fit_table(known_table(), n_boot=200)
@@ -441,7 +542,7 @@ def test_variable_projection_solves_the_scales_exactly_and_finds_a_boundary_floo
     non-negative least squares, E = 0 at the box's lower edge; the fit from it has zero objective."""
     n, t = (a.ravel() for a in np.meshgrid(np.geomspace(1e6, 1e8, 5), np.geomspace(1e8, 1e10, 5)))
     alpha, beta = fit.PROJECTION_GRID[5], fit.PROJECTION_GRID[6]
-    y = 480 / n ** alpha + 2000 / t ** beta
+    y = 480 / n**alpha + 2000 / t**beta
     theta = fit._projected_start([np.log(n), np.log(t)], y)
     assert theta[0] == fit.BOUNDS["e"][0]  # E = 0: the lower edge of e = ln E
     assert np.allclose(np.exp(theta[[1, 3]]), [480, 2000], rtol=1e-6) and np.allclose(theta[[2, 4]], [alpha, beta])
@@ -467,8 +568,12 @@ def test_table_spec_split_rows_pooling_and_protocol(tmp_path):
     pooled = table.load(tmp_path / "t.csv", table.Spec(pool_negatives=True))
     assert set(laws.fit_table(pooled, n_boot=0)["metrics"]["ppl"]) == {"pooled"}
     assert len(table.points(table.load(tmp_path / "t.csv", table.Spec(rows="final")))) == n_final
-    for bad, where in ((dict(rows="annealed"), "no annealed rows"), (dict(split="train"), "--split"),
-                       (dict(rows="best"), "--rows"), (dict(columns={"params": "n_params"}), "'params'")):
+    for bad, where in (
+        (dict(rows="annealed"), "no annealed rows"),
+        (dict(split="train"), "--split"),
+        (dict(rows="best"), "--rows"),
+        (dict(columns={"params": "n_params"}), "'params'"),
+    ):
         with pytest.raises(UserError, match=where):
             table.load(tmp_path / "t.csv", table.Spec(**bad))
     t.assign(n_params=-1).to_csv(tmp_path / "negative.csv", index=False)
@@ -492,9 +597,19 @@ def isoflop_design(seed: int, labelled: bool, n_jitter: float = 0.0) -> tuple[pd
         for n in g * (c / 6) ** a * np.geomspace(0.1, 10, 7) * rng.uniform(1 - n_jitter, 1 + n_jitter, 7):
             cc = c * rng.uniform(0.97, 1.03)
             t = cc / (6 * n)
-            rows.append({"run_id": f"{c:g}-{n:g}", "status": "done", "final": True, "n_params": n, "tokens": t,
-                         "flops": cc, "negatives": "full", "test_ppl": np.exp(law(p, n, t)),
-                         **({"budget": f"{c:g}"} if labelled else {})})
+            rows.append(
+                {
+                    "run_id": f"{c:g}-{n:g}",
+                    "status": "done",
+                    "final": True,
+                    "n_params": n,
+                    "tokens": t,
+                    "flops": cc,
+                    "negatives": "full",
+                    "test_ppl": np.exp(law(p, n, t)),
+                    **({"budget": f"{c:g}"} if labelled else {}),
+                }
+            )
     return pd.DataFrame(rows), a
 
 
@@ -542,7 +657,7 @@ def test_a_planted_capacity_curve_is_set_beside_the_trained_runs_in_fits_report_
     t["d_model"] = t["n_params"].map(lambda n: widths[float(n)])
     t["oracle_test_exact_ppl"] = np.exp(1.5)
     for n, d in widths.items():
-        t[f"oracle_test_capacity_{d}_ppl"] = np.exp(1.5 + 2 * n ** -0.5)
+        t[f"oracle_test_capacity_{d}_ppl"] = np.exp(1.5 + 2 * n**-0.5)
     fits = laws.fit_table(t, n_boot=50)
     cap = fits["capacity"]
     assert cap["floor"] == pytest.approx(1.5) and [w["d_model"] for w in cap["widths"]] == [8, 12, 24, 40, 64]

@@ -9,8 +9,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from harness.core.errors import UserError
 from harness.data.augment import INF, PairSampler, kl_divergence
-from harness.errors import UserError
 from harness.run import Run, train
 
 STARTS, LENGTHS = np.array([0, 10, 30, 40]), np.array([5, 8, 3, 1])  # the last user has no pair
@@ -39,10 +39,12 @@ def enumerate_pairs(strategy):
 
 def law(alpha, beta, gamma):
     """The three-step GenPAS probability of every (first, last) pair, by direct enumeration."""
+
     def w(m, e, lo, hi):
         if math.isinf(e):
             return float(m == (hi if e > 0 else lo))
         return float(m) ** e
+
     users = [(s, n) for s, n in zip(STARTS, LENGTHS) if n >= 2]
     lo, hi = min(n for _, n in users) - 1, max(n for _, n in users) - 1
     uw = np.array([w(n - 1, alpha, lo, hi) for _, n in users])
@@ -107,8 +109,14 @@ def test_target_distribution_and_kl():
 
 
 def test_training_on_genpas_pairs(tiny, tmp_path):
-    cfg = tiny(augment__strategy="genpas", augment__alpha=1.0, augment__beta=1.0, augment__gamma=0.0,
-               loss__supervision="last", train__tokens=3000)
+    cfg = tiny(
+        augment__strategy="genpas",
+        augment__alpha=1.0,
+        augment__beta=1.0,
+        augment__gamma=0.0,
+        loss__supervision="last",
+        train__tokens=3000,
+    )
     run = Run(cfg, tmp_path)
     run.examples.epoch_order(0, 0)
     inputs, targets = run.examples.batch(torch.arange(64))

@@ -12,9 +12,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pytest
+from figure_text import overlaps
 
 from analysis import advise, frontier, laws, plots, report, table
-from figure_text import overlaps
 
 DATA = Path(__file__).parent / "data" / "chinchilla_approach3.csv"
 COLUMNS = {"n_params": "Model Size", "flops": "Training FLOP", "test_loss": "loss"}
@@ -75,7 +75,8 @@ def test_advise_at_the_chinchilla_budget_matches_the_closed_form(chinchilla):
     cf = frontier.closed_form(PUBLISHED_LAW, 6.0)
     n_pub = cf["G"] * (c / cf["kappa"]) ** cf["n_opt_exponent"]
     assert fits["cost"]["linear"]["a"] == pytest.approx(6.0, rel=1e-6) and a["flops_per_target"] == pytest.approx(
-        6.0 * a["n_params"], rel=1e-6)  # the table's C = 6 N T, so the cost model is the closed form's
+        6.0 * a["n_params"], rel=1e-6
+    )  # the table's C = 6 N T, so the cost model is the closed form's
     assert a["n_params_ci95"][0] < n_pub < a["n_params_ci95"][1]
     assert a["n_params"] == pytest.approx(n_pub, rel=0.15)
     assert a["tokens"] == pytest.approx(c / (6 * n_pub), rel=0.15)
@@ -87,8 +88,9 @@ def test_report_writes_every_figure_with_labels_that_neither_clip_nor_overlap(ch
     t, fits = chinchilla
     report.write(t, tmp_path, fits=fits)
     figures = sorted(p.name for p in (tmp_path / "figures").glob("*.png"))
-    assert figures == sorted([f"ppl_{n}.png" for n in ("vs_flops", "vs_n", "vs_t", "isoflop", "negatives",
-                                                       "residuals")] + ["optimum.png"])
+    assert figures == sorted(
+        [f"ppl_{n}.png" for n in ("vs_flops", "vs_n", "vs_t", "isoflop", "negatives", "residuals")] + ["optimum.png"]
+    )
     for png in (tmp_path / "figures").glob("*.png"):
         assert matplotlib.image.imread(png).shape[0] > 200
     text = (tmp_path / "report.md").read_text()
@@ -97,9 +99,14 @@ def test_report_writes_every_figure_with_labels_that_neither_clip_nor_overlap(ch
     assert "N_opt ∝ C^0.5" in approach_2 and "(95% CI 0.4" in approach_2
     rows, _ = table.usable(t)
     final = table.points(rows)
-    for fig in (plots.vs_flops(rows, fits, "ppl"), plots.vs_axis(final, fits, "ppl", "n_params"),
-                plots.vs_axis(final, fits, "ppl", "tokens"), plots.isoflop(final, fits, "ppl"),
-                plots.negatives(final, fits, "ppl"), plots.residuals(final, fits, "ppl")):
+    for fig in (
+        plots.vs_flops(rows, fits, "ppl"),
+        plots.vs_axis(final, fits, "ppl", "n_params"),
+        plots.vs_axis(final, fits, "ppl", "tokens"),
+        plots.isoflop(final, fits, "ppl"),
+        plots.negatives(final, fits, "ppl"),
+        plots.residuals(final, fits, "ppl"),
+    ):
         assert overlaps(fig) == [], fig.axes[0].get_title()
         assert any("MassiveText" in ax.get_ylabel() or "e^loss" in ax.get_ylabel() for ax in fig.axes)
         plt.close(fig)
@@ -108,8 +115,21 @@ def test_report_writes_every_figure_with_labels_that_neither_clip_nor_overlap(ch
 def test_cli_reads_the_published_table_and_advises(tmp_path):
     load_240(tmp_path)
     cols = [arg for name, source in COLUMNS.items() for arg in ("--column", f"{name}={source}")]
-    proc = subprocess.run([sys.executable, "-m", "harness.cli", "advise", str(tmp_path / "chinchilla_240.csv"),
-                           "--budget", "5.76e23", "--json", *cols], capture_output=True, text=True)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "harness.cli",
+            "advise",
+            str(tmp_path / "chinchilla_240.csv"),
+            "--budget",
+            "5.76e23",
+            "--json",
+            *cols,
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 0, proc.stderr
     a = json.loads(proc.stdout)
     assert 5e10 < a["n_params"] < 1e11 and a["table"]["columns"] == COLUMNS

@@ -8,6 +8,7 @@ import pytest
 
 from analysis import cost, design, fit, frontier, laws, negatives, optimum
 from analysis import noise as noise_model
+from analysis.table import to_target
 
 TRUTH = {"E": 1.5, "A": 400.0, "alpha": 0.35, "B": 80.0, "beta": 0.25}
 
@@ -21,8 +22,16 @@ def grid(ns, ts, sd, seed, run_sd=0.0):
     rng = np.random.default_rng(seed)
     n, t = (a.ravel() for a in np.meshgrid(np.asarray(ns, float), np.asarray(ts, float), indexing="ij"))
     y = loss(n, t) * np.exp(rng.normal(0, sd, len(n)) + rng.normal(0, run_sd, len(n)))
-    return pd.DataFrame({"n_params": n, "tokens": t, "flops": 6 * n * t, "run_id": [f"r{i}" for i in range(len(n))],
-                         "negatives": "full", "n_items": 1000}), y
+    return pd.DataFrame(
+        {
+            "n_params": n,
+            "tokens": t,
+            "flops": 6 * n * t,
+            "run_id": [f"r{i}" for i in range(len(n))],
+            "negatives": "full",
+            "n_items": 1000,
+        }
+    ), y
 
 
 def branched(ns, ts, run_sd, point_sd, seed, k="full"):
@@ -34,9 +43,21 @@ def branched(ns, ts, run_sd, point_sd, seed, k="full"):
         u = rng.normal(0, run_sd)
         for t in ts:
             y = loss(n, t) * np.exp(u + rng.normal(0, point_sd))
-            rows.append({"run_id": f"{k}-{n:g}", "status": "done", "annealed": True, "final": t == ts[-1],
-                         "n_params": int(n), "tokens": int(t), "flops": 6.0 * n * t, "negatives": k,
-                         "n_items": 1000, "test_ppl": float(np.exp(y)), "valid_ppl": float(np.exp(y))})
+            rows.append(
+                {
+                    "run_id": f"{k}-{n:g}",
+                    "status": "done",
+                    "annealed": True,
+                    "final": t == ts[-1],
+                    "n_params": int(n),
+                    "tokens": int(t),
+                    "flops": 6.0 * n * t,
+                    "negatives": k,
+                    "n_items": 1000,
+                    "test_ppl": float(np.exp(y)),
+                    "valid_ppl": float(np.exp(y)),
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -82,8 +103,14 @@ def test_a_negatives_fold_does_not_see_the_rows_it_holds_out():
     rng = np.random.default_rng(0)
     form = negatives.FORMS["effective_data"]
     p = {"E": 1.5, "A": 400.0, "alpha": 0.35, "B": 80.0, "beta": 0.25, "gamma": 0.8, "K0": 300.0}
-    x = np.array([(n, t, k) for n in np.geomspace(1e5, 1e7, 4) for t in np.geomspace(1e6, 1e8, 4)
-                  for k in (16.0, 64.0, 256.0, 999.0)])
+    x = np.array(
+        [
+            (n, t, k)
+            for n in np.geomspace(1e5, 1e7, 4)
+            for t in np.geomspace(1e6, 1e8, 4)
+            for k in (16.0, 64.0, 256.0, 999.0)
+        ]
+    )
     y = form.predict(p, x, 999.0) * np.exp(rng.normal(0, 0.003, len(x)))
     groups = np.array([f"{n:g}-{k:g}" for n, _, k in x])
     a = negatives._heldout(form, x, y, y, groups, 999.0, lambda v: v)
@@ -99,8 +126,9 @@ def test_a_bootstrap_weight_counts_a_point_that_many_times():
     rng = np.random.default_rng(2)
     form = negatives.FORMS["additive"]
     p = {"E": 1.5, "A": 400.0, "alpha": 0.35, "B": 80.0, "beta": 0.25, "gamma": 0.5, "D": 0.3}
-    x = np.array([(n, t, k) for n in np.geomspace(1e5, 1e7, 3) for t in np.geomspace(1e6, 1e8, 3)
-                  for k in (16.0, 256.0)])
+    x = np.array(
+        [(n, t, k) for n in np.geomspace(1e5, 1e7, 3) for t in np.geomspace(1e6, 1e8, 3) for k in (16.0, 256.0)]
+    )
     y = form.predict(p, x, 256.0) * np.exp(rng.normal(0, 0.02, len(x)))  # most residuals in the linear zone
     w = rng.multinomial(len(y), np.full(len(y), 1 / len(y))).astype(float)
     start, _ = negatives.fit_form(form, x, y, 256.0)
@@ -113,15 +141,27 @@ def test_a_bootstrap_weight_counts_a_point_that_many_times():
 
 
 # H3: approach 2's interval comes from the runs, not from the number of budgets interpolated between them.
-def isoflop_table(seed, sd=0.004, ns=np.geomspace(1e6, 1e8, 7)):
+ISOFLOP_NS = np.geomspace(1e6, 1e8, 7)
+
+
+def isoflop_table(seed, sd=0.004, ns=ISOFLOP_NS):
     rng = np.random.default_rng(seed)
     rows = []
     for i, n in enumerate(ns):
         u = rng.normal(0, sd)
         for c in np.geomspace(1e15, 1e20, 16):
-            rows.append({"run_id": f"r{i}", "n_params": n, "tokens": c / (6 * n), "flops": c, "negatives": "full",
-                         "final": c == 1e20, "n_items": 1000,
-                         "y": loss(n, c / (6 * n)) * np.exp(u + rng.normal(0, sd / 4))})
+            rows.append(
+                {
+                    "run_id": f"r{i}",
+                    "n_params": n,
+                    "tokens": c / (6 * n),
+                    "flops": c,
+                    "negatives": "full",
+                    "final": c == 1e20,
+                    "n_items": 1000,
+                    "y": loss(n, c / (6 * n)) * np.exp(u + rng.normal(0, sd / 4)),
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -160,8 +200,7 @@ def test_the_extrapolation_check_holds_out_whole_runs():
     a = laws._holdout(s, "ppl", "test_ppl", 10.0)
     held = set(a["joint_predictions"]["run_id"])
     early = s["run_id"].isin(held) & (s["flops"] <= a["c_max_fit"])
-    b = laws._holdout(s.assign(test_ppl=np.where(early, s["test_ppl"] * 1.05, s["test_ppl"])), "ppl", "test_ppl",
-                      10.0)
+    b = laws._holdout(s.assign(test_ppl=np.where(early, s["test_ppl"] * 1.05, s["test_ppl"])), "ppl", "test_ppl", 10.0)
     assert early.any()
     assert b["joint_predictions"]["predicted"] == pytest.approx(a["joint_predictions"]["predicted"], rel=1e-12)
     assert a["heldout_runs"] == len(held) and a["heldout_points"] == int(s["run_id"].isin(held).sum())
@@ -200,11 +239,20 @@ def test_an_optimum_beyond_the_sampled_range_is_flagged_and_edge_refits_are_left
 def test_design_draws_on_the_grid_edge_have_no_gradient():
     table = branched(np.geomspace(1e5, 1e7, 4), np.geomspace(1e6, 1e8, 4).astype(int), 0.003, 0.001, seed=6)
     s = table.assign(test_ppl=table["test_ppl"])
-    law = laws.joint_law(s, laws.to_target("ppl", s["test_ppl"]), n_boot=20, seed=0)
+    law = laws.joint_law(s, to_target("ppl", s["test_ppl"]), n_boot=20, seed=0)
     law.samples = [*law.samples[:5], {**law.params, "alpha": 0.0}, {**law.params, "beta": 0.0}]
     nz = design.noise(noise_model.Noise.from_dict(law.intervals["noise"]))
-    problem = design.Problem(law, s["n_params"].to_numpy(float), s["tokens"].to_numpy(float), s["run_id"].to_numpy(),
-                             nz, cost.fit_cost(s), "full", "n_opt", 10 * float(s["flops"].max()))
+    problem = design.Problem(
+        law,
+        s["n_params"].to_numpy(float),
+        s["tokens"].to_numpy(float),
+        s["run_id"].to_numpy(),
+        nz,
+        cost.fit_cost(s),
+        "full",
+        "n_opt",
+        10 * float(s["flops"].max()),
+    )
     grads = problem.gradients(problem.draws())
     finite = np.isfinite(grads).all(axis=(1, 2))
     assert finite[0] and not finite[-2:].any() and np.abs(grads[finite]).max() < 100
@@ -226,6 +274,7 @@ def test_the_sigmoid_asymptote_of_unsaturated_data_is_not_a_claim():
 def test_a_failed_line_search_is_not_reported_as_convergence():
     def wrong_gradient(x, rows):  # f = |x|^2 with the gradient's sign flipped: no step along -g descends
         return np.sum(x**2, axis=1), -2 * x
+
     _, _, converged = fit.lbfgs_batch(wrong_gradient, np.ones((3, 2)), np.full(2, -5.0), np.full(2, 5.0))
     assert not converged.any()
 

@@ -3,8 +3,8 @@ import sys
 
 import pytest
 
-from harness import config
-from harness.errors import UserError
+from harness.core import config
+from harness.core.errors import UserError
 
 
 def test_defaults_resolve_and_every_key_documented():
@@ -33,8 +33,7 @@ def test_bad_value_and_cross_key_rule(tmp_path):
 
 
 def test_set_values_parse_as_yaml():
-    cfg = config.load(None, ["model.d_model=128", "loss.negatives=full", "eval.points=[0.5, 1.0]",
-                             "model.n_heads=4"])
+    cfg = config.load(None, ["model.d_model=128", "loss.negatives=full", "eval.points=[0.5, 1.0]", "model.n_heads=4"])
     assert cfg["model.d_model"] == 128 and cfg["loss.negatives"] == "full" and cfg["eval.points"] == [0.5, 1.0]
 
 
@@ -46,16 +45,20 @@ def test_run_id_is_the_science_not_the_execution():
 
 
 def test_flatten_unflatten_roundtrip():
-    cfg = config.resolve({"data.columns": {"user": "u", "item": "i", "timestamp": "t"}, "data.name": "table",
-                          "data.path": "x.csv"})
+    cfg = config.resolve(
+        {"data.columns": {"user": "u", "item": "i", "timestamp": "t"}, "data.name": "table", "data.path": "x.csv"}
+    )
     assert config.flatten(config.unflatten(cfg)) == cfg
 
 
-@pytest.mark.parametrize("args,message", [
-    (["train", "missing.yaml"], "missing.yaml: cannot read"),
-    (["train", "configs/synthetic.yaml", "--set", "model.d_modl=3"], "unknown key 'model.d_modl'"),
-    (["data", "prepare", "movielens", "--set", "data.path=/nonexistent"], "/nonexistent"),
-])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["train", "missing.yaml"], "missing.yaml: cannot read"),
+        (["train", "configs/synthetic.yaml", "--set", "model.d_modl=3"], "unknown key 'model.d_modl'"),
+        (["data", "prepare", "movielens", "--set", "data.path=/nonexistent"], "/nonexistent"),
+    ],
+)
 def test_cli_user_errors_are_one_line_exit_2(args, message):
     proc = subprocess.run([sys.executable, "-m", "harness.cli", *args], capture_output=True, text=True)
     assert proc.returncode == 2
@@ -65,7 +68,8 @@ def test_cli_user_errors_are_one_line_exit_2(args, message):
 
 def test_every_command_has_help():
     commands = [["--help"], ["train", "--help"], ["data", "prepare", "--help"]] + [
-        [c, "--help"] for c in ("plan", "sweep", "status", "collect", "fit", "plot", "report", "study")]
+        [c, "--help"] for c in ("plan", "sweep", "status", "collect", "fit", "plot", "report", "study")
+    ]
     for args in commands:
         proc = subprocess.run([sys.executable, "-m", "harness.cli", *args], capture_output=True, text=True)
         assert proc.returncode == 0 and "usage: srt-scale" in proc.stdout
@@ -75,14 +79,20 @@ def test_every_command_has_help():
 
 def test_docs_carry_the_current_config_reference():
     from pathlib import Path
+
     assert config.reference() in (Path(__file__).parent.parent / "docs" / "config.md").read_text()
 
 
 def test_nothing_in_the_repository_points_outside_it():
     import subprocess
     from pathlib import Path
+
     root = Path(__file__).parent.parent
     files = subprocess.run(["git", "ls-files"], cwd=root, capture_output=True, text=True).stdout.split()
-    outside = [f for f in files if f.endswith((".py", ".md", ".yaml", ".sh", ".toml", "Makefile"))
-               and "../" + "shared" in (root / f).read_text(errors="replace")]
+    outside = [
+        f
+        for f in files
+        if f.endswith((".py", ".md", ".yaml", ".sh", ".toml", "Makefile"))
+        and "../" + "shared" in (root / f).read_text(errors="replace")
+    ]
     assert outside == [], outside

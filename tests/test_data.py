@@ -7,13 +7,22 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from harness import config
+from harness.core import config
+from harness.core.errors import UserError
 from harness.data import readers, synthetic
 from harness.data.prepare import dataset_key, prepare
-from harness.errors import UserError
 
-SMALL_WORLD = dict(n_users=300, n_items=150, mean_length=12, max_length=30, latent_dim=8, drift=0.3,
-                   sharpness=0.6, popularity=1.0, seed=3)
+SMALL_WORLD = dict(
+    n_users=300,
+    n_items=150,
+    mean_length=12,
+    max_length=30,
+    latent_dim=8,
+    drift=0.3,
+    sharpness=0.6,
+    popularity=1.0,
+    seed=3,
+)
 
 
 def test_synthetic_is_seeded_and_text_carries_signal():
@@ -27,8 +36,9 @@ def test_synthetic_is_seeded_and_text_carries_signal():
     assert (a_items["title"] != "").all() and (a_items["brand"] != "").all()
     assert set(a_items["category"]) <= set(synthetic.CATEGORIES)
     # consecutive items share a category far more often than chance: the text's words carry the latent signal
-    same = (a_inter["user"].diff() == 0) & (a_inter["item"].map(a_items.set_index("item")["category"]).pipe(
-        lambda c: c == c.shift()))
+    same = (a_inter["user"].diff() == 0) & (
+        a_inter["item"].map(a_items.set_index("item")["category"]).pipe(lambda c: c == c.shift())
+    )
     chance = (a_items["category"].value_counts(normalize=True) ** 2).sum()
     assert same.sum() / (a_inter["user"].diff() == 0).sum() > 1.5 * chance
     # the oracle figures are proper: probabilities and expected metrics in range, ndcg@10 >= ndcg@5
@@ -40,6 +50,7 @@ def test_synthetic_is_seeded_and_text_carries_signal():
 def test_oracle_matches_a_monte_carlo_estimate():
     """Expected NDCG@5 of ranking by p equals the average over draws from p."""
     import torch
+
     p = torch.softmax(torch.randn(4, 50) * 2, dim=1)
     expected = synthetic._expected_metrics(p)["ndcg@5"]
     order = torch.argsort(p, dim=1, descending=True)
@@ -55,6 +66,7 @@ def test_rejection_draws_follow_the_exact_next_item_distribution():
     import numpy as np
     import torch
     from scipy.stats import chisquare
+
     rng = np.random.default_rng(1)
     n_items, d, n_brand, n = 40, 8, 7, 400_000
     item_brand = np.concatenate([np.arange(n_brand - 1), rng.integers(0, n_brand - 1, n_items - n_brand + 1)])
@@ -67,7 +79,7 @@ def test_rejection_draws_follow_the_exact_next_item_distribution():
     V = torch.tensor(item_vec, dtype=torch.float32)
     for k in range(2):
         p = torch.softmax(0.6 * (u[k] @ V.T) + torch.tensor(pop, dtype=torch.float32), 0).double().numpy()
-        freq = np.bincount(draws[k * n:(k + 1) * n], minlength=n_items)
+        freq = np.bincount(draws[k * n : (k + 1) * n], minlength=n_items)
         assert 0.5 * np.abs(freq / n - p).sum() < 0.01  # total variation; sampling noise alone is ~0.004
         assert chisquare(freq, p / p.sum() * n).pvalue > 1e-4
 
@@ -109,6 +121,7 @@ def test_nested_subsets_are_contained(tiny):
     def sequences(d):
         titles = d.items.set_index("item")["title"]
         return {tuple(titles[d.flat[a:b]]) for a, b in zip(d.offsets[:-1], d.offsets[1:])}
+
     assert sequences(small) <= sequences(large) <= sequences(full)
     assert "oracle" in small.manifest
 
@@ -122,13 +135,18 @@ def test_ml100k_from_the_recbole_wheel():
 
 # --- fixtures in each exact file format -----------------------------------------------------------------------
 
+
 def _events():
     """5 users x 6 interactions over 4 items, timestamps increasing per user."""
     return [(u, i % 4 + 1, 1000 + 10 * i) for u in range(1, 6) for i in range(u, u + 6)]
 
 
-ITEMS = {1: ("Alpha Lamp", "Lumo", "Home"), 2: ("Beta Chair", "Sitz", "Furniture"),
-         3: ("Gamma Pen", "Inko", "Office"), 4: ("Delta Mug", "Cupa", "Kitchen")}
+ITEMS = {
+    1: ("Alpha Lamp", "Lumo", "Home"),
+    2: ("Beta Chair", "Sitz", "Furniture"),
+    3: ("Gamma Pen", "Inko", "Office"),
+    4: ("Delta Mug", "Cupa", "Kitchen"),
+}
 
 
 def _table_cfg(**kw):
@@ -143,10 +161,14 @@ def _check(data, n_users=5, n_items=4, n=30):
 def test_recbole_atomic(tmp_path):
     d = tmp_path / "shop"
     d.mkdir()
-    (d / "shop.inter").write_text("user_id:token\titem_id:token\trating:float\ttimestamp:float\n" + "".join(
-        f"u{u}\ti{i}\t4\t{t}\n" for u, i, t in _events()))
-    (d / "shop.item").write_text("item_id:token\ttitle:token_seq\tbrand:token\tcategories:token_seq\n" + "".join(
-        f"i{i}\t{t}\t{b}\t{c}\n" for i, (t, b, c) in ITEMS.items()))
+    (d / "shop.inter").write_text(
+        "user_id:token\titem_id:token\trating:float\ttimestamp:float\n"
+        + "".join(f"u{u}\ti{i}\t4\t{t}\n" for u, i, t in _events())
+    )
+    (d / "shop.item").write_text(
+        "item_id:token\ttitle:token_seq\tbrand:token\tcategories:token_seq\n"
+        + "".join(f"i{i}\t{t}\t{b}\t{c}\n" for i, (t, b, c) in ITEMS.items())
+    )
     data, _ = prepare(_table_cfg(**{"data.name": "recbole", "data.path": str(d)}))
     _check(data)
     assert set(data.items["brand"]) == {"Lumo", "Sitz", "Inko", "Cupa"}
@@ -161,30 +183,47 @@ def test_amazon2018_ratings_csv_and_metadata(tmp_path, gz):
         else:
             path.write_text(text)
         return path
+
     ratings = write(tmp_path / "Toys.csv", "".join(f"A{i},U{u},5.0,{t}\n" for u, i, t in _events()))
-    meta = write(tmp_path / "meta_Toys.json", "".join(json.dumps(
-        {"asin": f"A{i}", "title": t, "brand": b, "category": ["Toys", c]}) + "\n" for i, (t, b, c) in ITEMS.items()))
-    data, _ = prepare(_table_cfg(**{"data.name": "amazon2018", "data.path": str(ratings),
-                                    "data.items_path": str(meta)}))
+    meta = write(
+        tmp_path / "meta_Toys.json",
+        "".join(
+            json.dumps({"asin": f"A{i}", "title": t, "brand": b, "category": ["Toys", c]}) + "\n"
+            for i, (t, b, c) in ITEMS.items()
+        ),
+    )
+    data, _ = prepare(
+        _table_cfg(**{"data.name": "amazon2018", "data.path": str(ratings), "data.items_path": str(meta)})
+    )
     _check(data)
     assert "Toys Home" in set(data.items["category"])
 
 
 def test_amazon2018_review_json(tmp_path):
     reviews = tmp_path / "Toys_5.json"
-    reviews.write_text("".join(json.dumps({"reviewerID": f"U{u}", "asin": f"A{i}", "unixReviewTime": t,
-                                           "overall": 5.0}) + "\n" for u, i, t in _events()))
+    reviews.write_text(
+        "".join(
+            json.dumps({"reviewerID": f"U{u}", "asin": f"A{i}", "unixReviewTime": t, "overall": 5.0}) + "\n"
+            for u, i, t in _events()
+        )
+    )
     meta = tmp_path / "meta_Toys.json"
-    meta.write_text("".join(json.dumps({"asin": f"A{i}", "title": t, "brand": b, "category": [c]}) + "\n"
-                            for i, (t, b, c) in ITEMS.items()))
-    _check(prepare(_table_cfg(**{"data.name": "amazon2018", "data.path": str(reviews),
-                                 "data.items_path": str(meta)}))[0])
+    meta.write_text(
+        "".join(
+            json.dumps({"asin": f"A{i}", "title": t, "brand": b, "category": [c]}) + "\n"
+            for i, (t, b, c) in ITEMS.items()
+        )
+    )
+    _check(
+        prepare(_table_cfg(**{"data.name": "amazon2018", "data.path": str(reviews), "data.items_path": str(meta)}))[0]
+    )
 
 
 def test_movielens_dat(tmp_path):
     (tmp_path / "ratings.dat").write_text("".join(f"{u}::{i}::4::{t}\n" for u, i, t in _events()))
-    (tmp_path / "movies.dat").write_bytes("".join(f"{i}::{t}::{c}|Drama\n" for i, (t, _, c) in ITEMS.items())
-                                          .encode("latin-1"))
+    (tmp_path / "movies.dat").write_bytes(
+        "".join(f"{i}::{t}::{c}|Drama\n" for i, (t, _, c) in ITEMS.items()).encode("latin-1")
+    )
     data, _ = prepare(_table_cfg(**{"data.name": "movielens", "data.path": str(tmp_path)}))
     _check(data)
     assert "Home Drama" in set(data.items["category"])
@@ -193,8 +232,9 @@ def test_movielens_dat(tmp_path):
 def test_movielens_u_data(tmp_path):
     (tmp_path / "u.data").write_text("".join(f"{u}\t{i}\t4\t{t}\n" for u, i, t in _events()))
     flags = lambda k: "|".join("1" if j == k else "0" for j in range(19))  # noqa: E731
-    (tmp_path / "u.item").write_bytes("".join(f"{i}|{t}|01-Jan-1995||http://x|{flags(i)}\n"
-                                              for i, (t, _, _) in ITEMS.items()).encode("latin-1"))
+    (tmp_path / "u.item").write_bytes(
+        "".join(f"{i}|{t}|01-Jan-1995||http://x|{flags(i)}\n" for i, (t, _, _) in ITEMS.items()).encode("latin-1")
+    )
     data, _ = prepare(_table_cfg(**{"data.name": "movielens", "data.path": str(tmp_path)}))
     _check(data)
     assert data.items.loc[0, "category"] == "Action"
@@ -211,8 +251,18 @@ def test_generic_table(tmp_path, fmt):
         inter.to_parquet(tmp_path / "inter.parquet")
         items.to_parquet(tmp_path / "items.parquet")
     cols = {"user": "uid", "item": "iid", "timestamp": "ts", "title": "name", "brand": "maker", "category": "cat"}
-    _check(prepare(_table_cfg(**{"data.name": "table", "data.path": str(tmp_path / f"inter.{fmt}"),
-                                 "data.items_path": str(tmp_path / f"items.{fmt}"), "data.columns": cols}))[0])
+    _check(
+        prepare(
+            _table_cfg(
+                **{
+                    "data.name": "table",
+                    "data.path": str(tmp_path / f"inter.{fmt}"),
+                    "data.items_path": str(tmp_path / f"items.{fmt}"),
+                    "data.columns": cols,
+                }
+            )
+        )[0]
+    )
 
 
 def test_chronological_order_with_stable_ties(tmp_path):
@@ -221,21 +271,34 @@ def test_chronological_order_with_stable_ties(tmp_path):
     items = pd.DataFrame({"i": ["i1", "i2", "i3", "i4"], "title": ["a", "b", "c", "d"]})
     items.to_csv(tmp_path / "items.csv", index=False)
     cols = {"user": "u", "item": "i", "timestamp": "t", "title": "title"}
-    data, _ = prepare(_table_cfg(**{"data.name": "table", "data.path": str(tmp_path / "x.csv"),
-                                    "data.items_path": str(tmp_path / "items.csv"), "data.columns": cols}))
+    data, _ = prepare(
+        _table_cfg(
+            **{
+                "data.name": "table",
+                "data.path": str(tmp_path / "x.csv"),
+                "data.items_path": str(tmp_path / "items.csv"),
+                "data.columns": cols,
+            }
+        )
+    )
     titles = data.items.set_index("item")["title"]
     assert list(titles[data.flat]) == ["d", "c", "b", "a"]
 
 
 # --- bad input: one-line errors or counted, reported drops ------------------------------------------------
 
+
 def _write_table(tmp_path, events, items):
     pd.DataFrame(events, columns=["u", "i", "t"]).to_csv(tmp_path / "inter.csv", index=False)
     pd.DataFrame(items, columns=["i", "title", "brand"]).to_csv(tmp_path / "items.csv", index=False)
-    return _table_cfg(**{"data.name": "table", "data.path": str(tmp_path / "inter.csv"),
-                         "data.items_path": str(tmp_path / "items.csv"),
-                         "data.columns": {"user": "u", "item": "i", "timestamp": "t", "title": "title",
-                                          "brand": "brand"}})
+    return _table_cfg(
+        **{
+            "data.name": "table",
+            "data.path": str(tmp_path / "inter.csv"),
+            "data.items_path": str(tmp_path / "items.csv"),
+            "data.columns": {"user": "u", "item": "i", "timestamp": "t", "title": "title", "brand": "brand"},
+        }
+    )
 
 
 def test_item_without_text_and_user_with_one_interaction_are_counted_drops(tmp_path):
@@ -259,9 +322,14 @@ def test_item_kcore_is_iterative_and_counted(tmp_path):
 def test_missing_column_names_file_and_column(tmp_path):
     (tmp_path / "inter.csv").write_text("u,i\n1,2\n")
     (tmp_path / "items.csv").write_text("i,title\n2,x\n")
-    cfg = _table_cfg(**{"data.name": "table", "data.path": str(tmp_path / "inter.csv"),
-                        "data.items_path": str(tmp_path / "items.csv"),
-                        "data.columns": {"user": "u", "item": "i", "timestamp": "t", "title": "title"}})
+    cfg = _table_cfg(
+        **{
+            "data.name": "table",
+            "data.path": str(tmp_path / "inter.csv"),
+            "data.items_path": str(tmp_path / "items.csv"),
+            "data.columns": {"user": "u", "item": "i", "timestamp": "t", "title": "title"},
+        }
+    )
     with pytest.raises(UserError, match=r"inter\.csv: missing column\(s\) t"):
         prepare(cfg)
 
@@ -278,7 +346,9 @@ def test_non_utf8_text_names_the_line(tmp_path):
     reviews = tmp_path / "r.csv"
     reviews.write_bytes(b"A1,U1,5,100\nA2,U1,5,\xff\xfe200\n")
     (tmp_path / "m.json").write_text('{"asin": "A1", "title": "x"}\n')
-    cfg = _table_cfg(**{"data.name": "amazon2018", "data.path": str(reviews), "data.items_path": str(tmp_path / "m.json")})
+    cfg = _table_cfg(
+        **{"data.name": "amazon2018", "data.path": str(reviews), "data.items_path": str(tmp_path / "m.json")}
+    )
     with pytest.raises(UserError, match=r"r\.csv:2: not valid UTF-8"):
         prepare(cfg)
 
@@ -286,8 +356,13 @@ def test_non_utf8_text_names_the_line(tmp_path):
 def test_invalid_json_line(tmp_path):
     (tmp_path / "r.json").write_text('{"reviewerID": "U1", "asin": "A1", "unixReviewTime": 1}\n{oops\n')
     (tmp_path / "m.json").write_text('{"asin": "A1", "title": "x"}\n')
-    cfg = _table_cfg(**{"data.name": "amazon2018", "data.path": str(tmp_path / "r.json"),
-                        "data.items_path": str(tmp_path / "m.json")})
+    cfg = _table_cfg(
+        **{
+            "data.name": "amazon2018",
+            "data.path": str(tmp_path / "r.json"),
+            "data.items_path": str(tmp_path / "m.json"),
+        }
+    )
     with pytest.raises(UserError, match=r"r\.json:2: invalid JSON"):
         prepare(cfg)
 
@@ -319,8 +394,12 @@ def test_read_text_handles_gzip(tmp_path):
 
 AMAZON_QUIRKS = [
     {"asin": "A1", "title": "Ear Buds &amp; Case", "brand": "Sonix", "category": ["Electronics", "Audio"]},
-    {"asin": "A2", "title": '<span class="a-size-medium">Wireless Mouse</span>', "brand": "Clikk",
-     "category": ["Electronics", "</span></span>Computers"]},
+    {
+        "asin": "A2",
+        "title": '<span class="a-size-medium">Wireless Mouse</span>',
+        "brand": "Clikk",
+        "category": ["Electronics", "</span></span>Computers"],
+    },
     {"asin": "A3", "title": "var aPageStart = (new Date()).getTime();", "brand": "Acme"},  # junk, brand kept
     {"asin": "A4", "title": "", "brand": "Tabla", "category": ["Home &amp;amp; Kitchen"]},  # empty title
     {"asin": "A5", "title": "Desk  Lamp\n", "category": ["Home"]},  # no brand key at all
@@ -333,8 +412,20 @@ def _amazon_quirks(tmp_path, **kw):
     dup = events[:3]  # exact (user, item, time) repeats
     (tmp_path / "r.csv").write_text("".join(f"{i},U{u},5.0,{t}\n" for u, i, t in events + dup))
     (tmp_path / "m.json").write_text("".join(json.dumps(row) + "\n" for row in AMAZON_QUIRKS))
-    return prepare(_table_cfg(**{"data.name": "amazon2018", "data.path": str(tmp_path / "r.csv"),
-                                 "data.items_path": str(tmp_path / "m.json"), **kw}))[0], len(events), len(dup)
+    return (
+        prepare(
+            _table_cfg(
+                **{
+                    "data.name": "amazon2018",
+                    "data.path": str(tmp_path / "r.csv"),
+                    "data.items_path": str(tmp_path / "m.json"),
+                    **kw,
+                }
+            )
+        )[0],
+        len(events),
+        len(dup),
+    )
 
 
 def test_amazon_metadata_quirks_are_cleaned_and_counted(tmp_path):
@@ -369,8 +460,9 @@ def test_placeholders_in_tables_and_movielens_genres_are_missing(tmp_path):
     ml = tmp_path / "ml"
     ml.mkdir()
     (ml / "ratings.dat").write_text("".join(f"{u}::{i}::4::{t}\n" for u, i, t in _events()))
-    (ml / "movies.dat").write_text("".join(f"{i}::{t}::{'(no genres listed)' if i == 2 else c}\n"
-                                           for i, (t, _, c) in ITEMS.items()))
+    (ml / "movies.dat").write_text(
+        "".join(f"{i}::{t}::{'(no genres listed)' if i == 2 else c}\n" for i, (t, _, c) in ITEMS.items())
+    )
     data, _ = prepare(_table_cfg(**{"data.name": "movielens", "data.path": str(ml)}))
     assert data.items.loc[1, "category"] == "" and data.manifest["cleaning"]["placeholders"] == 1
 
@@ -378,8 +470,11 @@ def test_placeholders_in_tables_and_movielens_genres_are_missing(tmp_path):
 def _interaction_only(tmp_path):
     events = [(u, i % 7 + 1, 1000 + 10 * i) for u in range(1, 41) for i in range(u, u + 9)]
     pd.DataFrame(events, columns=["user_id", "item_id", "ts"]).to_csv(tmp_path / "log.csv", index=False)
-    return {"data.name": "table", "data.path": str(tmp_path / "log.csv"),
-            "data.columns": {"user": "user_id", "item": "item_id", "timestamp": "ts"}}
+    return {
+        "data.name": "table",
+        "data.path": str(tmp_path / "log.csv"),
+        "data.columns": {"user": "user_id", "item": "item_id", "timestamp": "ts"},
+    }
 
 
 def test_interaction_only_log_trains_with_id_features(tmp_path, tiny):
@@ -388,9 +483,11 @@ def test_interaction_only_log_trains_with_id_features(tmp_path, tiny):
     source = _interaction_only(tmp_path)
     data, _ = prepare(_table_cfg(**source))
     assert data.manifest["text"] is False and data.n_items == 7 and data.manifest["drops"]["items_no_text"] == 0
-    result = train(tiny(features__kind="id", train__tokens=600, **{k.replace(".", "__"): v
-                                                                    for k, v in source.items()}),
-                   tmp_path / "runs", progress=False)
+    result = train(
+        tiny(features__kind="id", train__tokens=600, **{k.replace(".", "__"): v for k, v in source.items()}),
+        tmp_path / "runs",
+        progress=False,
+    )
     assert result["status"] == "done" and result["n_items"] == 7
 
 
@@ -401,11 +498,16 @@ def test_text_extractor_on_an_interaction_only_log_is_one_line(tmp_path, shared_
 
     source = _interaction_only(tmp_path)
     cfg = tmp_path / "run.yaml"
-    cfg.write_text(f"data: {{name: table, path: {source['data.path']}, columns: {{user: user_id, item: item_id, "
-                   "timestamp: ts}}\nfeatures: {kind: st}\ntrain: {tokens: 600}\n")
-    proc = subprocess.run([sys.executable, "-m", "harness.cli", "train", str(cfg), "--out", str(tmp_path / "runs"),
-                           "--quiet"], capture_output=True, text=True,
-                          env={**os.environ, "SRT_SCALE_CACHE": str(shared_cache)})
+    cfg.write_text(
+        f"data: {{name: table, path: {source['data.path']}, columns: {{user: user_id, item: item_id, "
+        "timestamp: ts}}\nfeatures: {kind: st}\ntrain: {tokens: 600}\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-m", "harness.cli", "train", str(cfg), "--out", str(tmp_path / "runs"), "--quiet"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "SRT_SCALE_CACHE": str(shared_cache)},
+    )
     assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1
     assert "features.kind = st reads item text" in proc.stderr and "interaction-only" in proc.stderr
 
@@ -414,13 +516,15 @@ def test_draws_of_the_spectral_world_follow_the_exact_next_item_distribution():
     import numpy as np
     import torch
     from scipy.stats import chisquare
+
     from harness.data import spectral
+
     logits = torch.randn(2, 40, generator=torch.Generator().manual_seed(3)) * 2
     n = 400_000
     draws = spectral.categorical_draw(logits.repeat_interleave(n, 0), torch.Generator().manual_seed(0)).numpy()
     for k in range(2):
         p = torch.softmax(logits[k].double(), 0).numpy()
-        freq = np.bincount(draws[k * n:(k + 1) * n], minlength=40)
+        freq = np.bincount(draws[k * n : (k + 1) * n], minlength=40)
         assert 0.5 * np.abs(freq / n - p).sum() < 0.01  # total variation; sampling noise alone is ~0.004
         assert chisquare(freq, p * n).pvalue > 1e-4
 
@@ -433,10 +537,21 @@ def test_the_capacity_oracle_follows_the_planted_spectrum(nu):
     width it is the oracle itself (gap < 1e-6 nats); the latents are a linear function of the title's words, with
     the catalog's second moment exactly the planted diag(lambda) / sum(lambda)."""
     import numpy as np
+
     from harness.data import spectral
-    inter, items, oracle = spectral.generate(n_users=600, n_items=1000, mean_length=12, max_length=30,
-                                             latent_dim=128, drift=0.3, sharpness=2.0, popularity=0.5, spectrum=nu,
-                                             seed=0)
+
+    inter, items, oracle = spectral.generate(
+        n_users=600,
+        n_items=1000,
+        mean_length=12,
+        max_length=30,
+        latent_dim=128,
+        drift=0.3,
+        sharpness=2.0,
+        popularity=0.5,
+        spectrum=nu,
+        seed=0,
+    )
     widths = [w for w in spectral.CAPACITY_WIDTHS if 8 <= w <= 48]
     exact = oracle["test_exact_ce"].mean()
     gaps = [oracle[f"test_capacity_{w}_ce"].mean() - exact for w in widths]

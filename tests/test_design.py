@@ -27,7 +27,8 @@ def planted(n, t, seed, noise=0.004):
 def write_table(path, n, t, seed):
     n, t = np.asarray(n, float), np.asarray(t, float)
     pd.DataFrame({"n_params": n, "tokens": t, "flops": 6 * n * t, "test_loss": planted(n, t, seed)}).to_csv(
-        path, index=False)
+        path, index=False
+    )
     return path
 
 
@@ -135,9 +136,31 @@ axes:
 
 
 def study(tmp_path, *extra):
-    return [sys.executable, "-m", "harness.cli", "study", str(tmp_path / "grid.yaml"), "--adaptive", "--executor",
-            "debug", "--out", str(tmp_path / "study"), "--spend", "5e9", "--rounds", "2", "--next", "2",
-            "--design-bootstrap", "50", "--bootstrap", "50", "--report", str(tmp_path / "report"), *extra]
+    return [
+        sys.executable,
+        "-m",
+        "harness.cli",
+        "study",
+        str(tmp_path / "grid.yaml"),
+        "--adaptive",
+        "--executor",
+        "debug",
+        "--out",
+        str(tmp_path / "study"),
+        "--spend",
+        "5e9",
+        "--rounds",
+        "2",
+        "--next",
+        "2",
+        "--design-bootstrap",
+        "50",
+        "--bootstrap",
+        "50",
+        "--report",
+        str(tmp_path / "report"),
+        *extra,
+    ]
 
 
 def test_adaptive_study_resumes_after_a_kill_with_nothing_lost_or_run_twice(tmp_path, shared_cache):
@@ -145,8 +168,9 @@ def test_adaptive_study_resumes_after_a_kill_with_nothing_lost_or_run_twice(tmp_
     (tmp_path / "grid.yaml").write_text(GRID)
     env = {**os.environ, "SRT_SCALE_CACHE": str(shared_cache)}
     proposal = tmp_path / "study" / "round_01" / "design.json"
-    proc = subprocess.Popen(study(tmp_path), env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        study(tmp_path), env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True
+    )
     try:
         deadline = time.time() + 300
         while not proposal.exists() and proc.poll() is None and time.time() < deadline:

@@ -7,24 +7,30 @@ import subprocess
 import sys
 
 import pytest
-
-from harness import config, sweep
-
 from test_sweep import BASE, make_sweep
+
+from harness.core import config
+from harness.sweep import sweep
 
 
 def _cli_train(cfg_path, out, cache, *extra):
-    proc = subprocess.run([sys.executable, "-m", "harness.cli", "train", str(cfg_path), "--out", str(out), "--quiet",
-                           *extra], capture_output=True, text=True, timeout=600,
-                          env={**os.environ, "SRT_SCALE_CACHE": str(cache)})
+    proc = subprocess.run(
+        [sys.executable, "-m", "harness.cli", "train", str(cfg_path), "--out", str(out), "--quiet", *extra],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "SRT_SCALE_CACHE": str(cache)},
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return proc
 
 
 def test_two_processes_through_the_cli_match_one_process(tmp_path, shared_cache):
     cfg_path = tmp_path / "run.yaml"
-    cfg_path.write_text(BASE + "model: {d_model: 16, n_heads: 1, d_ff: 32, n_layers: 1, context: 10, dropout: 0.0}\n"
-                        "train: {batch_size: 16, tokens: 6000, threads: 1}\n")
+    cfg_path.write_text(
+        BASE + "model: {d_model: 16, n_heads: 1, d_ff: 32, n_layers: 1, context: 10, dropout: 0.0}\n"
+        "train: {batch_size: 16, tokens: 6000, threads: 1}\n"
+    )
     run_id = config.run_id(config.load(cfg_path))
     _cli_train(cfg_path, tmp_path / "one", shared_cache)
     proc = _cli_train(cfg_path, tmp_path / "two", shared_cache, "--nproc", "2")
@@ -46,9 +52,12 @@ def test_a_checkpoint_resumes_only_with_its_number_of_processes(tmp_path, shared
     run_id = config.run_id(config.load(cfg_path))
     _cli_train(cfg_path, tmp_path / "runs", shared_cache, "--nproc", "2")
     (tmp_path / "runs" / run_id / "result.json").unlink()  # as if it had stopped before the end
-    proc = subprocess.run([sys.executable, "-m", "harness.cli", "train", str(cfg_path), "--out",
-                           str(tmp_path / "runs"), "--quiet"], capture_output=True, text=True,
-                          env={**os.environ, "SRT_SCALE_CACHE": str(shared_cache)})
+    proc = subprocess.run(
+        [sys.executable, "-m", "harness.cli", "train", str(cfg_path), "--out", str(tmp_path / "runs"), "--quiet"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "SRT_SCALE_CACHE": str(shared_cache)},
+    )
     assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1
     assert "written by a run of 2 process(es)" in proc.stderr
 
@@ -60,5 +69,6 @@ def test_two_task_local_job_is_one_data_parallel_run(tmp_path):
     result = json.loads((s.runs_dir / points[0].run_id / "result.json").read_text())
     assert result["status"] == "done" and result["world_size"] == 2
     from harness.run import train
+
     one = train({**points[0].cfg, "train.threads": 1}, tmp_path / "one", progress=False)
     assert result["test_ppl"] == pytest.approx(one["test_ppl"], rel=1e-5)

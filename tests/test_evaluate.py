@@ -7,7 +7,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from harness.evaluate import metrics_from_ranks, rank_and_nll
+from harness.model.evaluate import metrics_from_ranks, rank_and_nll
 
 
 def brute_force(scores: np.ndarray, targets: np.ndarray, history: list | None):
@@ -22,16 +22,18 @@ def brute_force(scores: np.ndarray, targets: np.ndarray, history: list | None):
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.integers(1, 6), st.integers(2, 30), st.integers(1, 4), st.integers(1, 9), st.booleans(),
-       st.integers(0, 10_000))
-def test_matches_brute_force(U, I, d, chunk, exclude, seed):
+@given(
+    st.integers(1, 6), st.integers(2, 30), st.integers(1, 4), st.integers(1, 9), st.booleans(), st.integers(0, 10_000)
+)
+def test_matches_brute_force(U, I, d, chunk, exclude, seed):  # noqa: E741 (U users x I items)
     rng = np.random.default_rng(seed)
     items = rng.integers(-2, 3, (I, d)).astype(np.float32)  # small integers: many exact ties
     h = rng.integers(-2, 3, (U, d)).astype(np.float32)
     targets = rng.integers(1, I + 1, U)
     history = [rng.integers(1, I + 1, rng.integers(0, 5)) for _ in range(U)] if exclude else None
-    ranks, nll = rank_and_nll(torch.from_numpy(h), torch.from_numpy(targets), torch.from_numpy(items), 1.0,
-                              chunk, history)
+    ranks, nll = rank_and_nll(
+        torch.from_numpy(h), torch.from_numpy(targets), torch.from_numpy(items), 1.0, chunk, history
+    )
     want_ranks, want_nll = brute_force(h @ items.T, targets, history)
     np.testing.assert_array_equal(ranks.numpy(), want_ranks)
     np.testing.assert_allclose(nll.numpy(), want_nll, rtol=1e-5, atol=1e-5)

@@ -12,16 +12,22 @@ import time
 import pandas as pd
 import pytest
 import torch
-
-from harness import config, grid, results, sweep
-from harness.evaluate import metrics_from_ranks
-
 from test_sweep import BASE, run
+
+from harness.core import config
+from harness.model.evaluate import metrics_from_ranks
+from harness.plan import grid
+from harness.sweep import results, sweep
 
 
 def cli(*args, cache, check_rc=None):
-    proc = subprocess.run([sys.executable, "-m", "harness.cli", *map(str, args)], capture_output=True, text=True,
-                          env={**os.environ, "SRT_SCALE_CACHE": str(cache)}, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, "-m", "harness.cli", *map(str, args)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "SRT_SCALE_CACHE": str(cache)},
+        timeout=600,
+    )
     if check_rc is not None:
         assert proc.returncode == check_rc, proc.stdout + proc.stderr
     return proc
@@ -35,8 +41,10 @@ def test_overflowing_perplexity_is_infinite_not_a_crash():
 def test_exploding_run_ends_diverged_and_a_sweep_keeps_it(tmp_path, shared_cache):
     (tmp_path / "base.yaml").write_text(BASE)
     grid = tmp_path / "grid.yaml"
-    grid.write_text("base: base.yaml\nset: {train.lr: 1000.0, train.grad_clip: 0.0, train.warmup: 0.0}\n"
-                    "axes:\n  negatives: [full]\n  eval.points: [[0.1, 0.5, 1.0], [1.0]]\n")
+    grid.write_text(
+        "base: base.yaml\nset: {train.lr: 1000.0, train.grad_clip: 0.0, train.warmup: 0.0}\n"
+        "axes:\n  negatives: [full]\n  eval.points: [[0.1, 0.5, 1.0], [1.0]]\n"
+    )
     out = tmp_path / "sweep"
     proc = cli("sweep", grid, "--executor", "debug", "--out", out, cache=shared_cache, check_rc=0)
     assert "2 diverged" in proc.stdout
@@ -66,10 +74,24 @@ def test_sigkilled_local_sweep_resumes_on_the_next_plain_sweep(tmp_path, shared_
     reference, points = make_sweep_from(tmp_path, "reference")
     run(reference, points, "debug")
     killed, _ = make_sweep_from(tmp_path, "killed")
-    proc = subprocess.Popen([sys.executable, "-m", "harness.cli", "sweep", str(tmp_path / "grid.yaml"),
-                             "--executor", "local", "--max-jobs", "2", "--out", str(killed.root)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            env={**os.environ, "SRT_SCALE_CACHE": str(shared_cache)})
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "harness.cli",
+            "sweep",
+            str(tmp_path / "grid.yaml"),
+            "--executor",
+            "local",
+            "--max-jobs",
+            "2",
+            "--out",
+            str(killed.root),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, "SRT_SCALE_CACHE": str(shared_cache)},
+    )
     try:
         deadline = time.time() + 300
         while time.time() < deadline:  # every run has a checkpoint and none has finished
@@ -98,7 +120,7 @@ def test_sigkilled_local_sweep_resumes_on_the_next_plain_sweep(tmp_path, shared_
 
 
 def make_sweep_from(tmp_path, name):
-    from harness import grid, plan
+    from harness.plan import grid, plan
 
     points = grid.load(tmp_path / "grid.yaml")
     s = sweep.Sweep(tmp_path / name)
@@ -132,8 +154,9 @@ def test_checkpoint_whose_pickle_runs_code_is_refused(tmp_path, shared_cache):
     assert not marker.exists()
     assert json.loads((run_dir / "result.json").read_text())["status"] == "failed"
     # --init-from: someone else's run directory on shared storage
-    proc = cli("train", cfg_path, "--out", tmp_path / "fine", "--quiet", "--init-from", run_dir,
-               cache=shared_cache, check_rc=2)
+    proc = cli(
+        "train", cfg_path, "--out", tmp_path / "fine", "--quiet", "--init-from", run_dir, cache=shared_cache, check_rc=2
+    )
     assert len(proc.stderr.strip().splitlines()) == 1 and "checkpoint.pt: refused" in proc.stderr
     assert not marker.exists()
 
@@ -144,15 +167,19 @@ def test_a_run_killed_max_retries_times_ends_failed_with_the_reason_and_retry_fa
     logged, and submits nothing; `--retry-failed` then trains it to the end."""
     (tmp_path / "base.yaml").write_text(BASE)
     grid_path = tmp_path / "grid.yaml"
-    grid_path.write_text("base: base.yaml\nset: {train.tokens: 1200000, sweep.max_retries: 2}\n"
-                         "axes:\n  negatives: [full]\n")
+    grid_path.write_text(
+        "base: base.yaml\nset: {train.tokens: 1200000, sweep.max_retries: 2}\naxes:\n  negatives: [full]\n"
+    )
     out = tmp_path / "sweep"
     s = sweep.Sweep(out)
     (run_id,) = [p.run_id for p in grid.load(grid_path)]
     for attempt in range(2):
-        proc = subprocess.Popen([sys.executable, "-m", "harness.cli", "sweep", str(grid_path), "--executor", "local",
-                                 "--out", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                env={**os.environ, "SRT_SCALE_CACHE": str(shared_cache)})
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "harness.cli", "sweep", str(grid_path), "--executor", "local", "--out", str(out)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env={**os.environ, "SRT_SCALE_CACHE": str(shared_cache)},
+        )
         try:
             deadline = time.time() + 300
             while _starts(s) <= attempt or s.kills(run_id) <= attempt:  # killed once its job is on record and it trains
@@ -171,16 +198,19 @@ def test_a_run_killed_max_retries_times_ends_failed_with_the_reason_and_retry_fa
     result = json.loads((out / "runs" / run_id / "result.json").read_text())
     assert result["status"] == "failed" and result["error"].startswith("killed 2 times")
     assert sweep.status(s)[0] == {"failed": 1}
-    cli("sweep", grid_path, "--executor", "local", "--out", out, "--retry-failed", cache=shared_cache,
-               check_rc=0)
+    cli("sweep", grid_path, "--executor", "local", "--out", out, "--retry-failed", cache=shared_cache, check_rc=0)
     assert sweep.status(s)[0] == {"done": 1}
     assert s.kills(run_id) == 1  # the count started again at the retry: one submission since, which finished
 
 
 def _starts(s) -> int:
     """How many times a run of sweep `s` has started training (its train.log's start and resume lines)."""
-    return sum(1 for log in s.runs_dir.glob("*/train.log") for line in log.read_text().splitlines()
-               if " start: " in line or " resume at " in line)
+    return sum(
+        1
+        for log in s.runs_dir.glob("*/train.log")
+        for line in log.read_text().splitlines()
+        if " start: " in line or " resume at " in line
+    )
 
 
 def test_a_torn_result_json_is_named_moved_aside_and_the_run_resubmitted(tmp_path, shared_cache):

@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 
 from analysis import compare, fit, lack_of_fit, laws, noise, table
-from harness import grid
-from harness.errors import UserError
+from harness.core.errors import UserError
+from harness.plan import grid
 
 TRUE = dict(E=4.0, A=17.5, alpha=0.5, B=15.8, beta=0.4)
 T6 = np.geomspace(2e4, 6.4e5, 6)
@@ -30,14 +30,26 @@ def planted(ns, seeds=1, run_sd=0.003, point_sd=0.002, seed=0, law=TRUE, couplin
             for t in T6:
                 y = law["E"] + law["A"] * n ** -law["alpha"] + b * t ** -law["beta"]
                 ln_ppl = y * np.exp(effect + rng.normal(0, point_sd))
-                rows.append({"run_id": f"{prefix}{i}-{s}", "status": "done", "final": t == T6[-1], "annealed": True,
-                             "n_params": n, "tokens": t, "flops": 10 * n * t, "negatives": "full",
-                             "train.seed": s, "model.d_model": i, "test_ppl": np.exp(ln_ppl)})
+                rows.append(
+                    {
+                        "run_id": f"{prefix}{i}-{s}",
+                        "status": "done",
+                        "final": t == T6[-1],
+                        "annealed": True,
+                        "n_params": n,
+                        "tokens": t,
+                        "flops": 10 * n * t,
+                        "negatives": "full",
+                        "train.seed": s,
+                        "model.d_model": i,
+                        "test_ppl": np.exp(ln_ppl),
+                    }
+                )
     return pd.DataFrame(rows)
 
 
 def joint(s, n_boot=100, intervals="auto", seed=0):
-    return laws.joint_law(s, laws.to_target("ppl", s["test_ppl"]), n_boot, seed, intervals)
+    return laws.joint_law(s, table.to_target("ppl", s["test_ppl"]), n_boot, seed, intervals)
 
 
 def test_a_strong_run_effect_is_measured_and_widens_the_intervals_beyond_the_point_method():
@@ -56,8 +68,7 @@ def test_a_strong_run_effect_is_measured_and_widens_the_intervals_beyond_the_poi
 def test_the_method_of_moments_is_unbiased_in_expectation_under_the_linear_model():
     rng = np.random.default_rng(3)
     runs = np.repeat(np.arange(8), 6)
-    jac = np.column_stack([np.ones(48), np.log(np.repeat(np.geomspace(1e3, 1e5, 8), 6)),
-                           np.tile(np.log(T6), 8)])
+    jac = np.column_stack([np.ones(48), np.log(np.repeat(np.geomspace(1e3, 1e5, 8), 6)), np.tile(np.log(T6), 8)])
     m_mat = noise.residual_maker(jac)
     est = []
     for _ in range(400):
@@ -97,8 +108,10 @@ def test_the_lack_of_fit_statistics_vanish_on_an_exact_law_and_need_replicated_c
     n, t = (a.ravel() for a in np.meshgrid(np.geomspace(2e3, 1e5, 5), T6))
     exact = np.zeros(len(n))
     wrong = np.log(n) * np.log(t) - np.mean(np.log(n) * np.log(t))
-    assert lack_of_fit.trend_f(exact + 1e-9 * np.sin(np.arange(len(n))), [n, t])[0][0] < lack_of_fit.trend_f(
-        wrong + 1e-9 * np.sin(np.arange(len(n))), [n, t])[0][0]
+    assert (
+        lack_of_fit.trend_f(exact + 1e-9 * np.sin(np.arange(len(n))), [n, t])[0][0]
+        < lack_of_fit.trend_f(wrong + 1e-9 * np.sin(np.arange(len(n))), [n, t])[0][0]
+    )
     assert lack_of_fit.pure_error_f(wrong, np.arange(len(n)), 5) is None  # every cell one point
 
 
@@ -125,23 +138,33 @@ def test_compare_cli_prints_the_verdict_and_fits_json_inputs_skip_the_test(tmp_p
     a.to_parquet(pa)
     fits = laws.fit_table(table.load(pa), n_boot=30)
     (tmp_path / "fits.json").write_text(json.dumps(fits))
-    r = subprocess.run([sys.executable, "-m", "harness.cli", "compare", str(pa), str(tmp_path / "fits.json"),
-                        "--bootstrap", "30"], capture_output=True, text=True)
+    r = subprocess.run(
+        [sys.executable, "-m", "harness.cli", "compare", str(pa), str(tmp_path / "fits.json"), "--bootstrap", "30"],
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 0, r.stderr
     assert "verdict:" in r.stdout and "needs tables" in r.stdout
 
 
-@pytest.mark.parametrize("edit,message", [
-    (lambda t: pd.concat([t, t]), r"30 duplicate row\(s\), the same \(run_id, tokens\).*line 32 repeats line 2"),
-    (lambda t: t.assign(n_params=t["n_params"].where(t.index != 3, 0)), r"column n_params, line 5: '0.0' is not a "
-                                                                          r"number > 0"),
-    (lambda t: t.iloc[:0], "the table has no rows"),
-])
+@pytest.mark.parametrize(
+    "edit,message",
+    [
+        (lambda t: pd.concat([t, t]), r"30 duplicate row\(s\), the same \(run_id, tokens\).*line 32 repeats line 2"),
+        (
+            lambda t: t.assign(n_params=t["n_params"].where(t.index != 3, 0)),
+            r"column n_params, line 5: '0.0' is not a "
+            r"number > 0",
+        ),
+        (lambda t: t.iloc[:0], "the table has no rows"),
+    ],
+)
 def test_a_table_that_could_mislead_is_a_one_line_error_with_exit_2(tmp_path, edit, message):
     path = tmp_path / "t.csv"
     edit(planted(np.geomspace(2e3, 1e5, 5))).to_csv(path, index=False)
-    r = subprocess.run([sys.executable, "-m", "harness.cli", "fit", str(path), "--bootstrap", "0"],
-                       capture_output=True, text=True)
+    r = subprocess.run(
+        [sys.executable, "-m", "harness.cli", "fit", str(path), "--bootstrap", "0"], capture_output=True, text=True
+    )
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
     assert re.search(message, r.stderr), r.stderr
@@ -160,9 +183,11 @@ def test_duplicates_keep_first_fits_once_and_counts_them(tmp_path):
 
 
 def test_grid_replicates_copy_the_chosen_cells_with_other_seeds_and_refuse_mistakes(tmp_path):
-    (tmp_path / "base.yaml").write_text("data:\n  synthetic: {n_users: 200, n_items: 120, mean_length: 15, "
-                                        "max_length: 40}\nfeatures: {kind: id}\nmodel: {context: 20}\n"
-                                        "train: {batch_size: 32, tokens: 6000}\n")
+    (tmp_path / "base.yaml").write_text(
+        "data:\n  synthetic: {n_users: 200, n_items: 120, mean_length: 15, "
+        "max_length: 40}\nfeatures: {kind: id}\nmodel: {context: 20}\n"
+        "train: {batch_size: 32, tokens: 6000}\n"
+    )
     path = tmp_path / "grid.yaml"
     head = "base: base.yaml\naxes:\n  n_params: [1.28e+4, 1.0e+5, 3.0e+5]\n  negatives: [16, full]\nseeds: [0]\n"
     path.write_text(head + "replicates: {seeds: [1, 2]}\n")
@@ -172,9 +197,11 @@ def test_grid_replicates_copy_the_chosen_cells_with_other_seeds_and_refuse_mista
         seeds[(p.shape.n_params, p.cfg["loss.negatives"])].append(p.cfg["train.seed"])
     assert len(points) == 6 + 2 * 2 * 2  # the smallest and largest N, both K, two more seeds each
     assert sorted(len(v) for v in seeds.values()) == [1, 1, 3, 3, 3, 3]
-    for bad, message in (("replicates: {seeds: [0]}\n", "already a seed"),
-                         ("replicates: {seeds: [1], n_params: [5.0e+4]}\n", "not a value of the n_params axis"),
-                         ("replicates: [1]\n", "needs 'seeds'")):
+    for bad, message in (
+        ("replicates: {seeds: [0]}\n", "already a seed"),
+        ("replicates: {seeds: [1], n_params: [5.0e+4]}\n", "not a value of the n_params axis"),
+        ("replicates: [1]\n", "needs 'seeds'"),
+    ):
         path.write_text(head + bad)
         with pytest.raises(UserError, match=message):
             grid.load(path)
@@ -188,7 +215,7 @@ def test_fit_help_says_what_the_intervals_are():
 
 def test_simulated_variances_carry_their_degrees_of_freedom():
     s = planted(np.geomspace(2e3, 1e5, 40))
-    y = laws.to_target("ppl", s["test_ppl"])
+    y = table.to_target("ppl", s["test_ppl"])
     xs = [s["n_params"].to_numpy(float), s["tokens"].to_numpy(float)]
     f = fit.joint(*xs, y)
     pred = np.log(fit.predict_joint(f.params, *xs))

@@ -6,15 +6,17 @@ import numpy as np
 import pytest
 import torch
 
-from harness import config
-from harness.features import IdExtractor, SentenceExtractor, TokenExtractor, build_extractor, encode_texts
-from harness.losses import NegativeSampler, binary, full_softmax, gbce_beta, sampled_softmax
-from harness.model import build_model
+from harness.core import config
+from harness.data.text import encode_texts
+from harness.model.features import IdExtractor, SentenceExtractor, TokenExtractor, build_extractor
+from harness.model.losses import NegativeSampler, binary, full_softmax, gbce_beta, sampled_softmax
+from harness.model.srt import build_model
 
 
 def _model(kind="id", n_items=40, **over):
-    cfg = config.resolve({"model.d_model": 16, "model.n_heads": 2, "model.d_ff": 32, "model.context": 8,
-                          "model.dropout": 0.0, **over})
+    cfg = config.resolve(
+        {"model.d_model": 16, "model.n_heads": 2, "model.d_ff": 32, "model.context": 8, "model.dropout": 0.0, **over}
+    )
     torch.manual_seed(0)
     if kind == "id":
         ext = IdExtractor(n_items, 16)
@@ -82,7 +84,8 @@ def test_relative_positions_give_the_most_recent_item_distance_zero_for_every_ta
 
 
 def test_n_params_do_not_grow_with_the_catalog_for_text_extractors():
-    from harness.accounting import count_params
+    from harness.model.accounting import count_params
+
     small, large = _model("st", n_items=40), _model("st", n_items=4000)
     assert count_params(small)["n_params"] == count_params(large)["n_params"]
     assert count_params(small)["n_params_tables"] == count_params(large)["n_params_tables"]
@@ -105,6 +108,7 @@ def test_st_extractor_embeds_real_text_offline(tmp_path):
 
 def test_tokens_extractor_uses_minilm_word_pieces(tiny):
     from harness.data.prepare import prepare
+
     data, _ = prepare(tiny())
     ext = build_extractor(tiny(**{"features__kind": "tokens"}), data)
     assert ext.field0.shape == (data.n_items + 1, 24) and (ext.field0[0] == 0).all()
@@ -113,6 +117,7 @@ def test_tokens_extractor_uses_minilm_word_pieces(tiny):
 
 
 # --- losses ---------------------------------------------------------------------------------------------------
+
 
 def test_sampled_softmax_over_the_whole_catalog_equals_full_softmax():
     torch.manual_seed(0)

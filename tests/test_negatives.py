@@ -3,19 +3,28 @@
 import numpy as np
 import pandas as pd
 import pytest
+from figure_text import overlaps
 
 from analysis import advise, cost, laws, negatives, plots, report
 from analysis.table import points
-from figure_text import overlaps
-from harness.errors import UserError
+from harness.core.errors import UserError
 
-PLANTED = {"additive": dict(E=1.0, A=30.0, alpha=0.35, B=200.0, beta=0.4, D=0.5, gamma=0.3),
-           "effective_data": dict(E=1.0, A=30.0, alpha=0.35, B=200.0, beta=0.4, K0=100.0, gamma=0.8),
-           "effective_capacity": dict(E=1.0, A=30.0, alpha=0.35, B=200.0, beta=0.4, K0=100.0, gamma=0.8, zeta=1.0)}
+PLANTED = {
+    "additive": dict(E=1.0, A=30.0, alpha=0.35, B=200.0, beta=0.4, D=0.5, gamma=0.3),
+    "effective_data": dict(E=1.0, A=30.0, alpha=0.35, B=200.0, beta=0.4, K0=100.0, gamma=0.8),
+    "effective_capacity": dict(E=1.0, A=30.0, alpha=0.35, B=200.0, beta=0.4, K0=100.0, gamma=0.8, zeta=1.0),
+}
 
 
-def planted_table(form, params=None, ks=(16, 64, 256, 1024, "full"), n_items=10000, seed=1, noise=0.005,
-                  per_target=lambda n, k: 6.5 * n):
+def planted_table(
+    form,
+    params=None,
+    ks=(16, 64, 256, 1024, "full"),
+    n_items=10000,
+    seed=1,
+    noise=0.005,
+    per_target=lambda n, k: 6.5 * n,
+):
     """A results table whose ln(perplexity) follows `form` exactly, times log-normal noise: 4 N x 5 K runs, each
     with 6 fitting points (cooldown branches) over 1.5 decades of T; C = per_target(N, K) T."""
     rng = np.random.default_rng(seed)
@@ -23,9 +32,19 @@ def planted_table(form, params=None, ks=(16, 64, 256, 1024, "full"), n_items=100
     for n in (1e4, 3e4, 1e5, 3e5):
         for k in ks:
             for t in (1e5, 2e5, 4e5, 8e5, 1.6e6, 3.2e6):
-                rows.append({"run_id": f"{n:g}-{k}", "status": "done", "final": t == 3.2e6, "annealed": True,
-                             "n_params": int(n), "tokens": int(t), "negatives": str(k), "n_items": n_items,
-                             "flops": per_target(n, n_items - 1 if k == "full" else k) * t})
+                rows.append(
+                    {
+                        "run_id": f"{n:g}-{k}",
+                        "status": "done",
+                        "final": t == 3.2e6,
+                        "annealed": True,
+                        "n_params": int(n),
+                        "tokens": int(t),
+                        "negatives": str(k),
+                        "n_items": n_items,
+                        "flops": per_target(n, n_items - 1 if k == "full" else k) * t,
+                    }
+                )
     df = pd.DataFrame(rows)
     k, k_ref, _ = negatives.negatives_axis(df)
     x = np.stack([df["n_params"], df["tokens"], k], axis=1).astype(float)
@@ -43,7 +62,8 @@ def test_the_planted_form_is_selected_by_heldout_error_and_its_exponents_recover
     assert out["selected"] == form
     for other in set(out["forms"]) - {form}:
         assert out["forms"][form]["heldout"]["mean"] <= out["forms"][other]["heldout"]["mean"] * (
-            1 + negatives.SELECT_MARGIN)
+            1 + negatives.SELECT_MARGIN
+        )
     p = out["forms"][form]["params"]
     for name in ("alpha", "beta"):
         assert p[name] == pytest.approx(PLANTED[form][name], rel=0.05)
@@ -68,8 +88,9 @@ def test_full_needs_n_items_and_a_table_without_full_rows_needs_none():
     sampled = t[t["negatives"] != "full"]
     k, k_ref, reference = negatives.negatives_axis(sampled)
     assert k_ref == 1024 and "largest sampled K" in reference
-    out = negatives.fit_negatives(sampled, np.log(sampled["test_ppl"].to_numpy()), sampled["test_ppl"].to_numpy(),
-                                  np.exp, n_boot=0)
+    out = negatives.fit_negatives(
+        sampled, np.log(sampled["test_ppl"].to_numpy()), sampled["test_ppl"].to_numpy(), np.exp, n_boot=0
+    )
     assert out["selected"] in negatives.FORMS
 
 
@@ -147,8 +168,9 @@ def test_advise_picks_the_compute_optimal_k_and_n_of_a_planted_law():
         assert a["negatives"] == k_true and a["candidates"] == ["16", "64", "256", "1024", "full"]
         assert a["n_params"] == pytest.approx(n_true, rel=0.25)
         assert a["tokens"] == pytest.approx(budget / negatives_cost(a["n_params"], int(k_true)), rel=1e-9)
-        assert a["negatives_share"] == pytest.approx(1000 * int(k_true) / negatives_cost(a["n_params"], int(k_true)),
-                                                     rel=0.05)
+        assert a["negatives_share"] == pytest.approx(
+            1000 * int(k_true) / negatives_cost(a["n_params"], int(k_true)), rel=0.05
+        )
     joint = advise.advise(fits, 1e11)  # with K between the sampled values too: a K near the table's best
     assert 64 <= joint["negatives_number"] <= 1024 and len(joint["candidates"]) > len(ks)
     o = fits["optimum"]
@@ -159,10 +181,16 @@ def test_advise_picks_the_compute_optimal_k_and_n_of_a_planted_law():
 def test_a_table_mixing_samplers_gets_no_joint_law_in_k_but_a_message_naming_them():
     t = planted_table("additive", ks=(16, 256, "full"))
     t["loss.sampler"] = np.where(t["negatives"] == "16", "uniform", "popularity")
-    fits = laws.fit_table(t[t["negatives"] != "full"].assign(**{"loss.sampler": "uniform"}).pipe(
-        lambda s: pd.concat([s, t[t["negatives"] == "full"]])), n_boot=0)
+    fits = laws.fit_table(
+        t[t["negatives"] != "full"]
+        .assign(**{"loss.sampler": "uniform"})
+        .pipe(lambda s: pd.concat([s, t[t["negatives"] == "full"]])),
+        n_boot=0,
+    )
     assert "negatives" in fits  # one sampled family (the full softmax's own sampler value does not count)
     fits = laws.fit_table(t, n_boot=0)
     assert "negatives" not in fits
-    assert any("mix negative families" in m and "loss.sampler = uniform" in m and "loss.sampler = popularity" in m
-               for m in fits["messages"])
+    assert any(
+        "mix negative families" in m and "loss.sampler = uniform" in m and "loss.sampler = popularity" in m
+        for m in fits["messages"]
+    )

@@ -10,11 +10,11 @@ import time
 from pathlib import Path
 
 import pytest
-
-from harness import config, results, sweep
-from harness.run import train
-
 from test_sweep import make_sweep
+
+from harness.core import config
+from harness.run import train
+from harness.sweep import results, sweep
 
 ROOT = Path(__file__).parent.parent
 PROFILE = ROOT / "slurm" / "local.yaml"
@@ -22,8 +22,9 @@ PROFILE = ROOT / "slurm" / "local.yaml"
 
 @pytest.fixture(scope="module")
 def cluster():
-    proc = subprocess.run(["bash", str(ROOT / "slurm" / "cluster.sh"), "start"], capture_output=True, text=True,
-                          timeout=900)
+    proc = subprocess.run(
+        ["bash", str(ROOT / "slurm" / "cluster.sh"), "start"], capture_output=True, text=True, timeout=900
+    )
     if proc.returncode != 0:
         message = f"could not start the local Slurm cluster: {proc.stderr.strip()[-2000:]}"
         if os.environ.get("CI") == "true":
@@ -66,7 +67,7 @@ def test_grid_runs_as_a_job_array_and_matches_the_local_executor(cluster, tmp_pa
 
 def test_usr2_checkpoints_requeues_and_resumes_to_the_same_metrics(cluster, tmp_path):
     s, points = make_sweep(tmp_path, axes="  train.tokens: [300000]\n", name="slurm")
-    (run_id, job_id), = _submit(s, points, wait=False).items()
+    ((run_id, job_id),) = _submit(s, points, wait=False).items()
     _wait_until(lambda: _training_started(s, run_id))
     time.sleep(1)
     subprocess.run(["scancel", "--signal=USR2", job_id], check=True)
@@ -82,7 +83,7 @@ def test_usr2_checkpoints_requeues_and_resumes_to_the_same_metrics(cluster, tmp_
 
 def test_scancel_without_a_handler_is_interrupted_and_the_next_sweep_resumes_it(cluster, tmp_path):
     s, points = make_sweep(tmp_path, axes="  train.tokens: [300000]\n", name="slurm")
-    (run_id, job_id), = _submit(s, points, wait=False).items()
+    ((run_id, job_id),) = _submit(s, points, wait=False).items()
     _wait_until(lambda: _training_started(s, run_id))
     subprocess.run(["scancel", job_id], check=True)  # SIGTERM (submitit ignores it), SIGKILL after KillWait
     _wait_until(lambda: sweep.status(s)[0] == {"interrupted": 1}, timeout=120, poll=1)
@@ -100,8 +101,9 @@ def test_two_task_job_is_preempted_and_resumes_to_the_same_metrics(cluster, tmp_
     profile = tmp_path / "two.yaml"
     profile.write_text(PROFILE.read_text().replace("tasks_per_node: 1", "tasks_per_node: 2"))
     s, points = make_sweep(tmp_path, axes="  train.tokens: [300000]\n  model.dropout: [0.0]\n", name="slurm")
-    (run_id, job_id), = sweep.submit(s, points, "slurm", sweep.load_profile(profile), wait=False,
-                                     log=lambda m: None).items()
+    ((run_id, job_id),) = sweep.submit(
+        s, points, "slurm", sweep.load_profile(profile), wait=False, log=lambda m: None
+    ).items()
     _wait_until(lambda: _training_started(s, run_id))
     time.sleep(1)
     subprocess.run(["scancel", "--signal=USR2", job_id], check=True)

@@ -9,7 +9,9 @@ import pytest
 
 from analysis import laws
 from analysis import table as results_table
-from harness import cli, grid, plan, results, sweep
+from harness import cli
+from harness.plan import grid, plan
+from harness.sweep import results, sweep
 
 BASE = """data:
   synthetic: {n_users: 150, n_items: 80, mean_length: 12, max_length: 30}
@@ -103,7 +105,7 @@ def test_unknown_profile_key(tmp_path):
 def test_progress_counts_flops_and_an_eta_corrected_by_the_finished_runs(tmp_path):
     """FLOPs done count what runs trained (branches included, from the progress file's `spent`); the ETA is the
     plan's estimate scaled by measured / estimated training seconds of the finished runs."""
-    from harness import progress
+    from harness.sweep import progress
 
     s, points = make_sweep(tmp_path)
     run(s, points[:1], "debug")
@@ -119,7 +121,8 @@ def test_progress_counts_flops_and_an_eta_corrected_by_the_finished_runs(tmp_pat
     # a run halfway through its planned targets (what a training run reports every few seconds)
     (s.runs_dir / second["run_id"]).mkdir(parents=True)
     (s.runs_dir / second["run_id"] / progress.PROGRESS_FILE).write_text(
-        json.dumps({"tokens": second["tokens"] // 3, "spent": second["targets_spent"] // 2}))
+        json.dumps({"tokens": second["tokens"] // 3, "spent": second["targets_spent"] // 2})
+    )
     snap = progress.snapshot(s.plan, s.runs_dir, s.states())
     assert snap["flops_done"] == pytest.approx(first["flops_spent"] + second["flops_spent"] / 2, rel=1e-3)
     assert snap["eta_s"] == pytest.approx((second["est_s"] - second["est_setup_s"]) / 2 * ratio, rel=1e-3)
@@ -138,8 +141,12 @@ def test_status_watch_reattaches_and_returns_when_nothing_runs(tmp_path):
 
     s, points = make_sweep(tmp_path)
     run(s, points, "debug")
-    proc = subprocess.run([sys.executable, "-m", "harness.cli", "status", str(s.root), "--watch", "--poll", "0.1"],
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "harness.cli", "status", str(s.root), "--watch", "--poll", "0.1"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "2/2 done" in proc.stdout and "(100%)" in proc.stdout and "2 runs: 2 done" in proc.stdout
 
@@ -148,8 +155,7 @@ def test_local_runs_share_job_processes_with_the_same_metrics(tmp_path):
     s_debug, points = make_sweep(tmp_path, axes="  negatives: [4, 8, 16, full]\n", name="debug")
     run(s_debug, points, "debug")
     s_local, _ = make_sweep(tmp_path, axes="  negatives: [4, 8, 16, full]\n", name="local")
-    submitted = sweep.submit(s_local, points, "local", {**sweep.load_profile(None), "max_jobs": 2},
-                             log=lambda m: None)
+    submitted = sweep.submit(s_local, points, "local", {**sweep.load_profile(None), "max_jobs": 2}, log=lambda m: None)
     assert len(submitted) == 4 and len(set(submitted.values())) == 2  # 4 runs in 2 job processes
     assert sweep.status(s_local)[0] == {"done": 4}
     a, _ = results.collect(s_debug.runs_dir)
@@ -160,7 +166,7 @@ def test_local_runs_share_job_processes_with_the_same_metrics(tmp_path):
 
 def test_groups_balance_estimated_time():
     est = [10, 1, 7, 3, 3, 2]
-    out = sweep.groups(list(range(6)), est, 2)
+    out = plan.groups(list(range(6)), est, 2)
     assert sorted(i for g in out for i in g) == list(range(6))
     loads = [sum(est[i] for i in g) for g in out]
     assert max(loads) - min(loads) <= 2 and all(est[g[0]] == max(est[i] for i in g) for g in out)
@@ -168,13 +174,16 @@ def test_groups_balance_estimated_time():
 
 def test_collect_labels_an_isoflop_design_with_each_runs_budget(tmp_path):
     """`collect` writes the plan's budget per run, so approach 2 groups an IsoFLOP design by its budgets."""
-    (tmp_path / "base.yaml").write_text(BASE.replace("model: {d_model: 16, n_heads: 1, d_ff: 32, n_layers: 1, ",
-                                                     "model: {"))
+    (tmp_path / "base.yaml").write_text(
+        BASE.replace("model: {d_model: 16, n_heads: 1, d_ff: 32, n_layers: 1, ", "model: {")
+    )
     path = tmp_path / "grid.yaml"
-    path.write_text("base: base.yaml\nshape: {aspect: 8, head_dim: 8, ff_mult: 2, tolerance: 0.5}\n"
-                    "isoflop:\n  flops: [2.0e+8, 6.0e+8]\n"
-                    "  n_params: {count: 3, decades: 0.7, centre: {n_params: 1.5e+4, flops: 2.0e+8, exponent: 0.5}}\n"
-                    "axes: {negatives: [full]}\n")
+    path.write_text(
+        "base: base.yaml\nshape: {aspect: 8, head_dim: 8, ff_mult: 2, tolerance: 0.5}\n"
+        "isoflop:\n  flops: [2.0e+8, 6.0e+8]\n"
+        "  n_params: {count: 3, decades: 0.7, centre: {n_params: 1.5e+4, flops: 2.0e+8, exponent: 0.5}}\n"
+        "axes: {negatives: [full]}\n"
+    )
     points = grid.load(path)
     s = sweep.Sweep(tmp_path / "iso")
     s.write_plan(plan.plan(points, threads=1), path)
@@ -194,8 +203,10 @@ def test_a_run_after_another_in_one_job_process_gives_the_rows_it_gives_alone(tm
     run (one local job for both: runs_per_job 1 -> 2) records exactly the rows it records trained alone in its own
     job process with a checkpoint every second (timed checkpoints inside the trunk and the branches)."""
     (tmp_path / "base.yaml").write_text(BASE)
-    common = ("base: base.yaml\nset: {train.tokens: 240000, train.schedule: wsd, train.warmup_tokens: 2000, "
-              "train.branches: [0.25, 0.5, 1.0], eval.points: [1.0]")
+    common = (
+        "base: base.yaml\nset: {train.tokens: 240000, train.schedule: wsd, train.warmup_tokens: 2000, "
+        "train.branches: [0.25, 0.5, 1.0], eval.points: [1.0]"
+    )
     (tmp_path / "pair.yaml").write_text(common + "}\naxes:\n  negatives: [8, full]\n")
     (tmp_path / "alone.yaml").write_text(common + ", train.checkpoint_every_s: 1}\naxes:\n  negatives: [8, full]\n")
     (tmp_path / "pair_profile.yaml").write_text("runs_per_job: 2\n")
@@ -205,14 +216,17 @@ def test_a_run_after_another_in_one_job_process_gives_the_rows_it_gives_alone(tm
         points = grid.load(tmp_path / f"{name}.yaml")
         s = sweep.Sweep(tmp_path / name)
         s.write_plan(plan.plan(points, threads=1), tmp_path / f"{name}.yaml")
-        submitted = sweep.submit(s, points, "local", sweep.load_profile(tmp_path / f"{name}_profile.yaml"),
-                                 log=lambda m: None)
+        submitted = sweep.submit(
+            s, points, "local", sweep.load_profile(tmp_path / f"{name}_profile.yaml"), log=lambda m: None
+        )
         assert len(set(submitted.values())) == (1 if name == "pair" else 2)  # job processes
         results = [pickle.loads((s.folder / f"{job}_0_result.pkl").read_bytes()) for job in set(submitted.values())]
         assert all(status == "success" for status, _ in results)
         order[name] = [line.split(":")[0] for _, outcomes in results for line in outcomes.splitlines()]
-        rows[name] = {p.run_id: [json.loads(line) for line in
-                                 (s.runs_dir / p.run_id / "metrics.jsonl").read_text().splitlines()] for p in points}
+        rows[name] = {
+            p.run_id: [json.loads(line) for line in (s.runs_dir / p.run_id / "metrics.jsonl").read_text().splitlines()]
+            for p in points
+        }
     second = order["pair"][-1]  # trained after the other run, in the same process
     assert len(rows["pair"][second]) == len(rows["alone"][second]) == 3
     for a, b in zip(rows["pair"][second], rows["alone"][second]):

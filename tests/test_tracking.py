@@ -3,10 +3,11 @@
 import json
 
 import pytest
-
-from harness import config, grid, plan, sweep
-
 from test_sweep import BASE, run
+
+from harness.core import config
+from harness.plan import grid, plan
+from harness.sweep import sweep
 
 mlflow = pytest.importorskip("mlflow")  # the test extra installs it; CI always has it
 from mlflow.tracking import MlflowClient  # noqa: E402
@@ -15,7 +16,9 @@ from mlflow.tracking import MlflowClient  # noqa: E402
 def _sweep(tmp_path, track: str, name: str):
     (tmp_path / "base.yaml").write_text(BASE)
     path = tmp_path / f"{name}.yaml"
-    path.write_text(f"base: base.yaml\nset: {{eval.points: [0.25, 0.5, 1.0], {track}}}\naxes:\n  negatives: [8, full]\n")
+    path.write_text(
+        f"base: base.yaml\nset: {{eval.points: [0.25, 0.5, 1.0], {track}}}\naxes:\n  negatives: [8, full]\n"
+    )
     points = grid.load(path)
     s = sweep.Sweep(tmp_path / name)
     s.write_plan(plan.plan(points, threads=1), path)
@@ -39,8 +42,9 @@ def test_sweep_is_one_experiment_with_every_run_param_and_evaluation_row(tmp_pat
         assert r.data.params["loss.negatives"] == str(cfg["loss.negatives"])
         rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
         history = client.get_metric_history(r.info.run_id, "valid_ndcg_at_5")
-        assert [(m.step, m.value) for m in history] == [(row["tokens"], pytest.approx(row["valid_ndcg@5"]))
-                                                        for row in rows]
+        assert [(m.step, m.value) for m in history] == [
+            (row["tokens"], pytest.approx(row["valid_ndcg@5"])) for row in rows
+        ]
         assert r.data.metrics["test_ppl"] == pytest.approx(rows[-1]["test_ppl"])
 
 

@@ -8,15 +8,43 @@ import sys
 import pytest
 import torch
 
-from harness import config, schedules
-from harness.errors import UserError
+from harness.core import config
+from harness.core.errors import UserError
+from harness.model import schedules
+from harness.model.schedules import lr_factor
 from harness.run import Run, train
-from harness.schedules import lr_factor
 
-DESIGN_COLUMNS = ["run_id", "status", "final", "n_params", "n_params_total", "n_params_tables", "tokens",
-                  "negatives", "flops", "d_model", "n_layers", "n_heads", "d_ff", "epochs", "wall_s",
-                  "targets_per_s", "mfu", "valid_ndcg@5", "valid_ndcg@10", "valid_hr@10", "valid_mrr", "valid_ppl",
-                  "test_ndcg@5", "test_ndcg@10", "test_hr@10", "test_mrr", "test_ppl", "features.kind", "data.name"]
+DESIGN_COLUMNS = [
+    "run_id",
+    "status",
+    "final",
+    "n_params",
+    "n_params_total",
+    "n_params_tables",
+    "tokens",
+    "negatives",
+    "flops",
+    "d_model",
+    "n_layers",
+    "n_heads",
+    "d_ff",
+    "epochs",
+    "wall_s",
+    "targets_per_s",
+    "mfu",
+    "valid_ndcg@5",
+    "valid_ndcg@10",
+    "valid_hr@10",
+    "valid_mrr",
+    "valid_ppl",
+    "test_ndcg@5",
+    "test_ndcg@10",
+    "test_hr@10",
+    "test_mrr",
+    "test_ppl",
+    "features.kind",
+    "data.name",
+]
 
 
 def test_run_directory_contract(tiny, tmp_path):
@@ -55,11 +83,14 @@ def test_perplexity_falls_with_T_and_ndcg_stays_below_the_oracle(tiny, tmp_path)
     assert result["test_ndcg@5"] > 0.2  # a random ranking of 120 items scores about 0.025
 
 
-@pytest.mark.parametrize("over", [
-    {"features__kind": "id"},
-    {"features__kind": "tokens", "loss__negatives": 16, "loss__shared_negatives": False},
-    {"features__kind": "id", "loss__kind": "gbce", "loss__negatives": 8, "loss__sampler": "popularity"},
-])
+@pytest.mark.parametrize(
+    "over",
+    [
+        {"features__kind": "id"},
+        {"features__kind": "tokens", "loss__negatives": 16, "loss__shared_negatives": False},
+        {"features__kind": "id", "loss__kind": "gbce", "loss__negatives": 8, "loss__sampler": "popularity"},
+    ],
+)
 def test_resume_gives_the_same_result_as_an_uninterrupted_run(tiny, tmp_path, over):
     cfg = tiny(train__tokens=5000, model__dropout=0.3, eval__points=[0.5, 1.0], **over)
     whole = train(cfg, tmp_path / "whole", progress=False)
@@ -124,20 +155,44 @@ def test_bf16_needs_cuda(tiny, tmp_path):
 
 def test_cli_train_prints_the_run_and_its_metrics(tmp_path, shared_cache):
     cfg = tmp_path / "tiny.yaml"
-    cfg.write_text("data:\n  synthetic: {n_users: 100, n_items: 60, mean_length: 10, max_length: 20}\n"
-                   "features: {kind: id}\nmodel: {d_model: 16, n_layers: 1, n_heads: 1, d_ff: 32, context: 10}\n"
-                   "train: {tokens: 2000, batch_size: 16}\neval: {points: [1.0]}\n")
-    proc = subprocess.run([sys.executable, "-m", "harness.cli", "train", str(cfg), "--out", str(tmp_path / "runs"),
-                           "--quiet", "--set", "train.seed=3"], capture_output=True, text=True,
-                          env={**__import__("os").environ, "SRT_SCALE_CACHE": str(shared_cache)})
+    cfg.write_text(
+        "data:\n  synthetic: {n_users: 100, n_items: 60, mean_length: 10, max_length: 20}\n"
+        "features: {kind: id}\nmodel: {d_model: 16, n_layers: 1, n_heads: 1, d_ff: 32, context: 10}\n"
+        "train: {tokens: 2000, batch_size: 16}\neval: {points: [1.0]}\n"
+    )
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "harness.cli",
+            "train",
+            str(cfg),
+            "--out",
+            str(tmp_path / "runs"),
+            "--quiet",
+            "--set",
+            "train.seed=3",
+        ],
+        capture_output=True,
+        text=True,
+        env={**__import__("os").environ, "SRT_SCALE_CACHE": str(shared_cache)},
+    )
     assert proc.returncode == 0, proc.stderr
     run_id = config.run_id(config.load(cfg, ["train.seed=3"]))
     assert f"run {run_id}" in proc.stdout and "test_ndcg@10" in proc.stdout
     assert json.loads((tmp_path / "runs" / run_id / "result.json").read_text())["train.seed"] == 3
 
 
-WSD = {"train__schedule": "wsd", "train__warmup_tokens": 600, "train__decay": 0.5, "train__decay_shape": "1-sqrt",
-       "model__dropout": 0.3, "features__kind": "id", "loss__negatives": 16, "loss__shared_negatives": False}
+WSD = {
+    "train__schedule": "wsd",
+    "train__warmup_tokens": 600,
+    "train__decay": 0.5,
+    "train__decay_shape": "1-sqrt",
+    "model__dropout": 0.3,
+    "features__kind": "id",
+    "loss__negatives": 16,
+    "loss__shared_negatives": False,
+}
 
 
 def _rows(out, cfg):
@@ -188,8 +243,16 @@ def test_stopped_inside_a_branch_resumes_to_the_same_rows(tiny, tmp_path):
 
 
 def test_wsd_schedule_warms_up_holds_and_cools_down():
-    cfg = config.resolve({"train.schedule": "wsd", "train.warmup_tokens": 100, "train.tokens": 1000,
-                          "train.decay": 0.2, "train.min_lr_ratio": 0.0, "train.decay_shape": "linear"})
+    cfg = config.resolve(
+        {
+            "train.schedule": "wsd",
+            "train.warmup_tokens": 100,
+            "train.tokens": 1000,
+            "train.decay": 0.2,
+            "train.min_lr_ratio": 0.0,
+            "train.decay_shape": "linear",
+        }
+    )
     assert lr_factor(0.05, cfg) == pytest.approx(0.5) and lr_factor(0.5, cfg) == 1.0
     assert lr_factor(0.9, cfg) == pytest.approx(0.5) and lr_factor(1.0, cfg) == pytest.approx(0.0)
     sqrt = {**cfg, "train.decay_shape": "1-sqrt"}

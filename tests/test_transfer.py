@@ -6,10 +6,11 @@ import math
 import pytest
 import torch
 
-from harness import config, sweep, transfer
+from harness.core import config
+from harness.core.errors import UserError
 from harness.data.prepare import dataset_key
-from harness.errors import UserError
-from harness.run import Run, train
+from harness.run import Run, train, transfer
+from harness.sweep import sweep
 
 CATALOG_B = {"data__synthetic__n_items": 150, "data__synthetic__seed": 5}
 
@@ -17,6 +18,7 @@ CATALOG_B = {"data__synthetic__n_items": 150, "data__synthetic__seed": 5}
 @pytest.fixture(scope="module")
 def pretrained(tmp_path_factory):
     from conftest import TINY
+
     cfg = config.resolve({**TINY, "features.kind": "st"})
     out = tmp_path_factory.mktemp("pre")
     train(cfg, out, progress=False)
@@ -44,6 +46,7 @@ def test_checkpoint_from_catalog_a_loads_and_trains_on_catalog_b(tiny, pretraine
 
 def test_id_tables_start_fresh(tiny, tmp_path_factory):
     from conftest import TINY
+
     pre = config.resolve({**TINY, "features.kind": "id"})
     out = tmp_path_factory.mktemp("pre_id")
     train(pre, out, progress=False)
@@ -54,12 +57,23 @@ def test_id_tables_start_fresh(tiny, tmp_path_factory):
 
 def test_progressive_unfreezing_from_the_top(tiny, pretrained, tmp_path):
     run_dir, state = pretrained
-    cfg = tiny(features__kind="st", model__n_layers=2, transfer__init_from=str(run_dir),
-               transfer__method="progressive", transfer__unfreeze_until=0.5, **CATALOG_B)
+    cfg = tiny(
+        features__kind="st",
+        model__n_layers=2,
+        transfer__init_from=str(run_dir),
+        transfer__method="progressive",
+        transfer__unfreeze_until=0.5,
+        **CATALOG_B,
+    )
     with pytest.raises(UserError, match="blocks.1.qkv.weight is"):  # the pretraining run has one block
         Run(cfg, tmp_path)
-    cfg = tiny(features__kind="st", transfer__init_from=str(run_dir), transfer__method="progressive",
-               transfer__unfreeze_until=0.5, **CATALOG_B)
+    cfg = tiny(
+        features__kind="st",
+        transfer__init_from=str(run_dir),
+        transfer__method="progressive",
+        transfer__unfreeze_until=0.5,
+        **CATALOG_B,
+    )
     run = Run(cfg, tmp_path)
     assert run.progressive.apply(0.0) == 1  # groups: [final norm + block 0], [positions + extractor]
     assert not run.model.extractor.adapter.weight.requires_grad and run.model.blocks[0].qkv.weight.requires_grad
@@ -76,8 +90,13 @@ def test_ewc_keeps_weights_near_the_pretrained_ones(tiny, pretrained, tmp_path):
     run_dir, state = pretrained
     moved = {}
     for method, lam in (("full", 0.0), ("ewc", 1e4)):
-        cfg = tiny(features__kind="st", transfer__init_from=str(run_dir), transfer__method=method,
-                   transfer__ewc_lambda=lam, **CATALOG_B)
+        cfg = tiny(
+            features__kind="st",
+            transfer__init_from=str(run_dir),
+            transfer__method=method,
+            transfer__ewc_lambda=lam,
+            **CATALOG_B,
+        )
         run = Run(cfg, tmp_path)
         if method == "ewc":
             assert float(run.ewc.penalty().detach()) == 0.0
@@ -85,7 +104,7 @@ def test_ewc_keeps_weights_near_the_pretrained_ones(tiny, pretrained, tmp_path):
             assert sum(float(f.sum()) for _, _, f in run.ewc.terms) > 0
         order = torch.randperm(len(run.examples), generator=torch.Generator().manual_seed(0))
         for b in range(20):
-            run.step(*run.examples.batch(order[b * 32:(b + 1) * 32]), 1e-3)
+            run.step(*run.examples.batch(order[b * 32 : (b + 1) * 32]), 1e-3)
         moved[method] = distance(run.model, state, run.transferred)
     assert moved["ewc"] < 0.5 * moved["full"]
 
@@ -93,14 +112,18 @@ def test_ewc_keeps_weights_near_the_pretrained_ones(tiny, pretrained, tmp_path):
 def test_init_from_a_config_trains_the_pretraining_run_once(tiny, tmp_path):
     import yaml
     from conftest import TINY
-    from harness.io import cache_dir
+
+    from harness.core.io import cache_dir
+
     pre = tmp_path / "pre.yaml"
-    pre.write_text(yaml.safe_dump(config.unflatten(config.resolve({**TINY, "features.kind": "st",
-                                                                   "train.tokens": 2000}))))
+    pre.write_text(
+        yaml.safe_dump(config.unflatten(config.resolve({**TINY, "features.kind": "st", "train.tokens": 2000})))
+    )
     cfg = tiny(features__kind="st", transfer__init_from=str(pre), **CATALOG_B)
     with pytest.raises(UserError, match="its pretraining run has not been trained"):
         Run(cfg, tmp_path)  # a run never launches another run: the sweep or CLI layer pretrains first
-    from harness import throughput
+    from harness.plan import throughput
+
     assert throughput.measure(cfg, 1)["step_s"] > 0  # a sweep is planned (its runs timed) before it pretrains
     sweep.pretrain(cfg)
     run = Run(cfg, tmp_path)

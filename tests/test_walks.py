@@ -34,8 +34,7 @@ def test_one_step_follows_the_node2vec_law(p, q):
     e = edges(g)
     prev, cur, size = 2, 3, 200_000  # from 2 to 3; neighbours of 3: 2 (return), 1 (a neighbour of 2), 5 (outward)
     x = step(g, np.full(size, prev), np.full(size, cur), p, q, np.random.default_rng(0))
-    weight = {n: e[(cur, n)] * (1 / p if n == prev else 1.0 if (prev, n) in e else 1 / q)
-              for (a, n) in e if a == cur}
+    weight = {n: e[(cur, n)] * (1 / p if n == prev else 1.0 if (prev, n) in e else 1 / q) for (a, n) in e if a == cur}
     total = sum(weight.values())
     for n, w in weight.items():
         want = w / total
@@ -59,8 +58,10 @@ def test_training_on_walks_evaluates_on_the_real_split(tiny, tmp_path, mode):
     run = Run(tiny(walks__mode=mode, walks__p=0.5, walks__q=2.0), tmp_path)
     n_real = len(real.examples.starts)
     assert len(run.examples.starts) == (n_real if mode == "only" else 2 * n_real)
-    walk_items = run.examples.flat[int(run.examples.starts[-n_real]):].numpy()
+    walk_items = run.examples.flat[int(run.examples.starts[-n_real]) :].numpy()
     assert (walk_items > 0).all() and (walk_items <= run.data.n_items).all()  # walks hold real item ids only
-    assert all(np.array_equal(x.numpy(), y.numpy()) for x, y in zip(run.eval_sets["test"][:2], real.eval_sets["test"][:2]))
+    assert all(
+        np.array_equal(x.numpy(), y.numpy()) for x, y in zip(run.eval_sets["test"][:2], real.eval_sets["test"][:2])
+    )
     result = train(tiny(walks__mode=mode, train__tokens=3000), tmp_path, progress=False)
     assert result["status"] == "done" and math.isfinite(result["test_ndcg@10"])

@@ -1,1 +1,2 @@
-"""Datasets: sources (synthetic world, file readers), preparation into the canonical form, augmentation."""
+"""Datasets: sources (synthetic world, file readers), preparation into the canonical form, augmentation, and the
+frozen text encoder that embeds item texts (text.py)."""

@@ -60,12 +60,19 @@ def _draw(exponent: float, upper: np.ndarray, table: np.ndarray, u: np.ndarray) 
 
 
 class PairSampler:
-    """Samples (first, last) flat-index pairs for the examples of `harness.batches.TrainExamples`: the input is
+    """Samples (first, last) flat-index pairs for the examples of `harness.run.batches.TrainExamples`: the input is
     flat[first .. last - 1] and the target flat[last]. `starts` and `lengths` (per user) describe each training
     part [start, start + length) of the flat item array."""
 
-    def __init__(self, starts: np.ndarray, lengths: np.ndarray, strategy: str, alpha: float = 1.0,
-                 beta: float = 0.0, gamma: float = -INF):
+    def __init__(
+        self,
+        starts: np.ndarray,
+        lengths: np.ndarray,
+        strategy: str,
+        alpha: float = 1.0,
+        beta: float = 0.0,
+        gamma: float = -INF,
+    ):
         keep = lengths >= 2
         self.starts = np.asarray(starts)[keep].astype(np.int64)
         self.lengths = np.asarray(lengths)[keep].astype(np.int64)
@@ -95,8 +102,11 @@ class PairSampler:
         pos, part = positions(self.starts + 1, self.starts + self.lengths)  # s_u[k] sits at flat[start + k - 1]
         m, upper = pos - self.starts[part], self.lengths[part] - 1  # k - 1 in 1..n_u - 1
         with np.errstate(divide="ignore"):  # users that step 1 never draws (alpha = +-inf) have log P(u) = -inf
-            log_p = (np.log(np.diff(self.user_cdf, prepend=0.0))[part] + _log_weights(m, self.beta, 1, upper)
-                     - self.k_table[upper])
+            log_p = (
+                np.log(np.diff(self.user_cdf, prepend=0.0))[part]
+                + _log_weights(m, self.beta, 1, upper)
+                - self.k_table[upper]
+            )
         return np.bincount(flat[pos], weights=np.exp(log_p), minlength=n_items + 1)
 
 

@@ -24,8 +24,10 @@ from harness.data.readers import TEXT_FIELDS
 _ENTITY = re.compile(r"&(#\d+|#[xX][0-9a-fA-F]+|[A-Za-z][A-Za-z0-9]*);")
 _TAG = re.compile(r"</?[A-Za-z][^<>]*>|<!--.*?-->", re.S)
 _SPACE = re.compile(r"\s+")
-_SCRIPT = re.compile(r"\bvar\s+[A-Za-z_$][\w$]*\s*=|\bfunction\s*\(|\.getTime\s*\(|\bnew\s+Date\s*\(|"
-                     r"\b(?:window|document)\.[A-Za-z_]|\bP\.when\s*\(|=>\s*\{|\}\s*\)\s*;")
+_SCRIPT = re.compile(
+    r"\bvar\s+[A-Za-z_$][\w$]*\s*=|\bfunction\s*\(|\.getTime\s*\(|\bnew\s+Date\s*\(|"
+    r"\b(?:window|document)\.[A-Za-z_]|\bP\.when\s*\(|=>\s*\{|\}\s*\)\s*;"
+)
 PLACEHOLDERS = {"nan", "none", "null", "(no genres listed)"}
 
 
@@ -43,11 +45,13 @@ def clean_items(items: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, int]]:
     out = items.copy()
     for field in TEXT_FIELDS:
         values = out[field].astype(str)
-        steps = [("html_entities", lambda s: s.map(_unescape)),
-                 ("markup", lambda s: s.str.replace(_TAG, " ", regex=True).map(_unescape)),
-                 ("whitespace", lambda s: s.str.replace(_SPACE, " ", regex=True).str.strip()),
-                 ("placeholders", lambda s: s.mask(s.str.lower().isin(PLACEHOLDERS), "")),
-                 ("script_text", lambda s: s.mask(s.str.contains(_SCRIPT), ""))]
+        steps = [
+            ("html_entities", lambda s: s.map(_unescape)),
+            ("markup", lambda s: s.str.replace(_TAG, " ", regex=True).map(_unescape)),
+            ("whitespace", lambda s: s.str.replace(_SPACE, " ", regex=True).str.strip()),
+            ("placeholders", lambda s: s.mask(s.str.lower().isin(PLACEHOLDERS), "")),
+            ("script_text", lambda s: s.mask(s.str.contains(_SCRIPT), "")),
+        ]
         for name, step in steps:
             changed = step(values)
             counts[name] += int((changed != values).sum())

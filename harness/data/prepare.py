@@ -26,10 +26,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from harness import config, registry
+from harness.core import config, registry
+from harness.core.errors import UserError
+from harness.core.io import cache_dir, write_json
 from harness.data import clean, readers, synthetic
-from harness.errors import UserError
-from harness.io import cache_dir, write_json
 
 PREPARE_VERSION = 3  # 2: item text cleaned (data/clean.py), duplicate interactions; 3: oracle.parquet
 
@@ -103,8 +103,9 @@ def _filter(inter: pd.DataFrame, items: pd.DataFrame, min_user: int, kcore: int,
             return inter
 
 
-def _drop_rare(inter: pd.DataFrame, column: str, minimum: int, drops: dict, count_key: str,
-               rows_key: str) -> pd.DataFrame:
+def _drop_rare(
+    inter: pd.DataFrame, column: str, minimum: int, drops: dict, count_key: str, rows_key: str
+) -> pd.DataFrame:
     """Drop the interactions of every user/item with fewer than `minimum`, adding to the drop counts."""
     counts = inter[column].value_counts()
     rare = counts.index[counts < minimum]
@@ -152,15 +153,18 @@ def _build(cfg: dict) -> tuple[pd.DataFrame, pd.DataFrame, dict, pd.DataFrame | 
     n_raw, n_items_raw = len(inter), items["item"].nunique()
     items, cleaning = clean.clean_items(items)
     inter, cleaning["duplicate_interactions"] = clean.duplicates(inter, cfg["data.duplicates"])
-    drops: dict[str, int] = {"interactions_duplicate": cleaning["duplicate_interactions"]
-                             if cfg["data.duplicates"] == "drop" else 0}
+    drops: dict[str, int] = {
+        "interactions_duplicate": cleaning["duplicate_interactions"] if cfg["data.duplicates"] == "drop" else 0
+    }
     inter = inter.reset_index(drop=True).assign(order=np.arange(len(inter)))
     inter = _filter(inter, items, cfg["data.min_user_interactions"], cfg["data.item_kcore"], drops)
     if inter.empty:
         why = ", ".join(f"{k} = {v}" for k, v in drops.items() if v)
-        raise UserError(f"{cfg['data.name']}: no users left after filtering ({why or 'nothing dropped'}; "
-                        f"data.min_user_interactions = {cfg['data.min_user_interactions']}, "
-                        f"data.item_kcore = {cfg['data.item_kcore']})")
+        raise UserError(
+            f"{cfg['data.name']}: no users left after filtering ({why or 'nothing dropped'}; "
+            f"data.min_user_interactions = {cfg['data.min_user_interactions']}, "
+            f"data.item_kcore = {cfg['data.item_kcore']})"
+        )
     inter = _subset(inter, cfg["data.scale"], cfg["data.subset_seed"])
     user_ids = {u: i + 1 for i, u in enumerate(_natural_order(inter["user"]))}
     item_ids = {it: i + 1 for i, it in enumerate(_natural_order(inter["item"]))}
@@ -171,9 +175,13 @@ def _build(cfg: dict) -> tuple[pd.DataFrame, pd.DataFrame, dict, pd.DataFrame | 
     lengths = inter.groupby("user").size()
     manifest = {
         "source": cfg["data.name"],
-        "n_users": len(user_ids), "n_items": len(item_ids), "n_interactions": len(inter),
-        "raw_interactions": n_raw, "raw_items": int(n_items_raw),
-        "mean_length": float(lengths.mean()), "max_length": int(lengths.max()),
+        "n_users": len(user_ids),
+        "n_items": len(item_ids),
+        "n_interactions": len(inter),
+        "raw_interactions": n_raw,
+        "raw_items": int(n_items_raw),
+        "mean_length": float(lengths.mean()),
+        "max_length": int(lengths.max()),
         "text": bool((items[readers.TEXT_FIELDS] != "").any(axis=None)),
         "drops": drops,
         "cleaning": cleaning,
@@ -197,8 +205,10 @@ def _content_hash(inter: pd.DataFrame, items: pd.DataFrame) -> str:
 def dataset_key(cfg: dict) -> str:
     """The cache key: source content + preparation options + the preparation code's version."""
     name, fingerprint = cfg["data.name"], _source(cfg).fingerprint(cfg)
-    options = {k: cfg[k] for k in ("data.min_user_interactions", "data.item_kcore", "data.scale", "data.subset_seed",
-                                   "data.duplicates")}
+    options = {
+        k: cfg[k]
+        for k in ("data.min_user_interactions", "data.item_kcore", "data.scale", "data.subset_seed", "data.duplicates")
+    }
     blob = json.dumps({"v": PREPARE_VERSION, "source": fingerprint, "options": options}, sort_keys=True)
     return f"{name}-{hashlib.sha256(blob.encode()).hexdigest()[:12]}"
 
@@ -207,8 +217,11 @@ def dataset_key(cfg: dict) -> str:
 def _summary(data_options: str) -> dict:
     data = prepare(config.resolve(json.loads(data_options)))[0]
     starts, stops = data.training_parts()
-    return {"n_items": data.n_items, "n_users": data.n_users,
-            "targets_per_epoch": int(np.maximum(stops - starts - 1, 0).sum())}
+    return {
+        "n_items": data.n_items,
+        "n_users": data.n_users,
+        "targets_per_epoch": int(np.maximum(stops - starts - 1, 0).sum()),
+    }
 
 
 def dataset_summary(cfg: dict) -> dict:
@@ -224,8 +237,11 @@ def prepare(cfg: dict) -> tuple[Dataset, bool]:
     if not hit:
         inter, items, manifest, oracle = _build(cfg)
         is_synthetic = cfg["data.name"] == "synthetic"
-        manifest["options"] = {k: v for k, v in cfg.items()
-                               if k.startswith("data.") and (is_synthetic or not k.startswith("data.synthetic."))}
+        manifest["options"] = {
+            k: v
+            for k, v in cfg.items()
+            if k.startswith("data.") and (is_synthetic or not k.startswith("data.synthetic."))
+        }
         manifest["content_hash"] = _content_hash(inter, items)
         root.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(dir=root.parent, prefix=f".{root.name}."))
@@ -244,5 +260,6 @@ def prepare(cfg: dict) -> tuple[Dataset, bool]:
             raise
     manifest = json.loads((root / "manifest.json").read_text())
     oracle = pd.read_parquet(root / "oracle.parquet") if (root / "oracle.parquet").exists() else None
-    return Dataset(root, pd.read_parquet(root / "interactions.parquet"), pd.read_parquet(root / "items.parquet"),
-                   manifest, oracle), hit
+    return Dataset(
+        root, pd.read_parquet(root / "interactions.parquet"), pd.read_parquet(root / "items.parquet"), manifest, oracle
+    ), hit

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from harness.errors import UserError
+from harness.core.errors import UserError
 
 TEXT_FIELDS = ["title", "brand", "category"]
 

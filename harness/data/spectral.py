@@ -9,7 +9,8 @@ and the loss of the best rank-d model is known without training.
    distinct words; its latent v_i is the sum of its words' vectors, a linear function of its text; the word vectors
    (i.i.d. Gaussian, then one linear map) are such that the catalog's second moment sum_i v_i v_i^T / n_items is
    exactly diag(lambda) / sum(lambda) (not only in expectation: a catalog of 1,000 items in D = 256 dimensions would
-   otherwise spread its sample spectrum far from the planted one), E|v|^2 = 1 (so `sharpness` sets the logits' scale whatever nu and D).
+   otherwise spread its sample spectrum far from the planted one), E|v|^2 = 1 (so `sharpness` sets the logits' scale
+   whatever nu and D).
    Its brand (in its text) sets a popularity bias b_i = -popularity ln(rank of the brand).
 2. Users. After history x_1..x_t the taste is u_t = normalise(sum_j (1 - drift)^(t - j) v_{x_j}), and
    p(next = i | history) = softmax_i(sharpness <u_t, v_i> + b_i); the first item is drawn from softmax(b).
@@ -20,7 +21,8 @@ and the loss of the best rank-d model is known without training.
    validation and test positions the generator records, per user, the exact expected cross-entropy H(p, q_d)
    (nats, an expectation over p, not a sample) for each d of CAPACITY_WIDTHS up to D, and the entropy H(p):
    columns `<split>_capacity_<d>_ce` and `<split>_exact_ce`. Predicted: H(p, q_d) - H(p) ~ d^-(2 nu - 1).
-Draws are exact (the inverse CDF of the dense next-item law, `categorical_draw`); the oracle is the existing one (log p of the true item and the
+Draws are exact (the inverse CDF of the dense next-item law, `categorical_draw`); the oracle is the existing one (log p
+of the true item and the
 expected ranking metrics of sorting by p).
 """
 
@@ -31,9 +33,11 @@ import re
 import numpy as np
 import pandas as pd
 import torch
+from scipy.optimize import minimize_scalar
 
+from harness.core.errors import UserError
 from harness.data.synthetic import CATEGORIES, ORACLE_COLUMNS, frames, record_oracle, sequences
-from harness.errors import UserError
+from harness.data.text import st_model_path
 
 VERSION = 3  # in the dataset cache key
 TITLE_WORDS = 4
@@ -51,8 +55,6 @@ def spectrum(dim: int, nu: float) -> np.ndarray:
 
 def single_token_words() -> list[str]:
     """The whole lower-case words (3-10 letters) of the MiniLM word-piece vocabulary, in vocabulary order."""
-    from harness.features import st_model_path
-
     with open(f"{st_model_path()}/vocab.txt", encoding="utf-8") as f:
         return [w for w in f.read().split("\n") if re.fullmatch(r"[a-z]{3,10}", w)]
 
@@ -61,8 +63,10 @@ def _words(rng: np.random.Generator, n_words: int, n_brands: int) -> tuple[list[
     """(n_words title words, n_brands brand names), distinct single-token words drawn at random."""
     pool = single_token_words()
     if n_words + n_brands > len(pool):
-        raise UserError(f"data.synthetic.n_items: the spectral world needs {n_words + n_brands} distinct words "
-                        f"({VOCABULARY} per item + brands), the MiniLM vocabulary has {len(pool)}")
+        raise UserError(
+            f"data.synthetic.n_items: the spectral world needs {n_words + n_brands} distinct words "
+            f"({VOCABULARY} per item + brands), the MiniLM vocabulary has {len(pool)}"
+        )
     chosen = rng.choice(len(pool), n_words + n_brands, replace=False)
     return [pool[i] for i in chosen[:n_words]], [pool[i] for i in chosen[n_words:]]
 
@@ -73,8 +77,10 @@ def catalog(n_items: int, latent_dim: int, nu: float, popularity: float, rng: np
     n_brand = int(np.clip(n_items // 10, 2, 400))
     words, brands = _words(rng, n_words, n_brand)
     if min(n_words, n_items // 2) < latent_dim:
-        raise UserError(f"data.synthetic.latent_dim: the spectral world needs latent_dim <= n_items / 2 and <= its "
-                        f"{n_words} words (n_items x {VOCABULARY}); got {latent_dim} with n_items = {n_items}")
+        raise UserError(
+            f"data.synthetic.latent_dim: the spectral world needs latent_dim <= n_items / 2 and <= its "
+            f"{n_words} words (n_items x {VOCABULARY}); got {latent_dim} with n_items = {n_items}"
+        )
     phi = rng.normal(0.0, 1.0, (n_words, latent_dim))
     title = np.stack([rng.choice(n_words, TITLE_WORDS, replace=False) for _ in range(n_items)])
     raw = phi[title].sum(1)
@@ -86,10 +92,14 @@ def catalog(n_items: int, latent_dim: int, nu: float, popularity: float, rng: np
     item_brand = rng.integers(0, n_brand, n_items)
     bias = -popularity * np.log(rng.permutation(n_brand)[item_brand] + 1.0)
     category = rng.integers(0, len(CATEGORIES), n_items)
-    items = pd.DataFrame({"item": np.arange(1, n_items + 1),
-                          "title": [" ".join(words[w] for w in row) for row in title],
-                          "brand": [brands[b] for b in item_brand],
-                          "category": [CATEGORIES[c] for c in category]})
+    items = pd.DataFrame(
+        {
+            "item": np.arange(1, n_items + 1),
+            "title": [" ".join(words[w] for w in row) for row in title],
+            "brand": [brands[b] for b in item_brand],
+            "category": [CATEGORIES[c] for c in category],
+        }
+    )
     return items, v, bias
 
 
@@ -106,16 +116,15 @@ def _cross_entropy(p: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
     return -(p * torch.log_softmax(logits, dim=1)).sum(1)
 
 
-def capacity(u: np.ndarray, v: np.ndarray, bias: np.ndarray, sharpness: float,
-             widths: tuple[int, ...] = CAPACITY_WIDTHS) -> dict[str, np.ndarray]:
+def capacity(
+    u: np.ndarray, v: np.ndarray, bias: np.ndarray, sharpness: float, widths: tuple[int, ...] = CAPACITY_WIDTHS
+) -> dict[str, np.ndarray]:
     """Per row of tastes u (R, D): the entropy H(p) ('exact') and, for each width d <= D, the cross-entropy of the
     best rank-d model ('<d>'), nats. The rank-d model keeps the items' mean score, the bias b and the top d principal
     directions (in item space) of the scores U V^T over the rows, V Cov(u) V^T (Eckart-Young: the best rank-d
     approximation of the centred logits in expectation over users; closer than the first d factors when the
     catalog's sample covariance is not exactly diag(lambda)), with its best temperature fitted on the first
     TEMPERATURE_ROWS rows."""
-    from scipy.optimize import minimize_scalar
-
     U, V, b = (torch.tensor(x, dtype=torch.float64) for x in (u, v, bias))
     centred = U - U.mean(0)
     mean = U.mean(0) @ V.T  # the items' mean score over the rows
@@ -134,9 +143,12 @@ def capacity(u: np.ndarray, v: np.ndarray, bias: np.ndarray, sharpness: float,
     p_fit, temperature = law(fit_rows), {}
     for d in kept_widths:
         kept = rank_d(fit_rows, d)
-        temperature[d] = minimize_scalar(lambda t: float(_cross_entropy(p_fit, t * kept + b).mean()),
-                                         bounds=(0.0, 4 * sharpness), method="bounded",
-                                         options={"xatol": 1e-4 * sharpness}).x
+        temperature[d] = minimize_scalar(
+            lambda t: float(_cross_entropy(p_fit, t * kept + b).mean()),
+            bounds=(0.0, 4 * sharpness),
+            method="bounded",
+            options={"xatol": 1e-4 * sharpness},
+        ).x
     out = {name: np.zeros(len(U)) for name in ["exact", *map(str, kept_widths)]}
     for lo in range(0, len(U), CHUNK_ROWS):
         rows = slice(lo, min(lo + CHUNK_ROWS, len(U)))
@@ -147,8 +159,19 @@ def capacity(u: np.ndarray, v: np.ndarray, bias: np.ndarray, sharpness: float,
     return out
 
 
-def generate(n_users: int, n_items: int, mean_length: int, max_length: int, latent_dim: int, drift: float,
-             sharpness: float, popularity: float, spectrum: float, seed: int, chunk_users: int = 4096):
+def generate(
+    n_users: int,
+    n_items: int,
+    mean_length: int,
+    max_length: int,
+    latent_dim: int,
+    drift: float,
+    sharpness: float,
+    popularity: float,
+    spectrum: float,
+    seed: int,
+    chunk_users: int = 4096,
+):
     """Generate the world. Returns (interactions[user, item, timestamp], items[item, title, brand, category],
     oracle[user, *ORACLE_COLUMNS, <split>_exact_ce, <split>_capacity_<d>_ce]) as DataFrames; ids start at 1."""
     rng = np.random.default_rng(seed)

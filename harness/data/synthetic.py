@@ -30,23 +30,144 @@ import torch
 GENERATOR_VERSION = 4  # 2: rejection sampling (1: dense softmax draws); 4: candidates in rounds; in the cache key
 
 CATEGORIES = [
-    "lamp", "chair", "jacket", "sneaker", "novel", "guitar", "camera", "blender", "tent", "watch", "backpack",
-    "headphones", "kettle", "sofa", "bicycle", "perfume", "notebook", "puzzle", "drone", "scarf", "helmet",
-    "candle", "speaker", "telescope", "teapot", "skateboard", "umbrella", "wallet", "keyboard", "mirror",
+    "lamp",
+    "chair",
+    "jacket",
+    "sneaker",
+    "novel",
+    "guitar",
+    "camera",
+    "blender",
+    "tent",
+    "watch",
+    "backpack",
+    "headphones",
+    "kettle",
+    "sofa",
+    "bicycle",
+    "perfume",
+    "notebook",
+    "puzzle",
+    "drone",
+    "scarf",
+    "helmet",
+    "candle",
+    "speaker",
+    "telescope",
+    "teapot",
+    "skateboard",
+    "umbrella",
+    "wallet",
+    "keyboard",
+    "mirror",
 ]
 ATTRIBUTES = [
-    "red", "blue", "green", "black", "white", "golden", "silver", "wooden", "leather", "cotton", "steel",
-    "vintage", "modern", "rustic", "elegant", "compact", "portable", "wireless", "classic", "retro", "luxury",
-    "budget", "premium", "handmade", "organic", "waterproof", "lightweight", "heavy", "soft", "bright", "quiet",
-    "fast", "smart", "folding", "adjustable", "ergonomic", "minimalist", "colorful", "striped", "floral",
-    "glass", "ceramic", "bamboo", "wool", "linen", "velvet", "matte", "glossy", "tiny", "large", "slim", "cozy",
-    "sporty", "formal", "casual", "outdoor", "indoor", "travel", "kids", "professional",
+    "red",
+    "blue",
+    "green",
+    "black",
+    "white",
+    "golden",
+    "silver",
+    "wooden",
+    "leather",
+    "cotton",
+    "steel",
+    "vintage",
+    "modern",
+    "rustic",
+    "elegant",
+    "compact",
+    "portable",
+    "wireless",
+    "classic",
+    "retro",
+    "luxury",
+    "budget",
+    "premium",
+    "handmade",
+    "organic",
+    "waterproof",
+    "lightweight",
+    "heavy",
+    "soft",
+    "bright",
+    "quiet",
+    "fast",
+    "smart",
+    "folding",
+    "adjustable",
+    "ergonomic",
+    "minimalist",
+    "colorful",
+    "striped",
+    "floral",
+    "glass",
+    "ceramic",
+    "bamboo",
+    "wool",
+    "linen",
+    "velvet",
+    "matte",
+    "glossy",
+    "tiny",
+    "large",
+    "slim",
+    "cozy",
+    "sporty",
+    "formal",
+    "casual",
+    "outdoor",
+    "indoor",
+    "travel",
+    "kids",
+    "professional",
 ]
-SYLLABLES = ["ka", "lo", "mi", "zen", "tor", "vex", "ra", "nu", "pi", "sol", "dra", "quo", "bel", "fin", "gar",
-              "hex", "jo", "kri", "lum", "mor", "nix", "ost", "pra", "rix", "sta", "tek", "ul", "vor", "wen", "yo"]
+SYLLABLES = [
+    "ka",
+    "lo",
+    "mi",
+    "zen",
+    "tor",
+    "vex",
+    "ra",
+    "nu",
+    "pi",
+    "sol",
+    "dra",
+    "quo",
+    "bel",
+    "fin",
+    "gar",
+    "hex",
+    "jo",
+    "kri",
+    "lum",
+    "mor",
+    "nix",
+    "ost",
+    "pra",
+    "rix",
+    "sta",
+    "tek",
+    "ul",
+    "vor",
+    "wen",
+    "yo",
+]
 
-ORACLE_COLUMNS = ["valid_logp", "test_logp", "valid_ndcg@5", "valid_ndcg@10", "valid_hr@10", "valid_mrr",
-                  "test_ndcg@5", "test_ndcg@10", "test_hr@10", "test_mrr"]
+ORACLE_COLUMNS = [
+    "valid_logp",
+    "test_logp",
+    "valid_ndcg@5",
+    "valid_ndcg@10",
+    "valid_hr@10",
+    "valid_mrr",
+    "test_ndcg@5",
+    "test_ndcg@10",
+    "test_hr@10",
+    "test_mrr",
+]
 WORLDS = ("clusters", "spectral")  # data.synthetic.world: generate() and spectral.generate()
 
 
@@ -71,8 +192,7 @@ def _expected_metrics(p: torch.Tensor) -> dict[str, torch.Tensor]:
     }
 
 
-def record_oracle(oracle: np.ndarray, rows: np.ndarray, logits: torch.Tensor, drawn: torch.Tensor,
-                  split: str) -> None:
+def record_oracle(oracle: np.ndarray, rows: np.ndarray, logits: torch.Tensor, drawn: torch.Tensor, split: str) -> None:
     """The oracle at `split`'s position for users `rows` (0-based): log p of the drawn item under softmax(logits)
     (R, I) and the expected ranking metrics of sorting by p, into `oracle` (n_users, ORACLE_COLUMNS)."""
     logp = torch.log_softmax(logits, dim=1)
@@ -91,8 +211,9 @@ def sequences(seq: torch.Tensor, lengths: torch.Tensor, first_user: int) -> tupl
 
 def frames(parts: list[tuple[np.ndarray, ...]], oracle: np.ndarray) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The chunks' (user, item, timestamp) arrays and the oracle array as the interactions and oracle frames."""
-    interactions = pd.DataFrame({name: np.concatenate([part[i] for part in parts])
-                                 for i, name in enumerate(("user", "item", "timestamp"))})
+    interactions = pd.DataFrame(
+        {name: np.concatenate([part[i] for part in parts]) for i, name in enumerate(("user", "item", "timestamp"))}
+    )
     oracle_df = pd.DataFrame(oracle, columns=ORACLE_COLUMNS)
     oracle_df.insert(0, "user", np.arange(1, len(oracle) + 1))
     return interactions, oracle_df
@@ -101,8 +222,9 @@ def frames(parts: list[tuple[np.ndarray, ...]], oracle: np.ndarray) -> tuple[pd.
 class _Proposal:
     """Exact draws from p(i | u) ∝ exp(scale <u, v_i> + pop_i) by rejection from a per-brand bound (module doc)."""
 
-    def __init__(self, item_vec: np.ndarray, pop: np.ndarray, item_brand: np.ndarray, brand_centre: np.ndarray,
-                 scale: float):
+    def __init__(
+        self, item_vec: np.ndarray, pop: np.ndarray, item_brand: np.ndarray, brand_centre: np.ndarray, scale: float
+    ):
         order = np.argsort(item_brand, kind="stable")  # items grouped by brand
         self.order = torch.from_numpy(order)
         residual = item_vec - brand_centre[item_brand]
@@ -139,8 +261,9 @@ class _Proposal:
             pos = torch.searchsorted(self.cum, x.reshape(-1), right=True).reshape(k, n) - 1
             pos = torch.minimum(torch.maximum(pos, self.start[brand]), self.end[brand] - 1)
             item = self.order[pos]
-            accept = self.scale * (torch.einsum("kd,ktd->kt", u[todo], self.residual[item])
-                                   - norm[todo, None] * self.radius[brand])
+            accept = self.scale * (
+                torch.einsum("kd,ktd->kt", u[todo], self.residual[item]) - norm[todo, None] * self.radius[brand]
+            )
             ok = torch.rand(k, n, generator=gen) < torch.exp(accept)
             hit = ok.any(dim=1)
             first = ok.to(torch.int8).argmax(dim=1)
@@ -149,8 +272,18 @@ class _Proposal:
         return out
 
 
-def generate(n_users: int, n_items: int, mean_length: int, max_length: int, latent_dim: int, drift: float,
-             sharpness: float, popularity: float, seed: int, chunk_users: int = 4096):
+def generate(
+    n_users: int,
+    n_items: int,
+    mean_length: int,
+    max_length: int,
+    latent_dim: int,
+    drift: float,
+    sharpness: float,
+    popularity: float,
+    seed: int,
+    chunk_users: int = 4096,
+):
     """Generate the world. Returns (interactions[user, item, timestamp], items[item, title, brand, category],
     oracle[user, *ORACLE_COLUMNS]) as DataFrames; ids start at 1."""
     rng = np.random.default_rng(seed)
@@ -167,16 +300,21 @@ def generate(n_users: int, n_items: int, mean_length: int, max_length: int, late
     item_brand = rng.integers(0, n_brand, n_items)
     item_cat = brand_cat[item_brand]
     item_attr = np.stack([rng.choice(len(ATTRIBUTES), 2, replace=False) for _ in range(n_items)])
-    item_vec = (cat_vec[item_cat] + brand_vec[item_brand] + attr_vec[item_attr].mean(1)
-                + rng.normal(0, 0.3, (n_items, d)))
+    item_vec = (
+        cat_vec[item_cat] + brand_vec[item_brand] + attr_vec[item_attr].mean(1) + rng.normal(0, 0.3, (n_items, d))
+    )
     pop = -popularity * np.log(rng.permutation(n_items) + 1.0)
-    items = pd.DataFrame({
-        "item": np.arange(1, n_items + 1),
-        "title": [f"{ATTRIBUTES[a]} {ATTRIBUTES[b]} {CATEGORIES[c]} {rng.integers(100, 999)}"
-                  for (a, b), c in zip(item_attr, item_cat)],
-        "brand": [brands[b] for b in item_brand],
-        "category": [CATEGORIES[c] for c in item_cat],
-    })
+    items = pd.DataFrame(
+        {
+            "item": np.arange(1, n_items + 1),
+            "title": [
+                f"{ATTRIBUTES[a]} {ATTRIBUTES[b]} {CATEGORIES[c]} {rng.integers(100, 999)}"
+                for (a, b), c in zip(item_attr, item_cat)
+            ],
+            "brand": [brands[b] for b in item_brand],
+            "category": [CATEGORIES[c] for c in item_cat],
+        }
+    )
 
     lengths = np.minimum(4 + rng.geometric(1.0 / max(mean_length - 4, 1), n_users), max_length)
     V = torch.tensor(item_vec, dtype=torch.float32)
@@ -197,8 +335,9 @@ def generate(n_users: int, n_items: int, mean_length: int, max_length: int, late
             for split, offset in (("valid", 2), ("test", 1)):
                 at = torch.nonzero(L[active] - offset == t).squeeze(1)
                 if at.numel():
-                    record_oracle(oracle, (active[at] + lo).numpy(), scale * (u[active[at]] @ V.T) + bias, nxt[at],
-                                  split)
+                    record_oracle(
+                        oracle, (active[at] + lo).numpy(), scale * (u[active[at]] @ V.T) + bias, nxt[at], split
+                    )
             u[active] = (1 - drift) * u[active] + drift * V[nxt]
         parts.append(sequences(seq, L, lo))
     interactions, oracle_df = frames(parts, oracle)

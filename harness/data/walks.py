@@ -52,8 +52,9 @@ class CooccurrenceGraph:
         return self.indices[np.minimum(at, self.indptr[v + 1] - 1)]
 
 
-def step(graph: CooccurrenceGraph, prev: np.ndarray, cur: np.ndarray, p: float, q: float,
-         rng: np.random.Generator) -> np.ndarray:
+def step(
+    graph: CooccurrenceGraph, prev: np.ndarray, cur: np.ndarray, p: float, q: float, rng: np.random.Generator
+) -> np.ndarray:
     """The node2vec move of every walker at `cur` that came from `prev` (prev = 0: first move, first order)."""
     top = max(1 / p, 1.0, 1 / q)
     out = np.empty_like(cur)
@@ -68,8 +69,9 @@ def step(graph: CooccurrenceGraph, prev: np.ndarray, cur: np.ndarray, p: float, 
     return out
 
 
-def walks(graph: CooccurrenceGraph, starts: np.ndarray, lengths: np.ndarray, p: float, q: float,
-          rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def walks(
+    graph: CooccurrenceGraph, starts: np.ndarray, lengths: np.ndarray, p: float, q: float, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
     """Walks from `starts` (item ids) of the given lengths -> (flat item ids, offsets (n_walks + 1,)). A walk
     ends early at an item with no neighbour."""
     n = len(starts)
@@ -109,5 +111,8 @@ def training_sequences(dataset: Dataset, cfg: dict) -> tuple[np.ndarray, np.ndar
         return flat_w, offsets_w[:-1], offsets_w[1:]
     flat = np.concatenate([dataset.flat, flat_w])
     base = len(dataset.flat)
-    return (flat, np.concatenate([real_starts, base + offsets_w[:-1]]),
-            np.concatenate([real_stops, base + offsets_w[1:]]))
+    return (
+        flat,
+        np.concatenate([real_starts, base + offsets_w[:-1]]),
+        np.concatenate([real_stops, base + offsets_w[1:]]),
+    )

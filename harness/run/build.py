@@ -8,16 +8,18 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from harness import accounting, config, evaluate, transfer
-from harness.batches import TrainExamples, eval_inputs
+from harness.core import config
+from harness.core.errors import UserError
+from harness.core.schema import RUN_COLUMNS
 from harness.data.prepare import Dataset, prepare
 from harness.data.walks import training_sequences
-from harness.errors import UserError
-from harness.features import build_extractor
-from harness.losses import NegativeSampler, training_loss
-from harness.model import SRT, build_model
+from harness.model import accounting, evaluate
+from harness.model.features import build_extractor
+from harness.model.losses import NegativeSampler, training_loss
+from harness.model.srt import SRT, build_model
+from harness.run import transfer
+from harness.run.batches import TrainExamples, eval_inputs
 from harness.run.distributed import Group, from_environment
-from harness.schema import RUN_COLUMNS
 
 
 def _optimizer(model: SRT, cfg: dict) -> torch.optim.AdamW:
@@ -25,8 +27,11 @@ def _optimizer(model: SRT, cfg: dict) -> torch.optim.AdamW:
     params = [p for p in model.parameters() if p.requires_grad]
     decay = [p for p in params if p.dim() >= 2 and id(p) not in tables]
     rest = [p for p in params if p.dim() < 2 or id(p) in tables]
-    return torch.optim.AdamW([{"params": decay, "weight_decay": cfg["train.weight_decay"]},
-                              {"params": rest, "weight_decay": 0.0}], lr=cfg["train.lr"], betas=(0.9, 0.98))
+    return torch.optim.AdamW(
+        [{"params": decay, "weight_decay": cfg["train.weight_decay"]}, {"params": rest, "weight_decay": 0.0}],
+        lr=cfg["train.lr"],
+        betas=(0.9, 0.98),
+    )
 
 
 def _device(cfg: dict, group: Group) -> torch.device:
@@ -53,14 +58,21 @@ class Run:
         self.data: Dataset = prepare(cfg)[0]
         torch.manual_seed(cfg["train.seed"])
         self.model = build_model(cfg, build_extractor(cfg, self.data)).to(self.device)
-        self.examples = TrainExamples(*training_sequences(self.data, cfg), self.data.n_items, cfg["model.context"],
-                                      cfg["loss.supervision"],
-                                      {k.split(".")[1]: cfg[k] for k in cfg if k.startswith("augment.")})
+        self.examples = TrainExamples(
+            *training_sequences(self.data, cfg),
+            self.data.n_items,
+            cfg["model.context"],
+            cfg["loss.supervision"],
+            {k.split(".")[1]: cfg[k] for k in cfg if k.startswith("augment.")},
+        )
         if not len(self.examples):
             raise UserError(f"{cfg['data.name']}: no training targets (every user has fewer than 4 interactions)")
         popular = cfg["loss.sampler"] == "popularity"
-        self.sampler = NegativeSampler(self.data.n_items, self.examples.item_counts if popular else None,
-                                       torch.Generator().manual_seed(cfg["train.seed"] + 1))
+        self.sampler = NegativeSampler(
+            self.data.n_items,
+            self.examples.item_counts if popular else None,
+            torch.Generator().manual_seed(cfg["train.seed"] + 1),
+        )
         self.progressive, self.ewc, self.transferred = None, None, []
         if cfg["transfer.init_from"]:
             pre_cfg, state = transfer.pretrained(cfg["transfer.init_from"])
@@ -70,12 +82,17 @@ class Run:
             elif cfg["transfer.method"] == "ewc":
                 pre = Run({**pre_cfg, "transfer.init_from": None}, "unused", Group())
                 fisher = transfer.fisher(pre, state, self.transferred, cfg["transfer.fisher_sequences"])
-                self.ewc = transfer.EWC(self.model, {n: state[n].to(self.device) for n in self.transferred},
-                                        {n: f.to(self.device) for n, f in fisher.items()}, cfg["transfer.ewc_lambda"])
+                self.ewc = transfer.EWC(
+                    self.model,
+                    {n: state[n].to(self.device) for n in self.transferred},
+                    {n: f.to(self.device) for n, f in fisher.items()},
+                    cfg["transfer.ewc_lambda"],
+                )
         self.optimizer = _optimizer(self.model, cfg)
         self.params = accounting.count_params(self.model)
-        self.flops_per_target = accounting.flops_per_target(cfg, self.data.n_items,
-                                                            self.model.extractor.train_flops_per_item)
+        self.flops_per_target = accounting.flops_per_target(
+            cfg, self.data.n_items, self.model.extractor.train_flops_per_item
+        )
         users = None
         if cfg["eval.max_users"] and cfg["eval.max_users"] < self.data.n_users:
             users = np.sort(np.random.default_rng(0).choice(self.data.n_users, cfg["eval.max_users"], replace=False))
@@ -86,9 +103,18 @@ class Run:
     def static_columns(self) -> dict:
         """The results columns that are fixed for this run (schema.RUN_COLUMNS)."""
         c = self.cfg
-        values = {"run_id": self.id, **self.params, "negatives": c["loss.negatives"], "d_model": c["model.d_model"],
-                  "n_layers": c["model.n_layers"], "n_heads": c["model.n_heads"], "d_ff": c["model.d_ff"],
-                  "n_items": self.data.n_items, "n_users": self.data.n_users, "target_kl": self.target_kl}
+        values = {
+            "run_id": self.id,
+            **self.params,
+            "negatives": c["loss.negatives"],
+            "d_model": c["model.d_model"],
+            "n_layers": c["model.n_layers"],
+            "n_heads": c["model.n_heads"],
+            "d_ff": c["model.d_ff"],
+            "n_items": self.data.n_items,
+            "n_users": self.data.n_users,
+            "target_kl": self.target_kl,
+        }
         return {k: values[k] for k in RUN_COLUMNS}
 
     def step(self, inputs: torch.Tensor, targets: torch.Tensor, lr: float) -> tuple[float, int]:
@@ -120,9 +146,14 @@ class Run:
         cfg, model = self.cfg, self.model
         inputs, targets = inputs.to(self.device), targets.to(self.device)
         mask = targets != 0
-        use_catalog, _ = accounting.embedding_rows(len(inputs), cfg["model.context"], int(mask.sum()),
-                                                   cfg["loss.negatives"], cfg["loss.shared_negatives"],
-                                                   self.data.n_items)
+        use_catalog, _ = accounting.embedding_rows(
+            len(inputs),
+            cfg["model.context"],
+            int(mask.sum()),
+            cfg["loss.negatives"],
+            cfg["loss.shared_negatives"],
+            self.data.n_items,
+        )
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=cfg["train.precision"] == "bf16"):
             items = model.extractor.all_items() if use_catalog else None
             h = model.encode(inputs, items)
@@ -131,6 +162,12 @@ class Run:
 
     def evaluate(self, split: str) -> dict[str, float]:
         inputs, targets, history = self.eval_sets[split]
-        m = evaluate.evaluate(self.model, inputs, targets, history if self.cfg["eval.exclude_seen"] else None,
-                              self.cfg["eval.batch_users"], self.cfg["eval.chunk_items"])
+        m = evaluate.evaluate(
+            self.model,
+            inputs,
+            targets,
+            history if self.cfg["eval.exclude_seen"] else None,
+            self.cfg["eval.batch_users"],
+            self.cfg["eval.chunk_items"],
+        )
         return {f"{split}_{k}": v for k, v in m.items()}

@@ -1,16 +1,56 @@
-"""A run's checkpoint: the model, the optimizer, every rank's random state, and the training State (targets,
-epoch, position, evaluation rows); written by rank 0, read by every rank (harness/checkpoint_file.py: the file)."""
+"""A run's checkpoint: the file and what it holds.
+
+The file is written atomically and read back with `torch.load(weights_only=True)`: it holds only tensors and
+plain Python values (dicts, lists, numbers, strings, None), so reading one never runs code (run directories on
+shared cluster storage may have been written by anyone, `--init-from`); a file whose pickle names anything else
+is refused with one line naming the file. A run's checkpoint holds the model, the optimizer, every rank's random
+state and the training State (targets, epoch, position, evaluation rows); it is written by rank 0 and read by
+every rank. transfer.py reads the model weights of another run's.
+"""
 
 from __future__ import annotations
 
 import copy
 import json
+import pickle
+from pathlib import Path
+from typing import Any
 
 import torch
 
-from harness.checkpoint_file import load, plain, save
-from harness.errors import UserError
-from harness.io import write_text
+from harness.core.errors import UserError
+from harness.core.io import _jsonable, atomic_path, write_text
+
+
+def plain(obj: Any) -> Any:
+    """A JSON-shaped copy of `obj` with numpy scalars as Python numbers (inf and NaN kept): safe to unpickle."""
+    return json.loads(json.dumps(obj, default=_jsonable))
+
+
+def save(path: str | Path, blob: dict) -> None:
+    with atomic_path(path) as tmp:
+        torch.save(blob, tmp)
+
+
+def load(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
+    """The checkpoint at `path`; UserError (one line, naming the file) if it is not a plain-weights checkpoint."""
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as e:
+        unsafe = next((ln.strip() for ln in str(e).splitlines() if "GLOBAL" in ln), None)
+        if unsafe:
+            raise UserError(
+                f"{path}: refused: the checkpoint's pickle names code to run ({unsafe[:200]}); "
+                "nothing from it was executed"
+            ) from None
+        raise UserError(
+            f"{path}: not a readable checkpoint (not a torch.save file of tensors and plain values)"
+        ) from None
+    except (RuntimeError, EOFError, OSError, ValueError) as e:
+        raise UserError(
+            f"{path}: not a readable checkpoint ({type(e).__name__}: "
+            f"{str(e).strip().splitlines()[0][:200] if str(e).strip() else 'empty'})"
+        ) from None
 
 
 class State:
@@ -30,8 +70,11 @@ TRUNK_ONLY = ("tokens", "epoch", "position", "steps", "loss_sum", "loss_n")  # w
 
 def _rng(run) -> dict:
     """This rank's random state: dropout (torch, CUDA) and the negative sampler."""
-    return {"torch": torch.get_rng_state(), "sampler": run.sampler.generator.get_state(),
-            "cuda": torch.cuda.get_rng_state(run.device) if run.device.type == "cuda" else None}
+    return {
+        "torch": torch.get_rng_state(),
+        "sampler": run.sampler.generator.get_state(),
+        "cuda": torch.cuda.get_rng_state(run.device) if run.device.type == "cuda" else None,
+    }
 
 
 def _set_rng(run, rng: dict) -> None:
@@ -43,9 +86,12 @@ def _set_rng(run, rng: dict) -> None:
 
 def snapshot(run, state: State) -> dict:
     """The trunk at a branch point, in memory: weights, optimizer, this rank's random state, its progress."""
-    return {"model": {k: v.detach().clone() for k, v in run.model.state_dict().items()},
-            "optimizer": copy.deepcopy(run.optimizer.state_dict()), "rng": _rng(run),
-            "state": {k: getattr(state, k) for k in TRUNK_ONLY}}
+    return {
+        "model": {k: v.detach().clone() for k, v in run.model.state_dict().items()},
+        "optimizer": copy.deepcopy(run.optimizer.state_dict()),
+        "rng": _rng(run),
+        "state": {k: getattr(state, k) for k in TRUNK_ONLY},
+    }
 
 
 def restore(run, state: State, trunk: dict) -> None:
@@ -64,8 +110,12 @@ def write(run, state: State, trunk: dict | None = None) -> None:
     trunk_rngs = run.group.gather(trunk["rng"]) if trunk is not None else None
     if not run.group.main:
         return
-    blob = {"model": run.model.state_dict(), "optimizer": run.optimizer.state_dict(), "rng": rngs,
-            "state": plain({**vars(state), "world": run.group.world})}
+    blob = {
+        "model": run.model.state_dict(),
+        "optimizer": run.optimizer.state_dict(),
+        "rng": rngs,
+        "state": plain({**vars(state), "world": run.group.world}),
+    }
     if trunk is not None:
         blob["trunk"] = {**trunk, "rng": trunk_rngs, "state": plain(trunk["state"])}
     save(run.dir / "checkpoint.pt", blob)
@@ -81,8 +131,10 @@ def read(run) -> tuple[State, dict | None]:
         return state, None
     blob = load(path, run.device)
     if len(blob["rng"]) != run.group.world:
-        raise UserError(f"{path}: written by a run of {len(blob['rng'])} process(es); resume it with the same "
-                        f"number (this one has {run.group.world})")
+        raise UserError(
+            f"{path}: written by a run of {len(blob['rng'])} process(es); resume it with the same "
+            f"number (this one has {run.group.world})"
+        )
     run.model.load_state_dict(blob["model"])
     run.optimizer.load_state_dict(blob["optimizer"])
     _set_rng(run, blob["rng"][run.group.rank])

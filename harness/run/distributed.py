@@ -19,7 +19,7 @@ from datetime import timedelta
 import torch
 import torch.distributed as dist
 
-from harness.errors import UserError
+from harness.core.errors import UserError
 
 
 @dataclass(frozen=True)
@@ -69,13 +69,14 @@ class Group:
             return float(loss)
         device = loss.device
         flags = torch.tensor([float(p.grad is not None) for p in params] + [float(loss)], device=device)
-        flat = torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p)).reshape(-1) for p in params]
-                         + [flags])
+        flat = torch.cat(
+            [(p.grad if p.grad is not None else torch.zeros_like(p)).reshape(-1) for p in params] + [flags]
+        )
         dist.all_reduce(flat)
-        grads, flags = flat[: -len(flags)], flat[-len(flags):]
+        grads, flags = flat[: -len(flags)], flat[-len(flags) :]
         offset = 0
         for p, has in zip(params, flags[:-1].tolist()):
-            p.grad = grads[offset: offset + p.numel()].view_as(p) if has > 0 else None
+            p.grad = grads[offset : offset + p.numel()].view_as(p) if has > 0 else None
             offset += p.numel()
         return float(flags[-1])
 
@@ -96,8 +97,9 @@ def init(group: Group, device: torch.device) -> bool:
     """Join the process group (env:// rendezvous) if this run is distributed and not yet joined; True if joined."""
     if group.world == 1 or dist.is_initialized():
         return False
-    dist.init_process_group("nccl" if device.type == "cuda" else "gloo", rank=group.rank, world_size=group.world,
-                            timeout=timedelta(hours=2))  # rank 0 evaluates while the others wait
+    dist.init_process_group(
+        "nccl" if device.type == "cuda" else "gloo", rank=group.rank, world_size=group.world, timeout=timedelta(hours=2)
+    )  # rank 0 evaluates while the others wait
     return True
 
 
@@ -108,8 +110,15 @@ def free_port() -> int:
 
 
 def _worker(local_rank: int, nproc: int, port: int, target, args: tuple) -> None:
-    os.environ.update({"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "RANK": str(local_rank),
-                       "LOCAL_RANK": str(local_rank), "WORLD_SIZE": str(nproc)})
+    os.environ.update(
+        {
+            "MASTER_ADDR": "127.0.0.1",
+            "MASTER_PORT": str(port),
+            "RANK": str(local_rank),
+            "LOCAL_RANK": str(local_rank),
+            "WORLD_SIZE": str(nproc),
+        }
+    )
     os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")
     try:
         target(*args)

@@ -13,22 +13,22 @@ import json
 import math
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import torch
 import torch.distributed as dist
 import yaml
 from tqdm import tqdm
 
-from harness import accounting, config, schedules
-from harness.io import read_result, write_json, write_text
-from harness.progress import PROGRESS_EVERY_S, PROGRESS_FILE
+from harness.core import config
+from harness.core.io import read_result, write_json, write_text
+from harness.core.schema import FINISHED, PROGRESS_EVERY_S, PROGRESS_FILE
+from harness.model import accounting, schedules
 from harness.run import checkpoint, distributed, record
 from harness.run.build import Run
 from harness.run.checkpoint import State
-from harness.schema import FINISHED
-from harness.tracking import Tracker
+from harness.run.tracking import Tracker
 
 
 def trim_to_budget(targets: torch.Tensor, room: int) -> torch.Tensor:
@@ -38,8 +38,9 @@ def trim_to_budget(targets: torch.Tensor, room: int) -> torch.Tensor:
     return targets.masked_fill(over, 0)
 
 
-def train(cfg: dict, out: str | Path = "runs", should_stop: Callable[[], bool] | None = None,
-          progress: bool = True) -> dict | None:
+def train(
+    cfg: dict, out: str | Path = "runs", should_stop: Callable[[], bool] | None = None, progress: bool = True
+) -> dict | None:
     """Train (or resume, or just read) the run for `cfg` under `out`. Returns the final row (result.json),
     or None when `should_stop()` returned True on any rank (a checkpoint was saved; calling again resumes)."""
     out = Path(out)
@@ -65,18 +66,27 @@ def _train(run: Run, result_path: Path, should_stop, progress: bool) -> dict | N
     state, tracker = State(), None
     try:  # from here on, a run that raises records why (status failed); one whose process dies records nothing
         state, trunk = checkpoint.read(run)
-        record.log(run, f"{'resume at ' + str(state.tokens) if state.tokens else 'start'}: {run.static_columns()} "
-                        f"dataset {run.data.root.name} C/target {run.flops_per_target:.4g} "
-                        f"processes {run.group.world}")
-        tracker = Tracker(run.cfg if run.group.main else {**run.cfg, "track.mlflow": False}, result_path.parent.parent,
-                          run.id, lambda message: record.log(run, message))
+        record.log(
+            run,
+            f"{'resume at ' + str(state.tokens) if state.tokens else 'start'}: {run.static_columns()} "
+            f"dataset {run.data.root.name} C/target {run.flops_per_target:.4g} "
+            f"processes {run.group.world}",
+        )
+        tracker = Tracker(
+            run.cfg if run.group.main else {**run.cfg, "track.mlflow": False},
+            result_path.parent.parent,
+            run.id,
+            lambda message: record.log(run, message),
+        )
         result = _loop(run, state, trunk, should_stop, progress, tracker)
     except Exception as e:
         error = f"{type(e).__name__}: {e}"
         record.log(run, f"failed: {error}")
         if run.group.main:
-            write_json(result_path, {**run.static_columns(), "status": "failed", "final": True, "error": error,
-                                     "tokens": state.tokens})
+            write_json(
+                result_path,
+                {**run.static_columns(), "status": "failed", "final": True, "error": error, "tokens": state.tokens},
+            )
         if tracker is not None:
             tracker.finish("failed", error)
         raise
@@ -89,11 +99,17 @@ def _train(run: Run, result_path: Path, should_stop, progress: bool) -> dict | N
 class Loop:
     """The one step loop of a run: trunk segments, cooldown branches, and the hooks every step passes through
     (evaluation points, divergence, the stop request, timed checkpoints, the progress file). `train` drives it
-    through `run_all`; the throughput model (harness/throughput.py) and the benchmarks drive `advance` directly,
+    through `run_all`; the throughput model (harness/plan/throughput.py) and the benchmarks drive `advance` directly,
     so every measurement of training is a measurement of this loop."""
 
-    def __init__(self, run: Run, state: State | None = None, should_stop: Callable[[], bool] | None = None,
-                 progress: bool = False, tracker: Tracker | None = None):
+    def __init__(
+        self,
+        run: Run,
+        state: State | None = None,
+        should_stop: Callable[[], bool] | None = None,
+        progress: bool = False,
+        tracker: Tracker | None = None,
+    ):
         state = state or State()
         self.run, self.state, self.should_stop = run, state, should_stop
         self.tracker = tracker or Tracker({**run.cfg, "track.mlflow": False}, run.dir.parent, run.id, print)
@@ -104,8 +120,15 @@ class Loop:
         self.points = [p * self.T for p in cfg["eval.points"] if p * self.T > state.tokens]
         bf16 = cfg["train.precision"] == "bf16"
         self.peak = accounting.matmul_peak(run.device.type, torch.bfloat16 if bf16 else torch.float32)
-        self.bar = tqdm(total=self.T, initial=state.tokens, unit="tgt", unit_scale=True, disable=not progress,
-                        desc=run.id, dynamic_ncols=True)
+        self.bar = tqdm(
+            total=self.T,
+            initial=state.tokens,
+            unit="tgt",
+            unit_scale=True,
+            disable=not progress,
+            desc=run.id,
+            dynamic_ncols=True,
+        )
         self.start = self.last_ckpt = self.last_progress = time.perf_counter()
         self.wall0 = state.wall_s
 
@@ -142,7 +165,7 @@ class Loop:
                 state.epoch, state.position = state.epoch + 1, 0
                 order = run.examples.epoch_order(cfg["train.seed"], state.epoch)
             t0 = time.perf_counter()
-            inputs, targets = run.examples.batch(order[state.position: state.position + B])
+            inputs, targets = run.examples.batch(order[state.position : state.position + B])
             targets = trim_to_budget(targets, length - state.tokens)
             if run.progressive is not None:
                 run.progressive.apply(state.tokens / length)
@@ -165,19 +188,28 @@ class Loop:
                 if diverged:
                     return diverged
                 self.save()
-            stop, due = group.any(self.should_stop is not None and self.should_stop(),
-                                  time.perf_counter() - self.last_ckpt > cfg["train.checkpoint_every_s"])
+            stop, due = group.any(
+                self.should_stop is not None and self.should_stop(),
+                time.perf_counter() - self.last_ckpt > cfg["train.checkpoint_every_s"],
+            )
             if stop:
                 self.save(trunk)
-                record.log(run, f"stopped at {state.tokens} targets{' in a branch' if trunk else ''}; "
-                                "checkpoint saved")
+                record.log(run, f"stopped at {state.tokens} targets{' in a branch' if trunk else ''}; checkpoint saved")
                 self.tracker.stopped()
                 return "stopped"
             if due:
                 self.save(trunk)
             if group.main and time.perf_counter() - self.last_progress > PROGRESS_EVERY_S:
-                write_json(run.dir / PROGRESS_FILE, {"tokens": state.tokens, "T": self.T, "steps": state.steps,
-                                                     "branch": state.branch, "spent": state.spent})
+                write_json(
+                    run.dir / PROGRESS_FILE,
+                    {
+                        "tokens": state.tokens,
+                        "T": self.T,
+                        "steps": state.steps,
+                        "branch": state.branch,
+                        "spent": state.spent,
+                    },
+                )
                 self.last_progress = time.perf_counter()
         return None
 
@@ -218,8 +250,9 @@ class Loop:
         return None
 
 
-def _loop(run: Run, state: State, trunk: dict | None, should_stop: Callable[[], bool] | None, progress: bool,
-          tracker: Tracker) -> dict | None:
+def _loop(
+    run: Run, state: State, trunk: dict | None, should_stop: Callable[[], bool] | None, progress: bool, tracker: Tracker
+) -> dict | None:
     loop = Loop(run, state, should_stop, progress, tracker)
     diverged = loop.run_all(trunk)
     loop.bar.close()
@@ -238,6 +271,9 @@ def _loop(run: Run, state: State, trunk: dict | None, should_stop: Callable[[], 
     result = record.result(run, state, status)
     write_json(run.dir / "result.json", result)
     tracker.finish(status)
-    record.log(run, f"{status}: " + ", ".join(f"{k}={v:.4g}" for k, v in result.items()
-                                              if k.startswith("test_") and isinstance(v, float)))
+    record.log(
+        run,
+        f"{status}: "
+        + ", ".join(f"{k}={v:.4g}" for k, v in result.items() if k.startswith("test_") and isinstance(v, float)),
+    )
     return result

@@ -1,4 +1,4 @@
-"""What a run records (rank 0): its evaluation rows, its result, and its log (columns: harness/schema.py)."""
+"""What a run records (rank 0): its evaluation rows, its result, and its log (columns: harness/core/schema.py)."""
 
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ import numpy as np
 import torch
 
 from harness import __version__
+from harness.core.schema import DIVERGED_COLUMNS, METRICS, ROW_COLUMNS, SPLITS
 from harness.run.build import Run
 from harness.run.checkpoint import State
-from harness.schema import DIVERGED_COLUMNS, METRICS, ROW_COLUMNS, SPLITS
 
 
 def log(run: Run, message: str) -> None:
@@ -25,19 +25,28 @@ def log(run: Run, message: str) -> None:
             f.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {message}\n")
 
 
-def evaluation(run: Run, state: State, peak: float, final: bool, annealed: bool,
-               diverged: str | None = None) -> str | None:
+def evaluation(
+    run: Run, state: State, peak: float, final: bool, annealed: bool, diverged: str | None = None
+) -> str | None:
     """Append one evaluation row (validation metrics; test metrics too when the row is a fitting point: final,
     or annealed at the end of a cooldown branch) to state.rows. Returns why the run diverged (`diverged` as
     given, or non-finite metrics), else None. A diverged row is final, with perplexity inf, the ranking metrics
     NaN (a non-finite model has no ranking) and where it happened. `flops` is the C of a run of `tokens` targets;
     `flops_spent` what this run has spent so far (its cooldown branches included)."""
     tps = state.spent / max(state.train_s, 1e-9)
-    values = {"final": final, "annealed": annealed, "tokens": state.tokens,
-              "flops": state.tokens * run.flops_per_target, "flops_spent": state.spent * run.flops_per_target,
-              "epochs": state.tokens / run.examples.targets_per_epoch, "wall_s": state.wall_s,
-              "train_s": state.train_s, "targets_per_s": tps, "mfu": run.flops_per_target * tps / peak,
-              "train_loss": state.loss_sum / max(state.loss_n, 1)}
+    values = {
+        "final": final,
+        "annealed": annealed,
+        "tokens": state.tokens,
+        "flops": state.tokens * run.flops_per_target,
+        "flops_spent": state.spent * run.flops_per_target,
+        "epochs": state.tokens / run.examples.targets_per_epoch,
+        "wall_s": state.wall_s,
+        "train_s": state.train_s,
+        "targets_per_s": tps,
+        "mfu": run.flops_per_target * tps / peak,
+        "train_loss": state.loss_sum / max(state.loss_n, 1),
+    }
     row = {**run.static_columns(), **{k: values[k] for k in ROW_COLUMNS}}
     state.loss_sum, state.loss_n = 0.0, 0
     if diverged is None:
@@ -53,16 +62,20 @@ def evaluation(run: Run, state: State, peak: float, final: bool, annealed: bool,
         row.update({f"{split}_{m}": math.inf if m == "ppl" else math.nan for split in SPLITS for m in METRICS})
         row.update(final=True, annealed=False, **dict(zip(DIVERGED_COLUMNS, (state.steps, state.tokens, diverged))))
     state.rows.append(row)
-    log(run, f"eval at {state.tokens} targets: " + ", ".join(
-        f"{k}={v:.4g}" for k, v in row.items() if k.startswith(("valid_", "test_", "train_loss", "mfu"))))
+    log(
+        run,
+        f"eval at {state.tokens} targets: "
+        + ", ".join(f"{k}={v:.4g}" for k, v in row.items() if k.startswith(("valid_", "test_", "train_loss", "mfu"))),
+    )
     return diverged
 
 
 @functools.lru_cache(maxsize=1)
 def _git_sha() -> str | None:
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True,
-                             text=True, timeout=5)
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True, text=True, timeout=5
+        )
     except (OSError, subprocess.TimeoutExpired):
         return None
     return out.stdout.strip() or None
@@ -70,8 +83,15 @@ def _git_sha() -> str | None:
 
 def environment(run: Run) -> dict:
     """schema.ENVIRONMENT: where and with what the run was trained."""
-    return {"host": platform.node(), "torch": torch.__version__, "numpy": np.__version__, "srt_scale": __version__,
-            "git_sha": _git_sha(), "threads": torch.get_num_threads(), "world_size": run.group.world}
+    return {
+        "host": platform.node(),
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "srt_scale": __version__,
+        "git_sha": _git_sha(),
+        "threads": torch.get_num_threads(),
+        "world_size": run.group.world,
+    }
 
 
 def result(run: Run, state: State, status: str) -> dict:
@@ -79,5 +99,4 @@ def result(run: Run, state: State, status: str) -> dict:
     on the users this run evaluates (synthetic worlds)."""
     for row in state.rows:
         row["status"] = status
-    return {**state.rows[-1], **run.cfg, **environment(run),
-            **{f"oracle_{k}": v for k, v in run.oracle.items()}}
+    return {**state.rows[-1], **run.cfg, **environment(run), **{f"oracle_{k}": v for k, v in run.oracle.items()}}

@@ -1,4 +1,4 @@
-"""Dataset sources (`data.name`), one module each, registered in harness/registry.py.
+"""Dataset sources (`data.name`), one module each, registered in harness/core/registry.py.
 
 A source says which config keys it needs, what identifies its content (the dataset cache key: file hashes, or a
 generator's parameters), and how to read it into raw tables (harness/data/readers.py): interactions, items,
@@ -8,14 +8,14 @@ and the oracle figures of a synthetic world (None for real data). Adding a sourc
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import pandas as pd
 
-from harness.errors import UserError
-from harness.io import file_digest
+from harness.core.errors import UserError
+from harness.core.io import file_digest
 
 
 @dataclass(frozen=True)

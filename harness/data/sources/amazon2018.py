@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pandas as pd
 
+from harness.core.errors import UserError
 from harness.data.readers import TEXT_FIELDS, interactions_frame, items_frame, joined, json_lines, read_text, require
 from harness.data.sources import Source, files_fingerprint
-from harness.errors import UserError
+
 
 def read_amazon2018(reviews: str | Path, metadata: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Amazon 2018: ratings CSV (no header: item,user,rating,timestamp) or 5-core review JSON lines
@@ -37,6 +38,8 @@ def read_amazon2018(reviews: str | Path, metadata: str | Path) -> tuple[pd.DataF
     return interactions_frame(df, reviews), items_frame(pd.DataFrame(fields))
 
 
-SOURCE = Source(read=lambda cfg: (*read_amazon2018(cfg["data.path"], cfg["data.items_path"]), None),
-                fingerprint=lambda cfg: files_fingerprint([Path(cfg["data.path"]), Path(cfg["data.items_path"])]),
-                needs=("data.path", "data.items_path"))
+SOURCE = Source(
+    read=lambda cfg: (*read_amazon2018(cfg["data.path"], cfg["data.items_path"]), None),
+    fingerprint=lambda cfg: files_fingerprint([Path(cfg["data.path"]), Path(cfg["data.items_path"])]),
+    needs=("data.path", "data.items_path"),
+)

@@ -6,9 +6,9 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
+from harness.core.errors import UserError
 from harness.data.sources import Source, files_fingerprint
 from harness.data.sources.recbole import atomic_files, read_recbole
-from harness.errors import UserError
 
 
 def ml100k_dir() -> Path:
@@ -18,5 +18,7 @@ def ml100k_dir() -> Path:
     return Path(list(spec.submodule_search_locations)[0]) / "dataset_example" / "ml-100k"
 
 
-SOURCE = Source(read=lambda cfg: (*read_recbole(ml100k_dir(), "ml-100k"), None),
-                fingerprint=lambda cfg: files_fingerprint(atomic_files(ml100k_dir(), "ml-100k")))
+SOURCE = Source(
+    read=lambda cfg: (*read_recbole(ml100k_dir(), "ml-100k"), None),
+    fingerprint=lambda cfg: files_fingerprint(atomic_files(ml100k_dir(), "ml-100k")),
+)

@@ -6,13 +6,31 @@ from pathlib import Path
 
 import pandas as pd
 
+from harness.core.errors import UserError
 from harness.data.readers import check_width, interactions_frame, items_frame, read_text
 from harness.data.sources import Source, files_fingerprint
-from harness.errors import UserError
 
-_ML_GENRES = ["unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime", "Documentary",
-              "Drama", "Fantasy", "Film-Noir", "Horror", "Musical", "Mystery", "Romance", "Sci-Fi", "Thriller",
-              "War", "Western"]
+_ML_GENRES = [
+    "unknown",
+    "Action",
+    "Adventure",
+    "Animation",
+    "Children's",
+    "Comedy",
+    "Crime",
+    "Documentary",
+    "Drama",
+    "Fantasy",
+    "Film-Noir",
+    "Horror",
+    "Musical",
+    "Mystery",
+    "Romance",
+    "Sci-Fi",
+    "Thriller",
+    "War",
+    "Western",
+]
 
 
 def read_movielens(directory: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -25,8 +43,13 @@ def read_movielens(directory: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
         check_width(ratings, 4, directory / "ratings.dat")
         check_width(movies, 3, directory / "movies.dat")
         inter = pd.DataFrame([r[:4] for r in ratings], columns=["user", "item", "rating", "timestamp"])
-        items = pd.DataFrame({"item": [m[0] for m in movies], "title": [m[1] for m in movies],
-                              "category": [m[2].replace("|", " ") for m in movies]})
+        items = pd.DataFrame(
+            {
+                "item": [m[0] for m in movies],
+                "title": [m[1] for m in movies],
+                "category": [m[2].replace("|", " ") for m in movies],
+            }
+        )
         return interactions_frame(inter, directory / "ratings.dat"), items_frame(items)
     if (directory / "u.data").exists():
         ratings = [ln.split("\t") for ln in read_text(directory / "u.data", "latin-1").splitlines() if ln]
@@ -45,5 +68,8 @@ def _files(cfg: dict) -> list[Path]:
     return [d / n for n in (("ratings.dat", "movies.dat") if (d / "ratings.dat").exists() else ("u.data", "u.item"))]
 
 
-SOURCE = Source(read=lambda cfg: (*read_movielens(cfg["data.path"]), None),
-                fingerprint=lambda cfg: files_fingerprint(_files(cfg)), needs=("data.path",))
+SOURCE = Source(
+    read=lambda cfg: (*read_movielens(cfg["data.path"]), None),
+    fingerprint=lambda cfg: files_fingerprint(_files(cfg)),
+    needs=("data.path",),
+)

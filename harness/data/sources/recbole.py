@@ -8,12 +8,15 @@ from pathlib import Path
 
 import pandas as pd
 
+from harness.core.errors import UserError
 from harness.data.readers import interactions_frame, items_frame, read_text, require
 from harness.data.sources import Source, files_fingerprint
-from harness.errors import UserError
 
-_RECBOLE_TEXT = {"title": ["title", "movie_title", "name", "item_name"], "brand": ["brand", "release_year"],
-                 "category": ["categories", "category", "class", "genre"]}
+_RECBOLE_TEXT = {
+    "title": ["title", "movie_title", "name", "item_name"],
+    "brand": ["brand", "release_year"],
+    "category": ["categories", "category", "class", "genre"],
+}
 
 
 def _read_atomic(path: Path) -> pd.DataFrame:
@@ -34,8 +37,9 @@ def read_recbole(directory: str | Path, name: str | None = None) -> tuple[pd.Dat
     inter = _read_atomic(inter_path)
     require(inter, ["user_id", "item_id", "timestamp"], inter_path)
     if not item_path.exists():
-        return interactions_frame(inter.rename(columns={"user_id": "user", "item_id": "item"}), inter_path), \
-            items_frame(pd.DataFrame({"item": inter["item_id"]}))
+        return interactions_frame(
+            inter.rename(columns={"user_id": "user", "item_id": "item"}), inter_path
+        ), items_frame(pd.DataFrame({"item": inter["item_id"]}))
     items = _read_atomic(item_path)
     require(items, ["item_id"], item_path)
     fields = {"item": items["item_id"]}
@@ -43,8 +47,7 @@ def read_recbole(directory: str | Path, name: str | None = None) -> tuple[pd.Dat
         found = [c for c in candidates if c in items.columns]
         if found:
             fields[field] = items[found[0]]
-    interactions = interactions_frame(
-        inter.rename(columns={"user_id": "user", "item_id": "item"}), inter_path)
+    interactions = interactions_frame(inter.rename(columns={"user_id": "user", "item_id": "item"}), inter_path)
     return interactions, items_frame(pd.DataFrame(fields))
 
 
@@ -55,6 +58,8 @@ def atomic_files(directory: Path, name: str | None = None) -> list[Path]:
     return [directory / f"{name}.inter"] + ([item] if item.exists() else [])
 
 
-SOURCE = Source(read=lambda cfg: (*read_recbole(cfg["data.path"]), None),
-                fingerprint=lambda cfg: files_fingerprint(atomic_files(Path(cfg["data.path"]))),
-                needs=("data.path",))
+SOURCE = Source(
+    read=lambda cfg: (*read_recbole(cfg["data.path"]), None),
+    fingerprint=lambda cfg: files_fingerprint(atomic_files(Path(cfg["data.path"]))),
+    needs=("data.path",),
+)

@@ -6,8 +6,17 @@ from __future__ import annotations
 from harness.data import spectral, synthetic
 from harness.data.sources import Source
 
-PARAMETERS = ["n_users", "n_items", "mean_length", "max_length", "latent_dim", "drift", "sharpness", "popularity",
-              "seed"]
+PARAMETERS = [
+    "n_users",
+    "n_items",
+    "mean_length",
+    "max_length",
+    "latent_dim",
+    "drift",
+    "sharpness",
+    "popularity",
+    "seed",
+]
 SPECTRAL = ["spectrum"]  # the spectral world's own parameters
 
 

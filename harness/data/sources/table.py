@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from harness.core.errors import UserError
 from harness.data.readers import TEXT_FIELDS, interactions_frame, items_frame, read_table_file, require
 from harness.data.sources import Source, files_fingerprint
-from harness.errors import UserError
+
 
 def read_table(path: str | Path, items_path: str | Path | None, columns: dict[str, str]):
     """Generic CSV/TSV/Parquet: `columns` maps user/item/timestamp (and title/brand/category in the items
@@ -26,7 +27,10 @@ def read_table(path: str | Path, items_path: str | Path | None, columns: dict[st
     return inter, items_frame(items)
 
 
-SOURCE = Source(read=lambda cfg: (*read_table(cfg["data.path"], cfg["data.items_path"], cfg["data.columns"]), None),
-                fingerprint=lambda cfg: files_fingerprint([Path(p) for p in (cfg["data.path"], cfg["data.items_path"])
-                                                           if p], columns=cfg["data.columns"]),
-                needs=("data.path", "data.columns"))
+SOURCE = Source(
+    read=lambda cfg: (*read_table(cfg["data.path"], cfg["data.items_path"], cfg["data.columns"]), None),
+    fingerprint=lambda cfg: files_fingerprint(
+        [Path(p) for p in (cfg["data.path"], cfg["data.items_path"]) if p], columns=cfg["data.columns"]
+    ),
+    needs=("data.path", "data.columns"),
+)

@@ -19,10 +19,11 @@ from pathlib import Path
 
 import torch
 
-from harness import config
-from harness.errors import UserError
-from harness import checkpoint_file
-from harness.io import cache_dir
+from harness.core import config
+from harness.core.errors import UserError
+from harness.core.io import cache_dir
+from harness.data.prepare import dataset_key
+from harness.run import checkpoint
 
 CATALOG_SPECIFIC = ("extractor.table.", "extractor.tables.")
 
@@ -33,8 +34,6 @@ def pretrained_dir(source: str | Path) -> Path:
     dataset key follows the data's content and the generator's version, so a changed world is pretrained anew)."""
     path = Path(source)
     if path.suffix in (".yaml", ".yml"):
-        from harness.data.prepare import dataset_key
-
         cfg = config.load(path)
         return cache_dir() / "pretrained" / dataset_key(cfg) / config.run_id(cfg)
     return path
@@ -46,10 +45,13 @@ def pretrained(source: str | Path) -> tuple[dict, dict]:
     run_dir = pretrained_dir(source)
     ckpt, cfg_path = run_dir / "checkpoint.pt", run_dir / "config.yaml"
     if not ckpt.exists() or not cfg_path.exists():
-        what = "its pretraining run has not been trained (srt-scale train or sweep trains it first)" \
-            if Path(source).suffix in (".yaml", ".yml") else "not a run directory (needs checkpoint.pt and config.yaml)"
+        what = (
+            "its pretraining run has not been trained (srt-scale train or sweep trains it first)"
+            if Path(source).suffix in (".yaml", ".yml")
+            else "not a run directory (needs checkpoint.pt and config.yaml)"
+        )
         raise UserError(f"transfer.init_from = {source}: {what}")
-    return config.load(cfg_path), checkpoint_file.load(ckpt)["model"]
+    return config.load(cfg_path), checkpoint.load(ckpt)["model"]
 
 
 def load_weights(model: torch.nn.Module, state: dict, source: str) -> list[str]:
@@ -62,8 +64,10 @@ def load_weights(model: torch.nn.Module, state: dict, source: str) -> list[str]:
                 continue
             if name not in state or state[name].shape != p.shape:
                 have = tuple(state[name].shape) if name in state else "nothing"
-                raise UserError(f"transfer.init_from = {source}: {name} is {tuple(p.shape)} here but {have} in the "
-                                "checkpoint (model.* and features.kind/adapter must match the pretraining run)")
+                raise UserError(
+                    f"transfer.init_from = {source}: {name} is {tuple(p.shape)} here but {have} in the "
+                    "checkpoint (model.* and features.kind/adapter must match the pretraining run)"
+                )
             p.copy_(state[name])
             loaded.append(name)
     return loaded
@@ -97,8 +101,9 @@ class Progressive:
 class EWC:
     """The penalty lambda / 2 * sum F (theta - theta*)^2 over the named parameters (anchors theta*, Fisher F)."""
 
-    def __init__(self, model: torch.nn.Module, anchors: dict[str, torch.Tensor], fisher: dict[str, torch.Tensor],
-                 lam: float):
+    def __init__(
+        self, model: torch.nn.Module, anchors: dict[str, torch.Tensor], fisher: dict[str, torch.Tensor], lam: float
+    ):
         params = dict(model.named_parameters())
         self.terms = [(params[n], anchors[n], fisher[n]) for n in fisher]
         self.lam = lam

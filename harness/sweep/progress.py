@@ -3,7 +3,7 @@
 It shows runs by state (done / running / pending / failed of the total), FLOPs done of planned, and the ETA. A
 training run reports the targets it has trained so far, cooldown branches included (`spent`), in
 `<run>/progress.json` every PROGRESS_EVERY_S seconds, so a run's share done is spent / its planned targets_spent.
-The ETA starts from the plan's estimates (harness/throughput.py) and corrects them by what the finished runs
+The ETA starts from the plan's estimates (harness/plan/throughput.py) and corrects them by what the finished runs
 actually took: every estimate still ahead is scaled by (their measured training seconds / their estimated ones),
 then spread over the sweep's parallel jobs, and is never less than the longest single run still ahead. On a
 terminal the view is a tqdm bar; elsewhere (logs, pipes) one line each time a run ends.
@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from tqdm import tqdm
 
-PROGRESS_FILE = "progress.json"
-PROGRESS_EVERY_S = 2.0
+from harness.core.schema import PROGRESS_FILE
+
 ENDED = ("done", "diverged", "failed", "timed_out")  # states that will not move without a new submission
 WAITING = ("pending", "running")
 WAITING_TO_RUN = ("pending", "not_submitted", "interrupted")
@@ -69,31 +69,46 @@ def snapshot(plan: dict, runs_dir: Path, states: dict[str, str]) -> dict:
         elif state not in ENDED:
             ahead.append((r, share))
     ratio = measured / estimated if estimated > 0 else 1.0
-    left = [(r["est_setup_s"] if share == 0 else 0.0) + (1 - share) * (r["est_s"] - r["est_setup_s"]) * ratio
-            for r, share in ahead]
+    left = [
+        (r["est_setup_s"] if share == 0 else 0.0) + (1 - share) * (r["est_s"] - r["est_setup_s"]) * ratio
+        for r, share in ahead
+    ]
     eta = max(sum(left) / max(1, min(parallel, len(left))), max(left, default=0.0))
-    return {"total": len(plan["runs"]), "counts": counts, "flops_done": flops_done, "flops": plan["totals"]["flops"],
-            "eta_s": eta, "time_ratio": ratio}
+    return {
+        "total": len(plan["runs"]),
+        "counts": counts,
+        "flops_done": flops_done,
+        "flops": plan["totals"]["flops"],
+        "eta_s": eta,
+        "time_ratio": ratio,
+    }
 
 
 def describe(snap: dict) -> str:
     c = snap["counts"]
     failed = sum(c.get(s, 0) for s in ("failed", "timed_out", "interrupted"))
-    parts = [f"{c.get('done', 0)}/{snap['total']} done", f"{c.get('running', 0)} running",
-             f"{c.get('pending', 0) + c.get('not_submitted', 0)} waiting", f"{failed} failed"]
+    parts = [
+        f"{c.get('done', 0)}/{snap['total']} done",
+        f"{c.get('running', 0)} running",
+        f"{c.get('pending', 0) + c.get('not_submitted', 0)} waiting",
+        f"{failed} failed",
+    ]
     if c.get("diverged"):
         parts.append(f"{c['diverged']} diverged")
     share = snap["flops_done"] / snap["flops"] if snap["flops"] else 1.0
     ratio = snap.get("time_ratio", 1.0)
     basis = "plan" if ratio == 1.0 else f"plan x {ratio:.2f}, as the finished runs took"
-    return (f"{', '.join(parts)} | {snap['flops_done']:.3g} of {snap['flops']:.3g} FLOPs ({share:.0%}) | "
-            f"ETA {_duration(snap['eta_s'])} ({basis})")
+    return (
+        f"{', '.join(parts)} | {snap['flops_done']:.3g} of {snap['flops']:.3g} FLOPs ({share:.0%}) | "
+        f"ETA {_duration(snap['eta_s'])} ({basis})"
+    )
 
 
 def _duration(seconds: float) -> str:
     seconds = int(round(seconds))
-    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m" if seconds >= 3600 else \
-        f"{seconds // 60}m{seconds % 60:02d}s"
+    return (
+        f"{seconds // 3600}h{seconds % 3600 // 60:02d}m" if seconds >= 3600 else f"{seconds // 60}m{seconds % 60:02d}s"
+    )
 
 
 class View:
@@ -108,8 +123,13 @@ class View:
     def update(self, snap: dict) -> None:
         if self.live:
             if self.bar is None:
-                self.bar = tqdm(total=snap["flops"], unit="FLOP", unit_scale=True, dynamic_ncols=True,
-                                bar_format="sweep {percentage:3.0f}%|{bar:20}| {desc}")
+                self.bar = tqdm(
+                    total=snap["flops"],
+                    unit="FLOP",
+                    unit_scale=True,
+                    dynamic_ncols=True,
+                    bar_format="sweep {percentage:3.0f}%|{bar:20}| {desc}",
+                )
             self.bar.n = snap["flops_done"]
             self.bar.set_description_str(describe(snap), refresh=True)
             return
@@ -129,4 +149,3 @@ class View:
         if self.bar is not None:
             self.bar.close()
             self.bar = None
-

@@ -13,17 +13,60 @@ STATUSES = ("done", "diverged", "failed", "timed_out", "interrupted", "running",
 FINISHED = ("done", "diverged")  # never trained again
 SPLITS = ("valid", "test")
 METRICS = ("ndcg@5", "ndcg@10", "hr@5", "hr@10", "mrr", "ppl")
-RUN_COLUMNS = ("run_id", "n_params", "n_params_total", "n_params_tables", "negatives", "d_model", "n_layers",
-               "n_heads", "d_ff", "n_items", "n_users", "target_kl")  # fixed for a run
-ROW_COLUMNS = ("final", "annealed", "tokens", "flops", "flops_spent", "epochs", "wall_s", "train_s",
-               "targets_per_s", "mfu", "train_loss")  # one evaluation point
+RUN_COLUMNS = (
+    "run_id",
+    "n_params",
+    "n_params_total",
+    "n_params_tables",
+    "negatives",
+    "d_model",
+    "n_layers",
+    "n_heads",
+    "d_ff",
+    "n_items",
+    "n_users",
+    "target_kl",
+)  # fixed for a run
+ROW_COLUMNS = (
+    "final",
+    "annealed",
+    "tokens",
+    "flops",
+    "flops_spent",
+    "epochs",
+    "wall_s",
+    "train_s",
+    "targets_per_s",
+    "mfu",
+    "train_loss",
+)  # one evaluation point
 DIVERGED_COLUMNS = ("diverged_step", "diverged_tokens", "diverged_reason")  # on a diverged run's last row
 ENVIRONMENT = ("host", "torch", "numpy", "srt_scale", "git_sha", "threads", "world_size")
-ORDER = ("run_id", "status", "final", "n_params", "n_params_total", "n_params_tables", "tokens", "negatives",
-         "flops", "d_model", "n_layers", "n_heads", "d_ff", "epochs", "wall_s", "targets_per_s", "mfu")
+ORDER = (
+    "run_id",
+    "status",
+    "final",
+    "n_params",
+    "n_params_total",
+    "n_params_tables",
+    "tokens",
+    "negatives",
+    "flops",
+    "d_model",
+    "n_layers",
+    "n_heads",
+    "d_ff",
+    "epochs",
+    "wall_s",
+    "targets_per_s",
+    "mfu",
+)
 REQUIRED = ("run_id", "status", "final", "n_params", "tokens", "flops", "negatives")
 # which rows of a table analysis fits (analysis.table.Spec.rows; docs/analysis.md)
 FITTING_ROWS = ("auto", "final", "annealed", "every", "envelope")
 INTERVALS = ("auto", "runs", "points")  # how the joint laws' intervals are made (analysis.laws.interval_method)
-BAD_VALUES = ("error", "exclude")
-DUPLICATES = ("error", "keep-first")  # what a repeated row does (analysis.table.drop_duplicates)  # what a finished run's impossible metric does (analysis.table.check_values)
+BAD_VALUES = ("error", "exclude")  # what a finished run's impossible metric does (analysis.table.check_values)
+DUPLICATES = ("error", "keep-first")  # what a repeated row does (analysis.table.drop_duplicates)
+# a running run's targets trained so far, rewritten every PROGRESS_EVERY_S seconds (read by harness/sweep/progress.py)
+PROGRESS_FILE = "progress.json"
+PROGRESS_EVERY_S = 2.0

@@ -21,8 +21,16 @@ class TrainExamples:
     `augment` (the config's augment.* values) replaces the windows by pairs drawn afresh each epoch
     (`harness.data.augment`), one supervised target each."""
 
-    def __init__(self, flat: np.ndarray, starts: np.ndarray, stops: np.ndarray, n_items: int, context: int,
-                 supervision: str, augment: dict | None = None):
+    def __init__(
+        self,
+        flat: np.ndarray,
+        starts: np.ndarray,
+        stops: np.ndarray,
+        n_items: int,
+        context: int,
+        supervision: str,
+        augment: dict | None = None,
+    ):
         self.flat = torch.from_numpy(np.array(flat, dtype=np.int64))
         self.context, self.supervision = context, supervision
         firsts, lasts = [], []
@@ -38,8 +46,9 @@ class TrainExamples:
         self.targets_per_epoch = int(sum(max(b - a - 1, 0) for a, b in zip(starts, stops)))
         self.starts, self.lengths, self.pairs = starts, stops - starts, None
         if augment is not None and augment["strategy"] != "none":
-            self.pairs = PairSampler(starts, self.lengths, augment["strategy"], augment["alpha"], augment["beta"],
-                                     augment["gamma"])
+            self.pairs = PairSampler(
+                starts, self.lengths, augment["strategy"], augment["alpha"], augment["beta"], augment["gamma"]
+            )
 
     def target_kl(self, valid_targets: np.ndarray, n_items: int) -> float:
         """KL(validation targets || training targets) in nats (the GenPAS alignment diagnostic); the windows of
@@ -70,8 +79,9 @@ class TrainExamples:
         return inputs, targets
 
 
-def eval_inputs(dataset: Dataset, split: str, context: int,
-                users: np.ndarray | None = None) -> tuple[torch.Tensor, torch.Tensor, list[np.ndarray]]:
+def eval_inputs(
+    dataset: Dataset, split: str, context: int, users: np.ndarray | None = None
+) -> tuple[torch.Tensor, torch.Tensor, list[np.ndarray]]:
     """Leave-one-out inputs for `split` ('valid': predict the second-to-last item from the ones before it;
     'test': predict the last). Returns inputs (U, context) left-padded, targets (U,), and each user's full
     history before the target (for excluding seen items)."""

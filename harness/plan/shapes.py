@@ -11,8 +11,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from harness.errors import UserError
-from harness.registry import EXTRACTORS
+from harness.core.errors import UserError
+from harness.core.registry import EXTRACTORS
 
 POLICY_DEFAULTS = {"aspect": 32, "head_dim": 32, "ff_mult": 4, "tolerance": 0.25, "max_layers": 48}
 
@@ -67,7 +67,9 @@ def solve(target: float, cfg: dict, policy: dict, source: str = "grid") -> Shape
             best = shape
     error = best.n_params / target - 1
     if abs(error) > policy["tolerance"]:
-        raise UserError(f"{source}: n_params = {target:.4g} cannot be reached within shape.tolerance = "
-                        f"{policy['tolerance']} (closest: d_model={best.d_model}, n_layers={best.n_layers}, "
-                        f"N={best.n_params:,}, {error:+.1%})")
+        raise UserError(
+            f"{source}: n_params = {target:.4g} cannot be reached within shape.tolerance = "
+            f"{policy['tolerance']} (closest: d_model={best.d_model}, n_layers={best.n_layers}, "
+            f"N={best.n_params:,}, {error:+.1%})"
+        )
     return best

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from harness.registry import LOSSES
+from harness.core.registry import LOSSES
 
 
 class NegativeSampler:
@@ -57,8 +57,15 @@ def full_softmax(h: torch.Tensor, targets: torch.Tensor, items: torch.Tensor, ta
     return F.cross_entropy(h @ items[1:].T / tau, targets - 1)
 
 
-def sampled_softmax(h: torch.Tensor, targets: torch.Tensor, pos: torch.Tensor, neg_ids: torch.Tensor,
-                    neg: torch.Tensor, tau: float, sampler: NegativeSampler) -> torch.Tensor:
+def sampled_softmax(
+    h: torch.Tensor,
+    targets: torch.Tensor,
+    pos: torch.Tensor,
+    neg_ids: torch.Tensor,
+    neg: torch.Tensor,
+    tau: float,
+    sampler: NegativeSampler,
+) -> torch.Tensor:
     """Softmax over [target, K negatives] with logQ correction (s - log q) and accidental hits masked."""
     s_pos = (h * pos).sum(-1) / tau - sampler.logq(targets)
     s_neg = _negative_scores(h, neg, tau) - sampler.logq(neg_ids).expand(len(h), -1)
@@ -73,8 +80,15 @@ def gbce_beta(n_negatives: int, n_items: int, t: float) -> float:
     return alpha * (t * (1 - 1 / alpha) + 1 / alpha)
 
 
-def binary(h: torch.Tensor, targets: torch.Tensor, pos: torch.Tensor, neg_ids: torch.Tensor, neg: torch.Tensor,
-           tau: float, beta: float = 1.0) -> torch.Tensor:
+def binary(
+    h: torch.Tensor,
+    targets: torch.Tensor,
+    pos: torch.Tensor,
+    neg_ids: torch.Tensor,
+    neg: torch.Tensor,
+    tau: float,
+    beta: float = 1.0,
+) -> torch.Tensor:
     """-beta log sigma(s+) - sum_k log(1 - sigma(s-_k)), accidental hits left out. beta = 1 is SASRec's BCE
     (with K = 1); beta from gbce_beta is gSASRec's gBCE."""
     s_pos = (h * pos).sum(-1) / tau
@@ -85,27 +99,31 @@ def binary(h: torch.Tensor, targets: torch.Tensor, pos: torch.Tensor, neg_ids: t
 
 def softmax_loss(h, targets, embed, cfg, sampler) -> torch.Tensor:
     """Sampled softmax over [target, K negatives] (logQ-corrected); `embed` maps ids to item vectors."""
-    neg_ids = sampler.sample((cfg["loss.negatives"],) if cfg["loss.shared_negatives"]
-                             else (len(h), cfg["loss.negatives"])).to(h.device)
+    neg_ids = sampler.sample(
+        (cfg["loss.negatives"],) if cfg["loss.shared_negatives"] else (len(h), cfg["loss.negatives"])
+    ).to(h.device)
     return sampled_softmax(h, targets, embed(targets), neg_ids, embed(neg_ids), cfg["model.tau"], sampler)
 
 
 def bce_loss(h, targets, embed, cfg, sampler, beta: float = 1.0) -> torch.Tensor:
     """SASRec's BCE with sampled negatives (`beta` weights the positive term)."""
-    neg_ids = sampler.sample((cfg["loss.negatives"],) if cfg["loss.shared_negatives"]
-                             else (len(h), cfg["loss.negatives"])).to(h.device)
+    neg_ids = sampler.sample(
+        (cfg["loss.negatives"],) if cfg["loss.shared_negatives"] else (len(h), cfg["loss.negatives"])
+    ).to(h.device)
     return binary(h, targets, embed(targets), neg_ids, embed(neg_ids), cfg["model.tau"], beta)
 
 
 def gbce_loss(h, targets, embed, cfg, sampler) -> torch.Tensor:
     """gSASRec's gBCE: BCE with the positive term raised to gbce_beta."""
-    return bce_loss(h, targets, embed, cfg, sampler, gbce_beta(cfg["loss.negatives"], sampler.n_items,
-                                                                cfg["loss.gbce_t"]))
+    return bce_loss(
+        h, targets, embed, cfg, sampler, gbce_beta(cfg["loss.negatives"], sampler.n_items, cfg["loss.gbce_t"])
+    )
 
 
-def training_loss(model, h: torch.Tensor, targets: torch.Tensor, items: torch.Tensor | None, cfg: dict,
-                  sampler: NegativeSampler) -> torch.Tensor:
-    """The configured loss (`loss.kind`, registered in harness/registry.py) for hidden states h (M, d) at
+def training_loss(
+    model, h: torch.Tensor, targets: torch.Tensor, items: torch.Tensor | None, cfg: dict, sampler: NegativeSampler
+) -> torch.Tensor:
+    """The configured loss (`loss.kind`, registered in harness/core/registry.py) for hidden states h (M, d) at
     targets (M,); K = 'full' is the softmax over the catalog. `items` (n_items + 1, d) are the catalog's vectors
     when the step embedded the whole catalog, else None (the extractor embeds directly)."""
     if cfg["loss.negatives"] == "full":

@@ -1,11 +1,11 @@
 """Learning-rate schedules (`train.schedule`): the multiplier of `train.lr` at `progress` = tokens / T in [0, 1].
-Registered in harness/registry.py."""
+Registered in harness/core/registry.py."""
 
 from __future__ import annotations
 
 import math
 
-from harness.registry import SCHEDULES
+from harness.core.registry import SCHEDULES
 
 
 def _cosine_from(progress: float, warm: float, lo: float) -> float:

@@ -14,7 +14,8 @@ import math
 import numpy as np
 import torch
 
-from harness.model import SRT
+from harness.model.srt import SRT
+
 
 def metrics_from_ranks(ranks: torch.Tensor, nll: torch.Tensor) -> dict[str, float]:
     """ranks (U,) 1-based, nll (U,) cross-entropy of the true item -> mean metrics."""
@@ -43,13 +44,23 @@ def catalog_vectors(model: SRT, chunk: int) -> torch.Tensor:
     """Extractor output for ids 1..n_items, (n_items, d), computed in chunks."""
     ext = model.extractor
     device = ext.device
-    return torch.cat([ext(torch.arange(lo, min(lo + chunk, ext.n_items + 1), device=device))
-                      for lo in range(1, ext.n_items + 1, chunk)])
+    return torch.cat(
+        [
+            ext(torch.arange(lo, min(lo + chunk, ext.n_items + 1), device=device))
+            for lo in range(1, ext.n_items + 1, chunk)
+        ]
+    )
 
 
 @torch.no_grad()
-def rank_and_nll(h: torch.Tensor, targets: torch.Tensor, items: torch.Tensor, tau: float, chunk: int,
-                 history: list[np.ndarray] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def rank_and_nll(
+    h: torch.Tensor,
+    targets: torch.Tensor,
+    items: torch.Tensor,
+    tau: float,
+    chunk: int,
+    history: list[np.ndarray] | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """For hidden states h (U, d) and true item ids (U,) over item vectors `items` (n_items, d) for ids
     1..n_items: pessimistic ranks (U,) and cross-entropies (U,). `history` (per user) excludes seen items from
     the ranking (never the target itself)."""
@@ -66,7 +77,7 @@ def rank_and_nll(h: torch.Tensor, targets: torch.Tensor, items: torch.Tensor, ta
         keep = seen_items != targets[seen_rows]
         seen_rows, seen_items = seen_rows[keep], seen_items[keep]
     for lo in range(0, len(items), chunk):
-        scores = h @ items[lo: lo + chunk].T  # (U, C) for ids lo+1 .. lo+C
+        scores = h @ items[lo : lo + chunk].T  # (U, C) for ids lo+1 .. lo+C
         lse = torch.logaddexp(lse, torch.logsumexp(scores, dim=1))
         in_chunk = (targets - 1 >= lo) & (targets - 1 < lo + scores.shape[1])
         scores[rows[in_chunk], targets[in_chunk] - 1 - lo] = float("-inf")
@@ -78,19 +89,32 @@ def rank_and_nll(h: torch.Tensor, targets: torch.Tensor, items: torch.Tensor, ta
 
 
 @torch.no_grad()
-def evaluate(model: SRT, inputs: torch.Tensor, targets: torch.Tensor, history: list[np.ndarray] | None,
-             batch_users: int = 256, chunk_items: int = 4096) -> dict[str, float]:
-    """Full-catalog metrics (harness/schema.py METRICS) of `model` in eval mode for left-padded inputs (U, L) and targets (U,)."""
+def evaluate(
+    model: SRT,
+    inputs: torch.Tensor,
+    targets: torch.Tensor,
+    history: list[np.ndarray] | None,
+    batch_users: int = 256,
+    chunk_items: int = 4096,
+) -> dict[str, float]:
+    """Full-catalog metrics (harness/core/schema.py METRICS) of `model` in eval mode for left-padded inputs (U, L) and
+    targets (U,)."""
     was_training = model.training
     model.eval()
     device = model.extractor.device
     items = catalog_vectors(model, chunk_items)
     ranks, nlls = [], []
     for lo in range(0, len(inputs), batch_users):
-        x = inputs[lo: lo + batch_users].to(device)
+        x = inputs[lo : lo + batch_users].to(device)
         h = model.encode(x)[:, -1]
-        r, nll = rank_and_nll(h.float(), targets[lo: lo + batch_users].to(device), items.float(), model.tau,
-                              chunk_items, history[lo: lo + batch_users] if history is not None else None)
+        r, nll = rank_and_nll(
+            h.float(),
+            targets[lo : lo + batch_users].to(device),
+            items.float(),
+            model.tau,
+            chunk_items,
+            history[lo : lo + batch_users] if history is not None else None,
+        )
         ranks.append(r.cpu())
         nlls.append(nll.cpu())
     model.train(was_training)

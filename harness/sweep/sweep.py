@@ -26,20 +26,33 @@ from typing import Any
 
 import submitit
 
-from harness import config, progress, tracking, transfer
-from harness.registry import EXECUTORS
-from harness.schema import STATUSES
-from harness.errors import UserError, last_line
-from harness.grid import Point
-from harness.io import cache_dir, read_result, write_json, write_text
+from harness.core import config
+from harness.core.errors import UserError, last_line
+from harness.core.io import cache_dir, read_result, write_json, write_text
+from harness.core.registry import EXECUTORS
+from harness.core.schema import STATUSES
+from harness.plan.grid import Point
+from harness.run import tracking, train, transfer
+from harness.sweep import progress
 
 STATES = STATUSES + ("not_submitted",)
 RESUMED = ("not_submitted", "interrupted")  # submitted by every sweep
 RETRYABLE = ("failed", "diverged", "timed_out")  # resubmitted only with retry_failed
 PROFILE_DEFAULTS: dict[str, Any] = {
-    "partition": None, "account": None, "qos": None, "time_min": 60, "mem_gb": 4, "cpus_per_task": 1,
-    "gpus_per_node": 0, "tasks_per_node": 1, "nodes": 1, "array_parallelism": 16, "max_jobs": None,
-    "runs_per_job": None, "sbatch": {}, "setup": [],
+    "partition": None,
+    "account": None,
+    "qos": None,
+    "time_min": 60,
+    "mem_gb": 4,
+    "cpus_per_task": 1,
+    "gpus_per_node": 0,
+    "tasks_per_node": 1,
+    "nodes": 1,
+    "array_parallelism": 16,
+    "max_jobs": None,
+    "runs_per_job": None,
+    "sbatch": {},
+    "setup": [],
 }
 
 
@@ -67,21 +80,21 @@ def load_profile(path: str | Path | None) -> dict:
     for key in ("time_min", "mem_gb", "cpus_per_task", "array_parallelism", "tasks_per_node", "nodes"):
         if not isinstance(profile[key], (int, float)) or profile[key] <= 0:
             raise UserError(f"{path}: {key} = {profile[key]!r}: expected a positive number")
-    if profile["runs_per_job"] is not None and (not isinstance(profile["runs_per_job"], int)
-                                                or profile["runs_per_job"] < 1):
+    if profile["runs_per_job"] is not None and (
+        not isinstance(profile["runs_per_job"], int) or profile["runs_per_job"] < 1
+    ):
         raise UserError(f"{path}: runs_per_job = {profile['runs_per_job']!r}: expected a positive integer or null")
     return profile
 
 
 def pretrain(cfg: dict) -> None:
     """Train the pretraining run that `transfer.init_from` names as a run config YAML, under
-    <cache>/pretrained/<dataset key>/ (once: concurrent jobs wait on a file lock and find it done). A run directory needs
+    <cache>/pretrained/<dataset key>/ (once: concurrent jobs wait on a file lock and find it done). A run directory
+    needs
     nothing. Runs never launch runs: this is done here, before the run starts."""
     source = cfg["transfer.init_from"]
     if not source or Path(source).suffix not in (".yaml", ".yml"):
         return
-    from harness.run import train
-
     pre = config.load(source)
     root = transfer.pretrained_dir(source).parent
     root.mkdir(parents=True, exist_ok=True)
@@ -98,8 +111,6 @@ class RunJob(submitit.helpers.Checkpointable):
     requeues the job, which skips the finished runs and resumes the stopped one."""
 
     def __call__(self, cfgs: list[dict], out: str, cache: str) -> str:
-        from harness.run import train
-
         os.environ["SRT_SCALE_CACHE"] = cache
         rank = 0
         if submitit.JobEnvironment().num_tasks > 1:
@@ -116,8 +127,16 @@ class RunJob(submitit.helpers.Checkpointable):
             except Exception as e:  # train() records failures once its run is built; this covers what comes before
                 path = Path(out) / run_id / "result.json"
                 if rank == 0 and not path.exists():
-                    write_json(path, {"run_id": run_id, "status": "failed", "final": True, "tokens": 0,
-                                      "error": f"{type(e).__name__}: {e}"})
+                    write_json(
+                        path,
+                        {
+                            "run_id": run_id,
+                            "status": "failed",
+                            "final": True,
+                            "tokens": 0,
+                            "error": f"{type(e).__name__}: {e}",
+                        },
+                    )
                 outcomes.append(f"{run_id}: failed ({type(e).__name__}: {last_line(e)[:200]})")
                 continue
             if result is None:
@@ -129,18 +148,6 @@ class RunJob(submitit.helpers.Checkpointable):
                 raise RuntimeError("training was interrupted and the job could not be requeued")
             outcomes.append(f"{run_id}: {result['status']}")
         return "\n".join(outcomes)
-
-
-def groups(runs: list, est_s: list[float], n: int) -> list[list[int]]:
-    """Indices of `runs` in at most `n` groups of about equal estimated time (longest first, each to the group
-    with the least time so far), each group longest first."""
-    bins: list[list[int]] = [[] for _ in range(min(n, len(runs)))]
-    load = [0.0] * len(bins)
-    for i in sorted(range(len(runs)), key=lambda i: -est_s[i]):
-        b = load.index(min(load))
-        bins[b].append(i)
-        load[b] += est_s[i]
-    return [g for g in bins if g]
 
 
 class Sweep:
@@ -209,11 +216,17 @@ class Sweep:
 
     def give_up(self, run_id: str, job: dict | None, kills: int) -> None:
         """Mark a run killed `kills` times failed, with the reason and the last line it logged."""
-        write_json(self.runs_dir / run_id / "result.json",
-                   {"run_id": run_id, "status": "failed", "final": True,
-                    "tokens": progress.tokens_so_far(self.runs_dir / run_id),
-                    "error": f"killed {kills} times (sweep.max_retries): last seen: "
-                             f"{self.last_log_line(run_id, job)[:300]}"})
+        write_json(
+            self.runs_dir / run_id / "result.json",
+            {
+                "run_id": run_id,
+                "status": "failed",
+                "final": True,
+                "tokens": progress.tokens_so_far(self.runs_dir / run_id),
+                "error": f"killed {kills} times (sweep.max_retries): last seen: "
+                f"{self.last_log_line(run_id, job)[:300]}",
+            },
+        )
 
     def result(self, run_id: str) -> dict | None:
         """The run's result.json (None while it has none, or while it does not parse: see io.read_result)."""
@@ -249,8 +262,15 @@ class Sweep:
         return "(no log)"
 
 
-def submit(sweep: Sweep, points: list[Point], executor: str, profile: dict, retry_failed: bool = False,
-           wait: bool = True, log=print) -> dict[str, str]:
+def submit(
+    sweep: Sweep,
+    points: list[Point],
+    executor: str,
+    profile: dict,
+    retry_failed: bool = False,
+    wait: bool = True,
+    log=print,
+) -> dict[str, str]:
     """Submit every point that needs it; returns {run_id: submitit job id} of what was submitted."""
     chosen = EXECUTORS.get(executor)
     jobs = sweep.jobs()
@@ -271,17 +291,29 @@ def submit(sweep: Sweep, points: list[Point], executor: str, profile: dict, retr
         else:
             skipped[state] = skipped.get(state, 0) + 1
     if skipped:
-        log("not submitted: " + ", ".join(f"{n} {s}" for s, n in sorted(skipped.items())) +
-            ("" if retry_failed or not (skipped.keys() & set(RETRYABLE))
-             else " (--retry-failed resubmits failed, diverged and timed-out runs)"))
+        log(
+            "not submitted: "
+            + ", ".join(f"{n} {s}" for s, n in sorted(skipped.items()))
+            + (
+                ""
+                if retry_failed or not (skipped.keys() & set(RETRYABLE))
+                else " (--retry-failed resubmits failed, diverged and timed-out runs)"
+            )
+        )
     if not todo:
         log("nothing to submit")
         return {}
     threads = int(profile["cpus_per_task"])
     cfgs = [{**p.cfg, "train.threads": threads} for p in todo]
     if any(c["track.mlflow"] for c in cfgs):  # the sweep is one MLflow experiment, by default in <sweep>/mlflow.db
-        cfgs = [{**c, "track.uri": c["track.uri"] or tracking.default_uri(sweep.root),
-                 "track.experiment": c["track.experiment"] or sweep.root.resolve().name} for c in cfgs]
+        cfgs = [
+            {
+                **c,
+                "track.uri": c["track.uri"] or tracking.default_uri(sweep.root),
+                "track.experiment": c["track.experiment"] or sweep.root.resolve().name,
+            }
+            for c in cfgs
+        ]
         tracking.prepare_stores(cfgs, log)
     args = (str(sweep.runs_dir), str(cache_dir()))
     sweep.folder.mkdir(parents=True, exist_ok=True)
@@ -299,7 +331,7 @@ def _clear_for_retry(run_dir: Path, state: str) -> None:
 
 def wait_for(sweep: Sweep, run_ids: list[str] | None = None, poll_s: float = 2.0, log=print) -> dict[str, str]:
     """Poll until none of `run_ids` (default: every planned run) is pending or running, showing the sweep's
-    progress (harness/progress.py) meanwhile; returns their states."""
+    progress (harness/sweep/progress.py) meanwhile; returns their states."""
     plan, view = sweep.plan, progress.View(log)
     run_ids = run_ids if run_ids is not None else [r["run_id"] for r in plan["runs"]]
     while True:
@@ -317,6 +349,7 @@ def status(sweep: Sweep) -> tuple[dict[str, int], list[tuple[str, str, str]]]:
     jobs = sweep.jobs()
     states = sweep.states()
     counts = {s: sum(1 for v in states.values() if v == s) for s in STATES}
-    failing = [(r, s, sweep.last_log_line(r, jobs.get(r))) for r, s in states.items()
-               if s in RETRYABLE or s == "interrupted"]
+    failing = [
+        (r, s, sweep.last_log_line(r, jobs.get(r))) for r, s in states.items() if s in RETRYABLE or s == "interrupted"
+    ]
     return {k: v for k, v in counts.items() if v}, failing

@@ -1,8 +1,9 @@
 """`srt-scale collect`: run directories -> one results table (Parquet and CSV), one row per run and eval point.
 
-Columns are harness/schema.py's (docs/design.md describes them): the metrics rows of each run's metrics.jsonl,
+Columns are harness/core/schema.py's (docs/design.md describes them): the metrics rows of each run's metrics.jsonl,
 the run's status (from result.json, or the sweep's job state while it has none), the config keys as dotted
-columns, and the environment and the dataset's oracle figures (synthetic world) from result.json. A run directory that is still
+columns, and the environment and the dataset's oracle figures (synthetic world) from result.json. A run directory that
+is still
 being written (no metrics yet, or a torn file) is skipped and reported, never half-read.
 """
 
@@ -14,10 +15,9 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from harness import config
-from harness.schema import ENVIRONMENT, ORDER
-from harness.io import atomic_path
-
+from harness.core import config
+from harness.core.io import atomic_path
+from harness.core.schema import ENVIRONMENT, ORDER
 
 
 def _rows(run_dir: Path, status: str | None) -> list[dict]:

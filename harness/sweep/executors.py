@@ -1,4 +1,4 @@
-"""How a sweep's runs reach submitit (`--executor`, registered in harness/registry.py).
+"""How a sweep's runs reach submitit (`--executor`, registered in harness/core/registry.py).
 
 An executor says how many runs go at a time, submits a batch of runs (each a `sweep.RunJob`), and reads the
 state of a submitted run that has no result.json yet. A run with several tasks (profile `tasks_per_node` x
@@ -14,14 +14,14 @@ from pathlib import Path
 
 import submitit
 
-from harness import progress
-from harness.errors import UserError, last_line
+from harness.core.errors import UserError, last_line
+from harness.plan.plan import groups
+from harness.sweep import progress
+from harness.sweep.sweep import RunJob, wait_for
 
 
 def _grouped(sweep, todo: list, n: int) -> list[list[int]]:
     """`todo`'s indices in `n` job groups balanced by the plan's time estimates."""
-    from harness.sweep import groups
-
     est = {r["run_id"]: r["est_s"] for r in sweep.plan["runs"]}
     return groups(todo, [est.get(p.run_id, 1.0) for p in todo], n)
 
@@ -53,8 +53,6 @@ class Debug:
 
     def submit(self, sweep, todo, cfgs, args, profile, wait, log) -> dict[str, str]:
         """Run groups of runs as jobs (at most `parallel` at a time) and wait."""
-        from harness.sweep import RunJob
-
         ex, max_jobs = self.executor(sweep, profile), self.parallel(profile)
         plan, view = sweep.plan, progress.View(log)
         queue = _grouped(sweep, todo, self.n_groups(len(todo), profile))
@@ -90,8 +88,9 @@ class Local(Debug):
 
     @staticmethod
     def parallel(profile: dict) -> int:
-        return profile["max_jobs"] or max(1, (os.cpu_count() or 1) // int(profile["cpus_per_task"]
-                                                                         * profile["tasks_per_node"]))
+        return profile["max_jobs"] or max(
+            1, (os.cpu_count() or 1) // int(profile["cpus_per_task"] * profile["tasks_per_node"])
+        )
 
     def executor(self, sweep, profile: dict):
         if profile["nodes"] > 1:
@@ -125,21 +124,30 @@ class Slurm:
         return math.ceil(n_runs / (profile["runs_per_job"] or 1))
 
     def submit(self, sweep, todo, cfgs, args, profile, wait, log) -> dict[str, str]:
-        from harness.sweep import RunJob, wait_for
-
         ex = submitit.AutoExecutor(folder=sweep.folder, cluster="slurm")
-        extra = {k: v for k, v in (("partition", profile["partition"]), ("account", profile["account"]),
-                                   ("qos", profile["qos"])) if v}
-        ex.update_parameters(timeout_min=int(profile["time_min"]), mem_gb=profile["mem_gb"],
-                             cpus_per_task=int(profile["cpus_per_task"]), gpus_per_node=int(profile["gpus_per_node"]),
-                             tasks_per_node=int(profile["tasks_per_node"]), nodes=int(profile["nodes"]),
-                             slurm_array_parallelism=int(profile["array_parallelism"]), name="srt-scale",
-                             slurm_additional_parameters=dict(profile["sbatch"]), slurm_setup=list(profile["setup"]),
-                             **{f"slurm_{k}": v for k, v in extra.items()})
+        extra = {
+            k: v
+            for k, v in (("partition", profile["partition"]), ("account", profile["account"]), ("qos", profile["qos"]))
+            if v
+        }
+        ex.update_parameters(
+            timeout_min=int(profile["time_min"]),
+            mem_gb=profile["mem_gb"],
+            cpus_per_task=int(profile["cpus_per_task"]),
+            gpus_per_node=int(profile["gpus_per_node"]),
+            tasks_per_node=int(profile["tasks_per_node"]),
+            nodes=int(profile["nodes"]),
+            slurm_array_parallelism=int(profile["array_parallelism"]),
+            name="srt-scale",
+            slurm_additional_parameters=dict(profile["sbatch"]),
+            slurm_setup=list(profile["setup"]),
+            **{f"slurm_{k}": v for k, v in extra.items()},
+        )
         grouped = _grouped(sweep, todo, self.n_groups(len(todo), profile))
         try:
-            jobs = ex.map_array(RunJob(), [[cfgs[i] for i in g] for g in grouped], [args[0]] * len(grouped),
-                                [args[1]] * len(grouped))
+            jobs = ex.map_array(
+                RunJob(), [[cfgs[i] for i in g] for g in grouped], [args[0]] * len(grouped), [args[1]] * len(grouped)
+            )
         except (submitit.core.utils.FailedJobError, FileNotFoundError, OSError) as e:
             raise UserError(f"sbatch failed: {last_line(e)}") from None
         submitted: dict[str, str] = {}
@@ -156,8 +164,17 @@ class Slurm:
             return "running" if (run_dir / "train.log").exists() else "pending"
         if state == "TIMEOUT":
             return "timed_out"
-        if state in ("PENDING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "CONFIGURING", "SUSPENDED",
-                     "RESIZING", "UNKNOWN", "PREEMPTED"):
+        if state in (
+            "PENDING",
+            "REQUEUED",
+            "REQUEUE_HOLD",
+            "REQUEUE_FED",
+            "CONFIGURING",
+            "SUSPENDED",
+            "RESIZING",
+            "UNKNOWN",
+            "PREEMPTED",
+        ):
             return "interrupted" if (folder / f"{job['job_id']}_0_result.pkl").exists() else "pending"
         return "interrupted"
 

@@ -9,12 +9,12 @@ text embeddings, whose input needs no gradient (2x).
 from __future__ import annotations
 
 import time
-from functools import lru_cache
+from functools import cache
 
 import torch
 from torch import nn
 
-from harness.errors import UserError
+from harness.core.errors import UserError
 
 
 def count_params(model: nn.Module) -> dict[str, int]:
@@ -25,8 +25,9 @@ def count_params(model: nn.Module) -> dict[str, int]:
     return {"n_params": total - tables, "n_params_total": total, "n_params_tables": tables}
 
 
-def embedding_rows(batch: int, context: int, targets: int, negatives: int | str, shared: bool,
-                   n_items: int) -> tuple[bool, int]:
+def embedding_rows(
+    batch: int, context: int, targets: int, negatives: int | str, shared: bool, n_items: int
+) -> tuple[bool, int]:
     """How a training step embeds items: (use_catalog, rows). Either the extractor runs once over the whole
     catalog (n_items + 1 rows, then gathered) or directly on the inputs, targets and negatives; the cheaper."""
     if negatives == "full":
@@ -35,8 +36,18 @@ def embedding_rows(batch: int, context: int, targets: int, negatives: int | str,
     return (True, n_items + 1) if direct > n_items + 1 else (False, direct)
 
 
-def train_flops_per_step(d_model: int, n_layers: int, d_ff: int, batch: int, context: int, targets: int,
-                         negatives: int | str, shared: bool, n_items: int, extractor_flops_per_item: int) -> float:
+def train_flops_per_step(
+    d_model: int,
+    n_layers: int,
+    d_ff: int,
+    batch: int,
+    context: int,
+    targets: int,
+    negatives: int | str,
+    shared: bool,
+    n_items: int,
+    extractor_flops_per_item: int,
+) -> float:
     """Forward + backward FLOPs of one training step on `batch` sequences of length `context` with `targets`
     supervised positions and K = `negatives` (or 'full') candidates besides each target."""
     per_position = n_layers * (8 * d_model**2 + 4 * d_model * d_ff + 4 * context * d_model)
@@ -52,16 +63,30 @@ def flops_per_target(cfg: dict, n_items: int, extractor_flops_per_item: int) -> 
     trains or is planned, so a K the catalog cannot supply (K >= n_items) is a UserError here."""
     negatives = cfg["loss.negatives"]
     if negatives != "full" and negatives >= n_items:
-        raise UserError(f"loss.negatives = {negatives}: not fewer than the catalog's {n_items} items "
-                        f"({cfg['data.name']}); sample fewer, or use loss.negatives: full")
+        raise UserError(
+            f"loss.negatives = {negatives}: not fewer than the catalog's {n_items} items "
+            f"({cfg['data.name']}); sample fewer, or use loss.negatives: full"
+        )
     B, L = cfg["train.batch_size"], cfg["model.context"]
     targets = B * L if cfg["loss.supervision"] == "all" else B
-    return train_flops_per_step(cfg["model.d_model"], cfg["model.n_layers"], cfg["model.d_ff"], B, L, targets,
-                                cfg["loss.negatives"], cfg["loss.shared_negatives"], n_items,
-                                extractor_flops_per_item) / targets
+    return (
+        train_flops_per_step(
+            cfg["model.d_model"],
+            cfg["model.n_layers"],
+            cfg["model.d_ff"],
+            B,
+            L,
+            targets,
+            cfg["loss.negatives"],
+            cfg["loss.shared_negatives"],
+            n_items,
+            extractor_flops_per_item,
+        )
+        / targets
+    )
 
 
-@lru_cache(maxsize=None)
+@cache
 def matmul_peak(device: str = "cpu", dtype: torch.dtype = torch.float32, n: int = 2048, seconds: float = 0.5) -> float:
     """Achievable matmul FLOP/s on this device and dtype, measured now (n x n x n products for ~`seconds`)."""
     gen = torch.Generator(device=device).manual_seed(0)  # never touch the global RNG that training uses

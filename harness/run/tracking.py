@@ -16,8 +16,8 @@ from __future__ import annotations
 import os
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 MAX_PARAM = 6000  # characters MLflow stores per param value
 MAX_BATCH = 100  # params per log_batch call
@@ -88,7 +88,7 @@ class Tracker:
             self.mlflow_id = client.create_run(exp, run_name=run_id, tags={"srt_run_id": run_id}).info.run_id
             params = [Param(k, str(v)[:MAX_PARAM]) for k, v in sorted(cfg.items())]
             for lo in range(0, len(params), MAX_BATCH):
-                client.log_batch(self.mlflow_id, params=params[lo: lo + MAX_BATCH])
+                client.log_batch(self.mlflow_id, params=params[lo : lo + MAX_BATCH])
         self.client = client
         self.log(f"tracking: MLflow run {self.mlflow_id} in experiment {experiment!r} at {uri}")
 
@@ -108,8 +108,11 @@ class Tracker:
         from mlflow.entities import Metric
 
         now = int(time.time() * 1000)
-        metrics = [Metric(k.replace("@", "_at_"), float(v), now, int(row["tokens"])) for k, v in row.items()
-                   if isinstance(v, (int, float)) and not isinstance(v, bool) and k != "tokens"]
+        metrics = [
+            Metric(k.replace("@", "_at_"), float(v), now, int(row["tokens"]))
+            for k, v in row.items()
+            if isinstance(v, (int, float)) and not isinstance(v, bool) and k != "tokens"
+        ]
         self._guard(lambda: self.client.log_batch(self.mlflow_id, metrics=metrics))
 
     def finish(self, status: str, error: str | None = None) -> None:
@@ -122,10 +125,10 @@ class Tracker:
             for k, v in tags.items():
                 self.client.set_tag(self.mlflow_id, k, v)
             self.client.set_terminated(self.mlflow_id, "FINISHED" if status == "done" else "FAILED")
+
         self._guard(end)
 
     def stopped(self) -> None:
         """The run stopped to be resumed (preemption): its MLflow run is left unfinished."""
         if self.client is not None:
             self._guard(lambda: self.client.set_terminated(self.mlflow_id, "KILLED"))
-

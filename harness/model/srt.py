@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from harness.features import Extractor
+from harness.model.features import Extractor
 
 
 class Block(nn.Module):
@@ -27,8 +27,7 @@ class Block(nn.Module):
     def attend(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         B, L, D = x.shape
         q, k, v = self.qkv(x).view(B, L, 3, self.n_heads, D // self.n_heads).permute(2, 0, 3, 1, 4)
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask,
-                                           dropout_p=self.dropout if self.training else 0.0)
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=self.dropout if self.training else 0.0)
         return self.drop(self.proj(y.transpose(1, 2).reshape(B, L, D)))
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -40,9 +39,21 @@ class Block(nn.Module):
 
 
 class SRT(nn.Module):
-    def __init__(self, extractor: Extractor, d_model: int, n_layers: int, n_heads: int, d_ff: int, context: int,
-                 dropout: float, norm: str, positions: str, tau: float, zero_padding: bool = True,
-                 mask_padding: bool = True):
+    def __init__(
+        self,
+        extractor: Extractor,
+        d_model: int,
+        n_layers: int,
+        n_heads: int,
+        d_ff: int,
+        context: int,
+        dropout: float,
+        norm: str,
+        positions: str,
+        tau: float,
+        zero_padding: bool = True,
+        mask_padding: bool = True,
+    ):
         super().__init__()
         self.extractor, self.context, self.tau, self.n_heads = extractor, context, tau, n_heads
         self.zero_padding, self.mask_padding = zero_padding, mask_padding
@@ -93,6 +104,17 @@ class SRT(nn.Module):
 
 
 def build_model(cfg: dict, extractor: Extractor) -> SRT:
-    return SRT(extractor, cfg["model.d_model"], cfg["model.n_layers"], cfg["model.n_heads"], cfg["model.d_ff"],
-               cfg["model.context"], cfg["model.dropout"], cfg["model.norm"], cfg["model.positions"],
-               cfg["model.tau"], cfg["model.zero_padding"], cfg["model.mask_padding"])
+    return SRT(
+        extractor,
+        cfg["model.d_model"],
+        cfg["model.n_layers"],
+        cfg["model.n_heads"],
+        cfg["model.d_ff"],
+        cfg["model.context"],
+        cfg["model.dropout"],
+        cfg["model.norm"],
+        cfg["model.positions"],
+        cfg["model.tau"],
+        cfg["model.zero_padding"],
+        cfg["model.mask_padding"],
+    )

@@ -19,17 +19,22 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pandas as pd
 import yaml
 
-from analysis import design
-from harness import config, grid, schedules
-from harness.errors import UserError
-from harness.io import atomic_path, write_json, write_text
+from analysis import design, plots
+from analysis.table import load, points
+from harness.core import config
+from harness.core.errors import UserError
+from harness.core.io import atomic_path, write_json, write_text
+from harness.data.prepare import dataset_summary
+from harness.model import schedules
+from harness.plan import grid
+from harness.sweep.results import write_table
 
 SEED_SHARE = 0.25  # the seed design's runs train to this fraction of the grid's largest T
 MIDDLE = (0.25, 0.5, 1.0)  # a branch template besides the grid's own and a single end
@@ -44,15 +49,14 @@ def grid_pool(grid_path: str | Path, problem: design.Problem) -> list[design.Can
     """Candidate runs from the grid's shape policy: shapes from half the table's smallest N to twice its largest
     (each shape once), lengths T on half-decade steps (design.t_values, at most one epoch unless the table already
     trains longer), and branch templates: the grid's own, MIDDLE and the end alone (wsd), no fitting length below
-    the table's smallest T (the law is not extrapolated to shorter runs, where warmup dominates); each priced by the harness's accounting, branches included."""
+    the table's smallest T (the law is not extrapolated to shorter runs, where warmup dominates); each priced by the
+    harness's accounting, branches included."""
     lo, hi = problem.n.min() / 2, problem.n.max() * 2
     shapes = {}
     for target in np.geomspace(lo, hi, 4 * design.NS):
         s = grid.shape_for(grid_path, target)
         if lo <= s.n_params <= hi:
             shapes[s.n_params] = s
-    from harness.data.prepare import dataset_summary
-
     k = {"loss.negatives": k_value(problem.negatives)}
     out = []
     for s in shapes.values():
@@ -69,8 +73,17 @@ def grid_pool(grid_path: str | Path, problem: design.Problem) -> list[design.Can
                 lengths = schedules.lengths(run)
                 if min(lengths) < problem.t.min() or len(set(lengths)) < len(fractions):
                     continue
-                out.append(design.Candidate(float(s.n_params), int(t), tuple(lengths), problem.negatives,
-                                            per_target * schedules.targets_spent(run), shape, fractions))
+                out.append(
+                    design.Candidate(
+                        float(s.n_params),
+                        int(t),
+                        tuple(lengths),
+                        problem.negatives,
+                        per_target * schedules.targets_spent(run),
+                        shape,
+                        fractions,
+                    )
+                )
     return out
 
 
@@ -78,8 +91,6 @@ def used_seeds(table: pd.DataFrame) -> dict:
     """(N, T, fitting lengths) -> the seeds the table's runs already use there (a harness table's columns)."""
     if "train.seed" not in table.columns or "train.tokens" not in table.columns:
         return {}
-    from analysis.table import points
-
     out: dict = {}
     for _, g in points(table).groupby("run_id"):
         key = (int(g["n_params"].iloc[0]), int(g["train.tokens"].iloc[0]), tuple(sorted(g["tokens"].astype(int))))
@@ -92,12 +103,17 @@ def write_grid(study_grid: str | Path, runs: list[dict], path: Path) -> None:
     base (by absolute path), `set`, shape policy and `scale` rules, the runs zipped."""
     study_grid = Path(study_grid)
     tree = config.load_yaml(study_grid)
-    out = {"base": str((study_grid.parent / str(tree["base"])).resolve()),
-           **{k: tree[k] for k in ("set", "shape", "scale") if k in tree},
-           "zip": {"n_params": [float(r["n_params"]) for r in runs], "tokens": [int(r["tokens"]) for r in runs],
-                   "negatives": [k_value(str(r["negatives"])) for r in runs],
-                   "train.branches": [list(r["fractions"]) for r in runs],
-                   "train.seed": [int(r["seed"]) for r in runs]}}
+    out = {
+        "base": str((study_grid.parent / str(tree["base"])).resolve()),
+        **{k: tree[k] for k in ("set", "shape", "scale") if k in tree},
+        "zip": {
+            "n_params": [float(r["n_params"]) for r in runs],
+            "tokens": [int(r["tokens"]) for r in runs],
+            "negatives": [k_value(str(r["negatives"])) for r in runs],
+            "train.branches": [list(r["fractions"]) for r in runs],
+            "train.seed": [int(r["seed"]) for r in runs],
+        },
+    }
     write_text(path, yaml.safe_dump(out, sort_keys=False))
 
 
@@ -113,8 +129,11 @@ def seed_runs(study_grid: str | Path, negatives: str | None) -> list[dict]:
     ks = [str(v) for v in axes.get("negatives", [])]
     k = negatives if negatives is not None else (ks[-1] if ks else None)
     if k is None:
-        k = str(config.resolve(config.flatten(config.load_yaml(Path(study_grid).parent / str(tree["base"]))))
-                ["loss.negatives"])
+        k = str(
+            config.resolve(config.flatten(config.load_yaml(Path(study_grid).parent / str(tree["base"]))))[
+                "loss.negatives"
+            ]
+        )
     longest = max(int(float(v)) for v in axes["tokens"])
     t = round(SEED_SHARE * longest)
     _, cfg = grid.config_for(study_grid, ns[0], t)
@@ -122,23 +141,33 @@ def seed_runs(study_grid: str | Path, negatives: str | None) -> list[dict]:
     if cfg["train.schedule"] == "wsd" and cfg["train.branches"]:
         shortest = min(int(float(v)) for v in axes["tokens"]) * min(cfg["train.branches"])
         fractions = [f for f in cfg["train.branches"] if f * t >= shortest] or [1.0]
-    return [{"n_params": grid.shape_for(study_grid, n).n_params, "tokens": t, "negatives": k,
-             "fractions": fractions, "seed": 0} for n in (ns[0], ns[len(ns) // 2], ns[-1])]
+    return [
+        {
+            "n_params": grid.shape_for(study_grid, n).n_params,
+            "tokens": t,
+            "negatives": k,
+            "fractions": fractions,
+            "seed": 0,
+        }
+        for n in (ns[0], ns[len(ns) // 2], ns[-1])
+    ]
 
 
 def record(out: Path, where: Path) -> list[Path]:
     """Copy the study's table (results.parquet and .csv) to `where` and its record (study.json, summary.json, each
     round's grid.yaml and design.json) under where/study/, and draw its path (analysis.plots.adaptive) as
     where/figures/adaptive_widths; returns the PNG. Nothing is copied onto itself."""
-    from analysis import plots
-
     if where.resolve() != out.resolve():
         for name in ("results.parquet", "results.csv"):
             with atomic_path(where / name) as tmp:
                 shutil.copyfile(out / name, tmp)
 
-    for path in [out / "study.json", out / "summary.json", *sorted(out.glob("round_*/grid.yaml")),
-                 *sorted(out.glob("round_*/design.json"))]:
+    for path in [
+        out / "study.json",
+        out / "summary.json",
+        *sorted(out.glob("round_*/grid.yaml")),
+        *sorted(out.glob("round_*/design.json")),
+    ]:
         if where.resolve() != out.resolve():
             write_text(where / "study" / path.relative_to(out), path.read_text())
     summary = json.loads((out / "summary.json").read_text())
@@ -146,20 +175,36 @@ def record(out: Path, where: Path) -> list[Path]:
 
 
 def _round_table(rdir: Path) -> pd.DataFrame:
-    from analysis.table import load
-
     return load(rdir / "results.parquet")
 
 
-def run(study_grid: str, out: str | Path, spend: float, rounds: int, target: str, width: float | None,
-        count: int, negatives: str | None, n_boot: int, sweep_round: Callable[[Path, Path], None],
-        log: Callable[[str], None] = print) -> dict:
+def run(
+    study_grid: str,
+    out: str | Path,
+    spend: float,
+    rounds: int,
+    target: str,
+    width: float | None,
+    count: int,
+    negatives: str | None,
+    n_boot: int,
+    sweep_round: Callable[[Path, Path], None],
+    log: Callable[[str], None] = print,
+) -> dict:
     """The adaptive study (module doc). `sweep_round(grid_yaml, sweep_dir)` runs a round's grid to completion and
     collects it into sweep_dir/results.parquet (the CLI's sweep and collect). Returns the summary written to
     study.json's neighbour summary.json."""
     out = Path(out)
-    settings = {"grid": str(Path(study_grid).resolve()), "spend": spend, "rounds": rounds, "target": target,
-                "width": width, "count": count, "negatives": negatives, "bootstrap": n_boot}
+    settings = {
+        "grid": str(Path(study_grid).resolve()),
+        "spend": spend,
+        "rounds": rounds,
+        "target": target,
+        "width": width,
+        "count": count,
+        "negatives": negatives,
+        "bootstrap": n_boot,
+    }
     if not spend > 0:
         raise UserError(f"--spend {spend}: must be a positive number of FLOPs")
     if rounds < 1:
@@ -209,16 +254,18 @@ def run(study_grid: str, out: str | Path, spend: float, rounds: int, target: str
         sweep_round(rdir / "grid.yaml", rdir)
         done.append(rdir)
     table = pd.concat([_round_table(d) for d in done], ignore_index=True)
-    from harness.results import write_table
-
     write_table(table, out / "results")
     if stop is None:
         problem = design.problem(table, "test", negatives, target, None, n_boot)
-        history.append({"round": len(done) - 1, "flops_spent": design.spent(table),
-                        "widths": dict(zip(problem.names(), design.widths(problem.samples()).tolist()))})
+        history.append(
+            {
+                "round": len(done) - 1,
+                "flops_spent": design.spent(table),
+                "widths": dict(zip(problem.names(), design.widths(problem.samples()).tolist())),
+            }
+        )
         stop = f"{rounds} rounds done"
-    summary = {"rounds_run": len(done) - 1, "stopped": stop, "flops_spent": design.spent(table),
-               "history": history}
+    summary = {"rounds_run": len(done) - 1, "stopped": stop, "flops_spent": design.spent(table), "history": history}
     write_json(out / "summary.json", summary)
     log(f"adaptive study stopped: {stop}; {summary['flops_spent']:.3g} FLOPs spent")
     return summary

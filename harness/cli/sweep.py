@@ -1,0 +1,89 @@
+"""`srt-scale plan`, `sweep`, `status` and `collect`: a grid planned into runs, submitted, watched and
+collected into the results table (harness/plan/, harness/sweep/)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from harness.core.errors import UserError
+from harness.plan import grid, plan
+from harness.sweep import progress, results, sweep
+
+
+def _threads(profile: dict) -> int:
+    return int(profile["cpus_per_task"])
+
+
+def cmd_plan(args: argparse.Namespace) -> None:
+    profile = sweep.load_profile(args.profile)
+    result = plan.plan(grid.load(args.grid), _threads(profile))
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        print(
+            plan.format_table(
+                result,
+                sweep.parallel_jobs(args.executor, profile),
+                sweep.job_count(args.executor, len(result["runs"]), profile),
+            )
+        )
+
+
+def cmd_sweep(args: argparse.Namespace) -> None:
+    profile = sweep.load_profile(args.profile)
+    if args.executor == "local" and args.max_jobs:
+        profile["max_jobs"] = args.max_jobs
+    points = grid.load(args.grid)
+    out = Path(args.out or Path("sweeps") / Path(args.grid).stem)
+    planned = plan.plan(points, _threads(profile))
+    planned["totals"]["parallel_jobs"] = sweep.parallel_jobs(args.executor, profile)
+    print(
+        plan.format_table(
+            planned, planned["totals"]["parallel_jobs"], sweep.job_count(args.executor, len(points), profile)
+        ),
+        flush=True,
+    )
+    s = sweep.Sweep(out)
+    s.write_plan(planned, args.grid)
+    sweep.submit(
+        s,
+        points,
+        args.executor,
+        profile,
+        retry_failed=args.retry_failed,
+        wait=not args.no_wait,
+        log=lambda m: print(m, flush=True),
+    )
+    _print_status(s)
+
+
+def _print_status(s) -> None:
+    counts, failing = sweep.status(s)
+    print(f"{s.root}: {sum(counts.values())} runs: " + ", ".join(f"{n} {k}" for k, n in counts.items()))
+    print("  " + progress.describe(progress.snapshot(s.plan, s.runs_dir, s.states())))
+    for run_id, state, line in failing:
+        print(f"  {run_id} {state}: {line}")
+
+
+def cmd_status(args: argparse.Namespace) -> None:
+    s = sweep.Sweep(args.sweep_dir)
+    if args.watch:
+        sweep.wait_for(s, poll_s=args.poll, log=lambda m: print(m, flush=True))
+    _print_status(s)
+
+
+def cmd_collect(args: argparse.Namespace) -> None:
+    s = sweep.Sweep(args.sweep_dir)
+    table, problems = results.collect(s.runs_dir, s.states())
+    for p in problems:
+        print(f"  {p}")
+    if table.empty:
+        raise UserError(f"{args.sweep_dir}: no run has written an evaluation yet")
+    budgets = {r["run_id"]: r["budget"] for r in s.plan["runs"] if r.get("budget")}
+    if budgets:  # an IsoFLOP design: each run's budget label, which approach 2 groups by
+        table["budget"] = table["run_id"].map(budgets)
+    parquet, csv = results.write_table(table, args.out or s.root / "results")
+    finals = table[table["final"]]
+    print(f"{len(table)} rows ({len(finals)} final, {table['run_id'].nunique()} runs) -> {parquet} and {csv}")
