@@ -115,7 +115,7 @@ SCHEMA: list[Key] = [
     _k(
         "data.synthetic.world",
         "clusters",
-        _choice("clusters", "spectral"),
+        _choice(*registry.WORLDS.names()),
         "synthetic: which generator: clusters "
         "(category/brand/attribute latents; the world of the committed results but the quickstart's) or spectral (the "
         "quickstart's: latents a linear function of the title's words with factor variances k^-spectrum, and a "

@@ -40,6 +40,13 @@ SOURCES = Registry(
         "table": "harness.data.sources.table:SOURCE",
     },
 )
+WORLDS = Registry(
+    "data.synthetic.world",
+    {
+        "clusters": "harness.data.synthetic:WORLD",
+        "spectral": "harness.data.spectral:WORLD",
+    },
+)
 EXTRACTORS = Registry(
     "features.kind",
     {

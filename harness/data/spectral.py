@@ -36,7 +36,7 @@ import torch
 from scipy.optimize import minimize_scalar
 
 from harness.core.errors import UserError
-from harness.data.synthetic import CATEGORIES, ORACLE_COLUMNS, frames, record_oracle, sequences
+from harness.data.synthetic import CATEGORIES, ORACLE_COLUMNS, World, frames, record_oracle, sequences
 from harness.data.text import st_model_path
 
 VERSION = 3  # in the dataset cache key
@@ -208,3 +208,6 @@ def generate(
         for name, ce in capacity(u, item_vec, item_bias, sharpness).items():
             oracle_df[f"{split}_exact_ce" if name == "exact" else f"{split}_capacity_{name}_ce"] = ce
     return interactions, items, oracle_df
+
+
+WORLD = World(generate=generate, key={"world": "spectral", "generator": VERSION}, parameters=("spectrum",))

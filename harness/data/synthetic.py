@@ -22,6 +22,8 @@ positions are computed densely over the whole catalog.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -168,7 +170,6 @@ ORACLE_COLUMNS = [
     "test_hr@10",
     "test_mrr",
 ]
-WORLDS = ("clusters", "spectral")  # data.synthetic.world: generate() and spectral.generate()
 
 
 def brand_names(rng: np.random.Generator, n: int) -> list[str]:
@@ -342,3 +343,17 @@ def generate(
         parts.append(sequences(seq, L, lo))
     interactions, oracle_df = frames(parts, oracle)
     return interactions, items, oracle_df
+
+
+@dataclass(frozen=True)
+class World:
+    """A synthetic world (`data.synthetic.world`, registered in WORLDS of harness/core/registry.py):
+    generate(**parameters) -> (interactions, items, oracle), the generator parameters it takes besides the shared
+    ones (harness/data/sources/synthetic.py PARAMETERS), and what identifies its code in the dataset cache key."""
+
+    generate: Callable[..., tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]]
+    key: dict = field(default_factory=dict)
+    parameters: tuple[str, ...] = ()
+
+
+WORLD = World(generate=generate, key={"generator": GENERATOR_VERSION})
