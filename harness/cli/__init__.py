@@ -342,6 +342,3 @@ def main(argv: list[str] | None = None) -> int:
 def entry() -> None:
     sys.exit(main())
 
-
-if __name__ == "__main__":
-    entry()

@@ -1,0 +1,5 @@
+"""`python -m harness.cli`: the same as `srt-scale`."""
+
+from harness.cli import entry
+
+entry()
