@@ -68,7 +68,7 @@ def _rows(s):
 
 def test_sigkilled_local_sweep_resumes_on_the_next_plain_sweep(tmp_path, shared_cache):
     axes = "  negatives: [8, full]\n"
-    settings = "set: {train.tokens: 240000, train.checkpoint_every_s: 1, eval.points: [0.25, 0.5, 0.75, 1.0]}\n"
+    settings = "set: {train.tokens: 120000, train.checkpoint_every_s: 1, eval.points: [0.25, 0.5, 0.75, 1.0]}\n"
     (tmp_path / "base.yaml").write_text(BASE)
     (tmp_path / "grid.yaml").write_text("base: base.yaml\n" + settings + "axes:\n" + axes)
     reference, points = make_sweep_from(tmp_path, "reference")
@@ -168,7 +168,7 @@ def test_a_run_killed_max_retries_times_ends_failed_with_the_reason_and_retry_fa
     (tmp_path / "base.yaml").write_text(BASE)
     grid_path = tmp_path / "grid.yaml"
     grid_path.write_text(
-        "base: base.yaml\nset: {train.tokens: 1200000, sweep.max_retries: 2}\naxes:\n  negatives: [full]\n"
+        "base: base.yaml\nset: {train.tokens: 200000, sweep.max_retries: 2}\naxes:\n  negatives: [full]\n"
     )
     out = tmp_path / "sweep"
     s = sweep.Sweep(out)

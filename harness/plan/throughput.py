@@ -160,7 +160,7 @@ def process_seconds(threads: int) -> float:
                 sys.executable,
                 "-c",
                 f"import torch; torch.set_num_threads({threads}); import submitit; "
-                "from harness.run import Loop; from harness import accounting; accounting.matmul_peak()",
+                "from harness.run import Loop; from harness.model import accounting; accounting.matmul_peak()",
             ],
             check=True,
             capture_output=True,
