@@ -150,7 +150,7 @@ def study(tmp_path, *extra):
         "--spend",
         "5e9",
         "--rounds",
-        "2",
+        "1",
         "--next",
         "2",
         "--design-bootstrap",

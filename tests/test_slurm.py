@@ -17,6 +17,7 @@ from harness.run import train
 from harness.sweep import results, sweep
 
 ROOT = Path(__file__).parent.parent
+pytestmark = pytest.mark.xdist_group("slurm")  # one worker drives the one cluster (make test: --dist loadgroup)
 PROFILE = ROOT / "slurm" / "local.yaml"
 
 
@@ -66,7 +67,7 @@ def test_grid_runs_as_a_job_array_and_matches_the_local_executor(cluster, tmp_pa
 
 
 def test_usr2_checkpoints_requeues_and_resumes_to_the_same_metrics(cluster, tmp_path):
-    s, points = make_sweep(tmp_path, axes="  train.tokens: [300000]\n", name="slurm")
+    s, points = make_sweep(tmp_path, axes="  train.tokens: [150000]\n", name="slurm")
     ((run_id, job_id),) = _submit(s, points, wait=False).items()
     _wait_until(lambda: _training_started(s, run_id))
     time.sleep(1)
@@ -82,7 +83,7 @@ def test_usr2_checkpoints_requeues_and_resumes_to_the_same_metrics(cluster, tmp_
 
 
 def test_scancel_without_a_handler_is_interrupted_and_the_next_sweep_resumes_it(cluster, tmp_path):
-    s, points = make_sweep(tmp_path, axes="  train.tokens: [300000]\n", name="slurm")
+    s, points = make_sweep(tmp_path, axes="  train.tokens: [150000]\n", name="slurm")
     ((run_id, job_id),) = _submit(s, points, wait=False).items()
     _wait_until(lambda: _training_started(s, run_id))
     subprocess.run(["scancel", job_id], check=True)  # SIGTERM (submitit ignores it), SIGKILL after KillWait
@@ -100,7 +101,7 @@ def test_two_task_job_is_preempted_and_resumes_to_the_same_metrics(cluster, tmp_
     equals a single-process run's up to float summation order."""
     profile = tmp_path / "two.yaml"
     profile.write_text(PROFILE.read_text().replace("tasks_per_node: 1", "tasks_per_node: 2"))
-    s, points = make_sweep(tmp_path, axes="  train.tokens: [300000]\n  model.dropout: [0.0]\n", name="slurm")
+    s, points = make_sweep(tmp_path, axes="  train.tokens: [150000]\n  model.dropout: [0.0]\n", name="slurm")
     ((run_id, job_id),) = sweep.submit(
         s, points, "slurm", sweep.load_profile(profile), wait=False, log=lambda m: None
     ).items()

@@ -204,7 +204,7 @@ def test_a_run_after_another_in_one_job_process_gives_the_rows_it_gives_alone(tm
     job process with a checkpoint every second (timed checkpoints inside the trunk and the branches)."""
     (tmp_path / "base.yaml").write_text(BASE)
     common = (
-        "base: base.yaml\nset: {train.tokens: 240000, train.schedule: wsd, train.warmup_tokens: 2000, "
+        "base: base.yaml\nset: {train.tokens: 120000, train.schedule: wsd, train.warmup_tokens: 2000, "
         "train.branches: [0.25, 0.5, 1.0], eval.points: [1.0]"
     )
     (tmp_path / "pair.yaml").write_text(common + "}\naxes:\n  negatives: [8, full]\n")
