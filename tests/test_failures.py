@@ -168,7 +168,7 @@ def test_a_run_killed_max_retries_times_ends_failed_with_the_reason_and_retry_fa
     (tmp_path / "base.yaml").write_text(BASE)
     grid_path = tmp_path / "grid.yaml"
     grid_path.write_text(
-        "base: base.yaml\nset: {train.tokens: 200000, sweep.max_retries: 2}\naxes:\n  negatives: [full]\n"
+        "base: base.yaml\nset: {train.tokens: 1200000, sweep.max_retries: 2}\naxes:\n  negatives: [full]\n"
     )
     out = tmp_path / "sweep"
     s = sweep.Sweep(out)

@@ -1,6 +1,5 @@
 """Sweeps through submitit: debug and local executors here, the real Slurm cluster in test_slurm.py."""
 
-import argparse
 import json
 import pickle
 
@@ -188,7 +187,7 @@ def test_collect_labels_an_isoflop_design_with_each_runs_budget(tmp_path):
     s = sweep.Sweep(tmp_path / "iso")
     s.write_plan(plan.plan(points, threads=1), path)
     run(s, points, "debug")
-    cli.cmd_collect(argparse.Namespace(sweep_dir=str(s.root), out=None))
+    assert cli.main(["collect", str(s.root)]) == 0
     table = pd.read_parquet(s.root / "results.parquet")
     labels = table.groupby("run_id")["budget"].unique()
     assert all(len(v) == 1 for v in labels) and sorted(set(table["budget"])) == [2.0e8, 6.0e8]
