@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from analysis import fit, frontier, lack_of_fit, noise, optimum, profile
+from analysis import conventions, fit, frontier, lack_of_fit, noise, optimum, profile
 from analysis.capacity import capacity
 from analysis.cost import fit_cost
 from analysis.negatives import fit_negatives
@@ -232,6 +232,7 @@ def fit_table(
     result["kappa"] = k
     result["cost"] = fit_cost(final)
     result["sampled"] = optimum.sampled(final)
+    result["conventions"] = conventions.of(info, final, split)
     budgets = np.geomspace(final["flops"].min(), 10 * final["flops"].max(), BUDGETS)
     grid = optimum.n_grid(result["cost"])
     in_k, mixed = final["negatives"].astype(str).nunique() >= 3, _mixed_families(final)  # a law in K needs >= 3 K

@@ -298,6 +298,23 @@ def _asymptote_text(a: dict) -> str:
     )
 
 
+def _conventions_lines(conv: dict | None) -> list[str]:
+    """Which N and C the laws use, and alpha and the N_opt exponent refitted on the other N."""
+    if not conv:
+        return []
+    text = f"- N = `{conv['n']}` ({conv['n_means']}); C = `flops` ({conv['flops_means']})."
+    sens = conv.get("sensitivity")
+    if sens and sens["laws"]:
+        text += f" Refitted on N = `{sens['other_n']}` (point estimates, this fit's first): " + "; ".join(
+            f"{metric} K={k}: alpha {e['alpha'][0]:.3g} vs {e['alpha'][1]:.3g}, N_opt exponent "
+            f"{e['n_opt_exponent'][0]:.3g} vs {e['n_opt_exponent'][1]:.3g}"
+            for metric, per_k in sens["laws"].items()
+            for k, e in per_k.items()
+        )
+        text += "."
+    return [text]
+
+
 def render(table: pd.DataFrame, fits: dict, figures: list[Path], out: Path) -> str:
     s = fits["summary"]
     final = points(table)
@@ -322,6 +339,7 @@ def render(table: pd.DataFrame, fits: dict, figures: list[Path], out: Path) -> s
         + f". Intervals: {fits['n_boot']} refits "
         "each (methods in the first section).",
     ]
+    lines += _conventions_lines(fits.get("conventions"))
     info = fits.get("table") or {}
     if info.get("columns") or info.get("assumed"):
         lines.append(

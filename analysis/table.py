@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from harness.core.errors import UserError
-from harness.core.schema import BAD_VALUES, DUPLICATES, FITTING_ROWS, REQUIRED, SPLITS, STATUSES
+from harness.core.schema import BAD_VALUES, DUPLICATES, FITTING_ROWS, N_COLUMNS, REQUIRED, SPLITS, STATUSES
 
 METRICS = {"ppl": "perplexity", "ndcg@5": "NDCG@5"}
 LOWER_IS_BETTER = {"ppl": True, "ndcg@5": False}
@@ -74,8 +74,13 @@ class Spec:
     protocol: str = "full catalog"
     bad_values: str = "error"
     duplicates: str = "error"
+    n_column: str = "n_params"
 
     def __post_init__(self) -> None:
+        if self.n_column not in N_COLUMNS:
+            raise UserError(f"--n-column: {self.n_column!r} is not one of {', '.join(N_COLUMNS)}")
+        if self.n_column != "n_params" and "n_params" in self.columns:
+            raise UserError("--n-column: give N by --column n_params=SOURCE or by --n-column, not both")
         if self.duplicates not in DUPLICATES:
             raise UserError(f"--duplicates: {self.duplicates!r} is not one of {', '.join(DUPLICATES)}")
         if self.bad_values not in BAD_VALUES:
@@ -241,6 +246,11 @@ def _apply(table: pd.DataFrame, spec: Spec, path: Path) -> tuple[pd.DataFrame, l
         raise UserError(f"{path}: no column {absent[0]!r} (columns: {', '.join(map(str, table.columns))})")
     table = table.rename(columns={source: name for name, source in spec.columns.items()})
     assumed = []
+    if spec.n_column != "n_params":
+        if spec.n_column not in table.columns:
+            raise UserError(f"{path}: --n-column {spec.n_column}: no such column")
+        table = table.assign(n_params_nonembedding=table["n_params"], n_params=table[spec.n_column])
+        assumed.append(f"N = {spec.n_column} (the non-embedding N kept as n_params_nonembedding)")
     for split in SPLITS:
         if f"{split}_loss" in table.columns:
             loss = pd.to_numeric(table[f"{split}_loss"], errors="coerce")

@@ -19,7 +19,7 @@ from pathlib import Path
 from common import report
 
 from harness.core import config
-from harness.run import train
+from harness.run import identity, train
 
 ROOT = Path(__file__).parent.parent
 FRACTIONS = [1 / 32, 1 / 16, 1 / 8, 1 / 4, 1 / 2, 1.0]
@@ -40,7 +40,7 @@ def measure(base: dict, d: int, layers: int, tokens: int, decay: float, warmup: 
         }
     )
     result = train(wsd, out, progress=False)
-    rows = [json.loads(line) for line in (out / config.run_id(wsd) / "metrics.jsonl").read_text().splitlines()]
+    rows = [json.loads(line) for line in (out / identity.run_id(wsd) / "metrics.jsonl").read_text().splitlines()]
     branches = {r["tokens"]: r for r in rows if r["annealed"]}
     out_rows, separate = [], 0.0
     for t, row in sorted(branches.items()):

@@ -687,3 +687,48 @@ def test_fits_do_not_depend_on_run_ids_or_row_order():
         for k in ("64", "full"):
             ja, jb = a["metrics"][metric][k]["joint"], b["metrics"][metric][k]["joint"]
             assert ja["params"] == jb["params"] and ja["ci95"] == jb["ci95"], (metric, k)
+
+
+def test_fits_say_which_n_and_c_and_refit_on_the_other_n(tmp_path):
+    """fits.json names the N and C the laws use; the report refits each law on the other N (Pearce & Song's
+    convention bias); `--n-column n_params_total` fits on the total and the check then refits on non-embedding N."""
+    from harness.cli import main
+
+    ns, ts, tables = np.geomspace(1e4, 1e6, 5), np.geomspace(1e5, 1e7, 6), 2e5
+    rows = [
+        {
+            "run_id": f"r{i}",
+            "status": "done",
+            "final": t == ts[-1],
+            "annealed": True,
+            "n_params": n,
+            "n_params_tables": tables,
+            "n_params_total": n + tables,
+            "tokens": t,
+            "flops": 10 * n * t,
+            "negatives": "full",
+            "test_ppl": np.exp(law(TRUE["ppl"], n, t)),
+            "test_ndcg@5": 1 - law(TRUE["ndcg@5"], n, t),
+        }
+        for i, n in enumerate(ns)
+        for t in ts
+    ]
+    path = tmp_path / "table.csv"
+    pd.DataFrame(rows).to_csv(path, index=False)
+    main(["report", str(path), "--out", str(tmp_path / "a"), "--bootstrap", "0"])
+    main(["fit", str(path), "--out", str(tmp_path / "b"), "--bootstrap", "0", "--n-column", "n_params_total"])
+    a, b = (json.loads((tmp_path / d / "fits.json").read_text()) for d in "ab")
+    assert a["conventions"]["n"] == "n_params" and "id / token tables left out" in a["conventions"]["n_means"]
+    assert "scoring against the K + 1 candidates or the catalog" in a["conventions"]["flops_means"]
+    assert b["conventions"]["n"] == "n_params_total"
+    sa, sb = a["conventions"]["sensitivity"], b["conventions"]["sensitivity"]
+    assert sa["other_n"] == "n_params_total" and sb["other_n"] == "n_params_nonembedding"
+    alpha = sa["laws"]["ppl"]["full"]["alpha"]
+    assert alpha[0] == pytest.approx(TRUE["ppl"]["alpha"], rel=0.02)  # planted on non-embedding N
+    # a constant 200K added to N compresses its log range: the same fall in loss needs a steeper exponent
+    assert alpha[1] > 1.5 * alpha[0]
+    assert a["metrics"]["ppl"]["full"]["joint"]["params"]["alpha"] == pytest.approx(alpha[0], rel=1e-6)
+    assert b["metrics"]["ppl"]["full"]["joint"]["params"]["alpha"] == pytest.approx(alpha[1], rel=1e-3)
+    assert sb["laws"]["ppl"]["full"]["alpha"] == pytest.approx(alpha[::-1], rel=1e-3)
+    text = (tmp_path / "a" / "report.md").read_text()
+    assert "Refitted on N = `n_params_total`" in text and f"alpha {alpha[0]:.3g} vs {alpha[1]:.3g}" in text

@@ -133,11 +133,14 @@ def test_a_bootstrap_weight_counts_a_point_that_many_times():
     w = rng.multinomial(len(y), np.full(len(y), 1 / len(y))).astype(float)
     start, _ = negatives.fit_form(form, x, y, 256.0)
     starts = negatives._pack(form, np.array([start[s] for s in form.shape]), np.array([start[s] for s in form.scales]))
-    weighted, _ = negatives.fit_form(form, x, y, 256.0, weights=w, starts=starts[None])
+    _, weighted = negatives.fit_form(form, x, y, 256.0, weights=w, starts=starts[None])
     copies = np.repeat(np.arange(len(y)), w.astype(int))
-    repeated, _ = negatives.fit_form(form, x[copies], y[copies], 256.0, starts=starts[None])
-    for name in ("alpha", "beta", "gamma"):
-        assert weighted[name] == pytest.approx(repeated[name], abs=1e-4)
+    _, repeated = negatives.fit_form(form, x[copies], y[copies], 256.0, starts=starts[None])
+    # one objective, so one minimum: the losses agree to the optimiser's tolerance (the parameters need not: the
+    # K part's gamma is nearly flat with 2 K values, and where each run stops along it depends on float rounding)
+    assert weighted == pytest.approx(repeated, rel=1e-6)
+    _, unweighted = negatives.fit_form(form, x[w > 0], y[w > 0], 256.0, starts=starts[None])
+    assert weighted != pytest.approx(unweighted, rel=1e-2)  # the weights matter: the check can fail
 
 
 # H3: approach 2's interval comes from the runs, not from the number of budgets interpolated between them.

@@ -5,6 +5,7 @@ import pytest
 
 from harness.core import config
 from harness.core.errors import UserError
+from harness.run import identity
 
 
 def test_defaults_resolve_and_every_key_documented():
@@ -39,9 +40,32 @@ def test_set_values_parse_as_yaml():
 
 def test_run_id_is_the_science_not_the_execution():
     a = config.resolve({})
-    assert config.run_id(a) == config.run_id(config.resolve({}))
-    assert config.run_id(a) == config.run_id(config.resolve({"train.threads": 2, "eval.batch_users": 7}))
-    assert config.run_id(a) != config.run_id(config.resolve({"train.seed": 1}))
+    assert identity.run_id(a) == identity.run_id(config.resolve({}))
+    assert identity.run_id(a) == identity.run_id(config.resolve({"train.threads": 2, "eval.batch_users": 7}))
+    assert identity.run_id(a) != identity.run_id(config.resolve({"train.seed": 1}))
+
+
+def test_one_number_one_id():
+    """1 and 1.0 for a float key, or in a list of fractions of T, are one value: one run, one id."""
+    base = config.resolve({})
+    assert identity.run_id(config.resolve({"model.tau": 1})) == identity.run_id(config.resolve({"model.tau": 1.0}))
+    assert identity.run_id(config.resolve({"model.tau": 1})) == identity.run_id(base)  # the default is 1.0
+    same = [{"eval.points": [0.5, 1]}, {"eval.points": [0.5, 1.0]}]
+    assert len({identity.run_id(config.resolve(o)) for o in same}) == 1
+    assert config.resolve({"train.grad_clip": 2})["train.grad_clip"] == 2.0
+    assert isinstance(config.resolve({"train.tokens": 1000})["train.tokens"], int)  # integer keys stay integers
+
+
+def test_a_table_run_id_follows_the_file_not_its_name(tmp_path):
+    path = tmp_path / "log.csv"
+    path.write_text("user,item,timestamp\n1,1,1\n")
+    cfg = config.resolve(
+        {"data.name": "table", "data.path": str(path), "data.columns": {"user": "user", "item": "item"}}
+    )
+    before = identity.run_id(cfg)
+    assert identity.run_id(cfg) == before
+    path.write_text("user,item,timestamp\n1,2,1\n")  # edited in place: same name, other data
+    assert identity.run_id(cfg) != before
 
 
 def test_flatten_unflatten_roundtrip():

@@ -10,6 +10,7 @@ import pytest
 from test_sweep import BASE, make_sweep
 
 from harness.core import config
+from harness.run import identity
 from harness.sweep import sweep
 
 
@@ -31,7 +32,7 @@ def test_two_processes_through_the_cli_match_one_process(tmp_path, shared_cache)
         BASE + "model: {d_model: 16, n_heads: 1, d_ff: 32, n_layers: 1, context: 10, dropout: 0.0}\n"
         "train: {batch_size: 16, tokens: 6000, threads: 1}\n"
     )
-    run_id = config.run_id(config.load(cfg_path))
+    run_id = identity.run_id(config.load(cfg_path))
     _cli_train(cfg_path, tmp_path / "one", shared_cache)
     proc = _cli_train(cfg_path, tmp_path / "two", shared_cache, "--nproc", "2")
     assert "(2 processes)" in proc.stdout and "test_ppl" in proc.stdout
@@ -49,7 +50,7 @@ def test_two_processes_through_the_cli_match_one_process(tmp_path, shared_cache)
 def test_a_checkpoint_resumes_only_with_its_number_of_processes(tmp_path, shared_cache):
     cfg_path = tmp_path / "run.yaml"
     cfg_path.write_text(BASE + "train: {batch_size: 16, tokens: 3000, threads: 1}\n")
-    run_id = config.run_id(config.load(cfg_path))
+    run_id = identity.run_id(config.load(cfg_path))
     _cli_train(cfg_path, tmp_path / "runs", shared_cache, "--nproc", "2")
     (tmp_path / "runs" / run_id / "result.json").unlink()  # as if it had stopped before the end
     proc = subprocess.run(
@@ -72,3 +73,31 @@ def test_two_task_local_job_is_one_data_parallel_run(tmp_path):
 
     one = train({**points[0].cfg, "train.threads": 1}, tmp_path / "one", progress=False)
     assert result["test_ppl"] == pytest.approx(one["test_ppl"], rel=1e-5)
+
+
+def test_ranks_share_the_model_but_draw_their_own_dropout_and_negatives(tmp_path, shared_cache, monkeypatch):
+    """Every rank builds the same weights; rank r > 0 draws dropout (and per-target negatives) from its own
+    stream, rank 0 from a one-process run's, and shared negatives (one set per global batch) are the same on all."""
+    import torch
+
+    from harness.run import Run
+    from harness.run.distributed import Group
+
+    monkeypatch.setenv("SRT_SCALE_CACHE", str(shared_cache))
+    cfg_path = tmp_path / "run.yaml"
+    cfg_path.write_text(BASE + "loss: {negatives: 8, shared_negatives: false}\n")
+    per_target = config.load(cfg_path)
+    shared = {**per_target, "loss.shared_negatives": True}
+
+    def draws(cfg, rank):
+        run = Run(cfg, tmp_path, Group(rank, 2, rank))
+        mask = torch.nn.functional.dropout(torch.ones(4096), 0.5)
+        return run.model.state_dict(), mask, run.sampler.sample((64,))
+
+    one = Run(per_target, tmp_path)
+    alone = torch.nn.functional.dropout(torch.ones(4096), 0.5), one.sampler.sample((64,))
+    (w0, m0, n0), (w1, m1, n1) = draws(per_target, 0), draws(per_target, 1)
+    assert all(torch.equal(w0[k], w1[k]) for k in w0)
+    assert torch.equal(m0, alone[0]) and torch.equal(n0, alone[1])  # rank 0 is the one-process run
+    assert not torch.equal(m0, m1) and not torch.equal(n0, n1)
+    assert torch.equal(draws(shared, 0)[2], draws(shared, 1)[2])

@@ -11,12 +11,15 @@ from harness.model.evaluate import metrics_from_ranks, rank_and_nll
 
 
 def brute_force(scores: np.ndarray, targets: np.ndarray, history: list | None):
-    """scores (U, I) for ids 1..I. Rank = 1 + #(other, unexcluded items with score >= target's)."""
+    """scores (U, I) for ids 1..I. Seen items (the target too) score -inf in the ranking, as in RecBole's full
+    sort; rank = 1 + #(other items with masked score >= the target's masked score)."""
     ranks, nlls = [], []
     for u, t in enumerate(targets):
         s = scores[u]
-        others = [j for j in range(len(s)) if j != t - 1 and (history is None or (j + 1) not in set(history[u]))]
-        ranks.append(1 + sum(s[j] >= s[t - 1] for j in others))
+        masked = s.astype(np.float64).copy()
+        if history is not None:
+            masked[np.asarray(history[u], dtype=int) - 1] = -np.inf
+        ranks.append(1 + sum(masked[j] >= masked[t - 1] for j in range(len(s)) if j != t - 1))
         nlls.append(np.log(np.exp(s - s.max()).sum()) + s.max() - s[t - 1])
     return np.array(ranks), np.array(nlls)
 
@@ -52,3 +55,16 @@ def test_all_tied_scores_rank_last():
     ranks, nll = rank_and_nll(torch.zeros(2, 3), torch.tensor([1, 4]), torch.zeros(5, 3), 1.0, 2)
     assert ranks.tolist() == [5, 5]
     assert torch.allclose(nll, torch.full((2,), math.log(5)))
+
+
+def test_exclude_seen_masks_a_seen_target_like_every_seen_item():
+    """History {1, 2, 3}, target 1 (a repeat), scores 3 > 2 > 1 > 4: the ranking without exclusion puts it 3rd;
+    masking the history must not lift it to 1st by sparing the one seen item that is the answer."""
+    items = torch.eye(4)
+    h = torch.tensor([[2.0, 3.0, 4.0, 1.0]])  # scores of items 1..4
+    plain, _ = rank_and_nll(h, torch.tensor([1]), items, 1.0, 4)
+    assert plain.tolist() == [3]
+    seen, _ = rank_and_nll(h, torch.tensor([1]), items, 1.0, 4, [np.array([1, 2, 3])])
+    assert seen.tolist() == [4]  # masked with the rest of the history: last of 4, a miss
+    unseen, _ = rank_and_nll(h, torch.tensor([4]), items, 1.0, 4, [np.array([1, 2, 3])])
+    assert unseen.tolist() == [1]  # an unseen target competes only with unseen items

@@ -17,6 +17,7 @@ from test_sweep import BASE, run
 from harness.core import config
 from harness.model.evaluate import metrics_from_ranks
 from harness.plan import grid
+from harness.run import identity
 from harness.sweep import results, sweep
 
 
@@ -142,7 +143,7 @@ def test_checkpoint_whose_pickle_runs_code_is_refused(tmp_path, shared_cache):
     cfg_path = tmp_path / "run.yaml"
     cfg_path.write_text(BASE)
     cfg = config.load(cfg_path)
-    run_dir = tmp_path / "runs" / config.run_id(cfg)
+    run_dir = tmp_path / "runs" / identity.run_id(cfg)
     marker = tmp_path / "pwned"
     # resume: a run directory whose checkpoint was replaced
     run_dir.mkdir(parents=True)

@@ -12,8 +12,7 @@ from pathlib import Path
 import pytest
 from test_sweep import make_sweep
 
-from harness.core import config
-from harness.run import train
+from harness.run import identity, train
 from harness.sweep import results, sweep
 
 ROOT = Path(__file__).parent.parent
@@ -92,7 +91,7 @@ def test_scancel_without_a_handler_is_interrupted_and_the_next_sweep_resumes_it(
     assert failing[0][:2] == (run_id, "interrupted")
     assert set(_submit(s, points)) == {run_id}  # a plain sweep resumes it: no flag needed
     assert sweep.status(s)[0] == {"done": 1}
-    assert config.run_id(points[0].cfg) == run_id
+    assert identity.run_id(points[0].cfg) == run_id
 
 
 def test_two_task_job_is_preempted_and_resumes_to_the_same_metrics(cluster, tmp_path):

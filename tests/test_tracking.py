@@ -7,6 +7,7 @@ from test_sweep import BASE, run
 
 from harness.core import config
 from harness.plan import grid, plan
+from harness.run import identity
 from harness.sweep import sweep
 
 mlflow = pytest.importorskip("mlflow")  # the test extra installs it; CI always has it
@@ -27,7 +28,7 @@ def _sweep(tmp_path, track: str, name: str):
 
 def test_sweep_is_one_experiment_with_every_run_param_and_evaluation_row(tmp_path):
     s, points = _sweep(tmp_path, "track.mlflow: true", "tracked")
-    assert all(p.run_id == config.run_id({**p.cfg, "track.mlflow": False}) for p in points)  # ids unchanged
+    assert all(p.run_id == identity.run_id({**p.cfg, "track.mlflow": False}) for p in points)  # ids unchanged
     run(s, points, "local")  # two jobs at once write to one SQLite store
     assert sweep.status(s)[0] == {"done": 2}
     client = MlflowClient(tracking_uri=f"sqlite:///{s.root.resolve()}/mlflow.db")

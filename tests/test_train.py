@@ -12,7 +12,7 @@ from harness.core import config
 from harness.core.errors import UserError
 from harness.model import schedules
 from harness.model.schedules import lr_factor
-from harness.run import Run, train
+from harness.run import Run, identity, train
 
 DESIGN_COLUMNS = [
     "run_id",
@@ -50,7 +50,7 @@ DESIGN_COLUMNS = [
 def test_run_directory_contract(tiny, tmp_path):
     cfg = tiny(features__kind="id", eval__points=[0.25, 0.5, 1.0])
     result = train(cfg, tmp_path, progress=False)
-    run_dir = tmp_path / config.run_id(cfg)
+    run_dir = tmp_path / identity.run_id(cfg)
     for name in ("config.yaml", "metrics.jsonl", "result.json", "checkpoint.pt", "train.log"):
         assert (run_dir / name).exists()
     assert config.load(run_dir / "config.yaml") == cfg
@@ -101,7 +101,7 @@ def test_resume_gives_the_same_result_as_an_uninterrupted_run(tiny, tmp_path, ov
         return calls["n"] == 4
 
     assert train(cfg, tmp_path / "split", should_stop=stop_once_after_four_steps, progress=False) is None
-    assert not (tmp_path / "split" / config.run_id(cfg) / "result.json").exists()
+    assert not (tmp_path / "split" / identity.run_id(cfg) / "result.json").exists()
     resumed = train(cfg, tmp_path / "split", progress=False)
     for key in [k for k in whole if k.startswith(("valid_", "test_", "train_loss"))] + ["tokens", "epochs"]:
         assert resumed[key] == pytest.approx(whole[key], rel=1e-6, abs=1e-9), key
@@ -119,7 +119,7 @@ def test_divergence_is_reported(tiny, tmp_path):
 def test_gradient_clipping_really_clips(tiny, tmp_path, clip):
     cfg = tiny(features__kind="id", train__grad_clip=clip, train__warmup=0.0)
     assert train(cfg, tmp_path, should_stop=lambda: True, progress=False) is None
-    state = torch.load(tmp_path / config.run_id(cfg) / "checkpoint.pt", weights_only=True)["optimizer"]["state"]
+    state = torch.load(tmp_path / identity.run_id(cfg) / "checkpoint.pt", weights_only=True)["optimizer"]["state"]
     grad_norm = math.sqrt(sum(float((s["exp_avg"] / 0.1).pow(2).sum()) for s in state.values()))  # after 1 step
     assert (grad_norm <= clip * 1.0001) if clip else (grad_norm > 1e-2)
 
@@ -178,7 +178,7 @@ def test_cli_train_prints_the_run_and_its_metrics(tmp_path, shared_cache):
         env={**__import__("os").environ, "SRT_SCALE_CACHE": str(shared_cache)},
     )
     assert proc.returncode == 0, proc.stderr
-    run_id = config.run_id(config.load(cfg, ["train.seed=3"]))
+    run_id = identity.run_id(config.load(cfg, ["train.seed=3"]))
     assert f"run {run_id}" in proc.stdout and "test_ndcg@10" in proc.stdout
     assert json.loads((tmp_path / "runs" / run_id / "result.json").read_text())["train.seed"] == 3
 
@@ -196,7 +196,7 @@ WSD = {
 
 
 def _rows(out, cfg):
-    return [json.loads(line) for line in (out / config.run_id(cfg) / "metrics.jsonl").read_text().splitlines()]
+    return [json.loads(line) for line in (out / identity.run_id(cfg) / "metrics.jsonl").read_text().splitlines()]
 
 
 def test_a_cooldown_branch_is_the_standalone_wsd_run_of_its_length(tiny, tmp_path):
@@ -222,21 +222,37 @@ def test_a_cooldown_branch_is_the_standalone_wsd_run_of_its_length(tiny, tmp_pat
     assert schedules.lengths(cfg) == [5000, 10000, 20000]
 
 
-def test_stopped_inside_a_branch_resumes_to_the_same_rows(tiny, tmp_path):
-    cfg = tiny(train__tokens=20000, train__branches=[0.25, 0.5, 1.0], eval__points=[0.5, 1.0], **WSD)
+# (stop at call, what the checkpoint holds): ~300 targets a step; forks at 2,500 (branch 5,000) and 5,000 (branch
+# 10,000); the trunk's evaluation point 0.35 T = 7,000 lies between the second fork and that branch's end
+PHASES = {
+    "warm-up": (1, lambda s: s["branch"] is None and s["tokens"] < 600),
+    "trunk": (5, lambda s: s["branch"] is None and 600 < s["tokens"] < 2500),
+    "first branch": (12, lambda s: s["branch"] == 5000),
+    "trunk between branches": (22, lambda s: s["branch"] is None and 2500 < s["tokens"] < 5000),
+    "second branch, past a trunk point": (40, lambda s: s["branch"] == 10000 and s["tokens"] > 7000),
+    "after the last branch": (60, lambda s: s["branch"] is None and s["tokens"] > 10000),
+}
+
+
+@pytest.mark.parametrize("phase", PHASES)
+def test_stopped_in_any_phase_resumes_to_the_same_rows(tiny, tmp_path, phase):
+    cfg = tiny(train__tokens=20000, train__branches=[0.25, 0.5, 1.0], eval__points=[0.35, 0.5, 1.0], **WSD)
     train(cfg, tmp_path / "whole", progress=False)
+    stop_at, holds = PHASES[phase]
     calls = {"n": 0}
 
-    def stop_inside_the_first_branch():  # ~300 targets a step: the first branch forks after step 9 (2,613)
+    def stop_once():
         calls["n"] += 1
-        return calls["n"] == 12
+        return calls["n"] == stop_at
 
-    assert train(cfg, tmp_path / "split", should_stop=stop_inside_the_first_branch, progress=False) is None
-    blob = torch.load(tmp_path / "split" / config.run_id(cfg) / "checkpoint.pt", weights_only=True)
-    assert blob["state"]["branch"] == 5000 and "trunk" in blob  # the trunk and the branch in flight
+    assert train(cfg, tmp_path / "split", should_stop=stop_once, progress=False) is None
+    blob = torch.load(tmp_path / "split" / identity.run_id(cfg) / "checkpoint.pt", weights_only=True)
+    assert holds(blob["state"]), blob["state"]
+    assert ("trunk" in blob) == (blob["state"]["branch"] is not None)  # a branch in flight keeps its trunk
     train(cfg, tmp_path / "split", progress=False)
     whole, split = _rows(tmp_path / "whole", cfg), _rows(tmp_path / "split", cfg)
     assert [(r["tokens"], r["annealed"]) for r in split] == [(r["tokens"], r["annealed"]) for r in whole]
+    assert 7000 <= [r["tokens"] for r in whole][2] < 7500  # the trunk's 0.35 T row, after two branch rows
     for a, b in zip(whole, split):
         for key in [k for k in a if k.startswith(("valid_", "test_", "train_loss"))]:
             assert b[key] == pytest.approx(a[key], rel=1e-6, abs=1e-9), (a["tokens"], key)
@@ -261,3 +277,36 @@ def test_wsd_schedule_warms_up_holds_and_cools_down():
         config.resolve({"train.schedule": "wsd"})
     with pytest.raises(UserError, match="train.branches needs train.schedule = wsd"):
         config.resolve({"train.branches": [0.5, 1.0]})
+
+
+def test_random_states_are_restored_whatever_device_the_weights_are_mapped_to(tiny, tmp_path):
+    """A CUDA run's checkpoint is read onto its GPU; the random states must still be set from CPU tensors (the
+    setters refuse others). Stand-in: a run whose device reads as `meta`, so that a load mapped to the run's
+    device would give meta tensors."""
+    from harness.run import checkpoint
+
+    cfg = tiny(train__tokens=3000, model__dropout=0.3)
+    calls = {"n": 0}
+
+    def stop_after_two_steps():
+        calls["n"] += 1
+        return calls["n"] == 2
+
+    assert train(cfg, tmp_path, should_stop=stop_after_two_steps, progress=False) is None
+    saved = torch.load(tmp_path / identity.run_id(cfg) / "checkpoint.pt", weights_only=True)["rng"][0]
+    run = Run(cfg, tmp_path)
+    run.device = torch.device("meta")
+    torch.manual_seed(12345)
+    state, _ = checkpoint.read(run)
+    assert state.tokens > 0 and state.device == "cpu"
+    assert torch.equal(torch.get_rng_state(), saved["torch"])
+    assert torch.equal(run.sampler.generator.get_state(), saved["sampler"])
+
+
+def test_a_cooldown_shorter_than_a_few_steps_is_refused(tiny, tmp_path):
+    """A batch that crosses a fork could also cross the branch's end: no cooldown step, and an annealed row that
+    is not annealed. Such branches are refused before anything trains."""
+    cfg = tiny(train__tokens=20000, train__branches=[0.05, 1.0], **WSD)  # cooldown 500 targets < 4 steps
+    with pytest.raises(UserError, match="cooldown of the branch at T_i = 1000 is 500 targets"):
+        Run(cfg, tmp_path)
+    assert not (tmp_path / identity.run_id(cfg)).exists()

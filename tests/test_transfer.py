@@ -9,7 +9,7 @@ import torch
 from harness.core import config
 from harness.core.errors import UserError
 from harness.data.prepare import dataset_key
-from harness.run import Run, train, transfer
+from harness.run import Run, identity, train
 from harness.sweep import sweep
 
 CATALOG_B = {"data__synthetic__n_items": 150, "data__synthetic__seed": 5}
@@ -22,7 +22,7 @@ def pretrained(tmp_path_factory):
     cfg = config.resolve({**TINY, "features.kind": "st"})
     out = tmp_path_factory.mktemp("pre")
     train(cfg, out, progress=False)
-    run_dir = out / config.run_id(cfg)
+    run_dir = out / identity.run_id(cfg)
     return run_dir, torch.load(run_dir / "checkpoint.pt", weights_only=True)["model"]
 
 
@@ -50,7 +50,7 @@ def test_id_tables_start_fresh(tiny, tmp_path_factory):
     pre = config.resolve({**TINY, "features.kind": "id"})
     out = tmp_path_factory.mktemp("pre_id")
     train(pre, out, progress=False)
-    run = Run(tiny(features__kind="id", transfer__init_from=str(out / config.run_id(pre)), **CATALOG_B), out)
+    run = Run(tiny(features__kind="id", transfer__init_from=str(out / identity.run_id(pre)), **CATALOG_B), out)
     assert "extractor.table.weight" not in run.transferred and run.transferred
     assert run.model.extractor.table.weight.shape[0] == run.data.n_items + 1 > 121
 
@@ -127,9 +127,42 @@ def test_init_from_a_config_trains_the_pretraining_run_once(tiny, tmp_path):
     assert throughput.measure(cfg, 1)["step_s"] > 0  # a sweep is planned (its runs timed) before it pretrains
     sweep.pretrain(cfg)
     run = Run(cfg, tmp_path)
-    pre_dir = cache_dir() / "pretrained" / dataset_key(config.load(pre)) / config.run_id(config.load(pre))
-    assert transfer.pretrained_dir(pre) == pre_dir  # a changed world (content, generator version) pretrains anew
+    pre_dir = cache_dir() / "pretrained" / dataset_key(config.load(pre)) / identity.run_id(config.load(pre))
+    assert identity.pretrained_dir(pre) == pre_dir  # a changed world (content, generator version) pretrains anew
     assert (pre_dir / "result.json").exists() and run.transferred
     stamp = (pre_dir / "checkpoint.pt").stat().st_mtime_ns
     sweep.pretrain(cfg)
     assert (pre_dir / "checkpoint.pt").stat().st_mtime_ns == stamp  # trained once
+
+
+def test_an_edited_pretraining_config_gives_its_fine_tunes_new_ids(tiny, tmp_path):
+    import yaml
+    from conftest import TINY
+
+    pre = tmp_path / "pre.yaml"
+    write = lambda tokens: pre.write_text(  # noqa: E731
+        yaml.safe_dump(config.unflatten(config.resolve({**TINY, "features.kind": "st", "train.tokens": tokens})))
+    )
+    write(2000)
+    cfg = tiny(features__kind="st", transfer__init_from=str(pre), **CATALOG_B)
+    first = identity.run_id(cfg)
+    assert identity.run_id(cfg) == first
+    write(3000)  # the same path, another pretraining run: the fine-tune is another run and trains again
+    assert identity.run_id(cfg) != first
+
+
+def test_a_pretraining_run_that_is_not_done_is_refused(tiny, pretrained, tmp_path):
+    import json
+    import shutil
+
+    run_dir, _ = pretrained
+    copy = tmp_path / run_dir.name
+    shutil.copytree(run_dir, copy)
+    cfg = tiny(features__kind="st", transfer__init_from=str(copy), **CATALOG_B)
+    result = json.loads((copy / "result.json").read_text())
+    (copy / "result.json").write_text(json.dumps({**result, "status": "diverged"}))
+    with pytest.raises(UserError, match="is not done \\(status diverged\\)"):
+        Run(cfg, tmp_path / "runs")
+    (copy / "result.json").unlink()  # stopped part-way: a checkpoint but no result
+    with pytest.raises(UserError, match="has not finished"):
+        Run(cfg, tmp_path / "runs")

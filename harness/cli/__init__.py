@@ -13,7 +13,7 @@ import sys
 from harness.core import config
 from harness.core.errors import UserError
 from harness.core.registry import EXECUTORS
-from harness.core.schema import BAD_VALUES, DUPLICATES, FITTING_ROWS, INTERVALS, SPLITS
+from harness.core.schema import BAD_VALUES, DUPLICATES, FITTING_ROWS, INTERVALS, N_COLUMNS, SPLITS
 
 
 def _config_keys_help() -> str:
@@ -229,6 +229,13 @@ def parser() -> argparse.ArgumentParser:
             help="a row with the same (run_id, tokens) as an earlier one (without run ids: the same "
             "values in every column): a one-line error naming both lines (default), or the first "
             "kept and the rest counted in fits.json",
+        )
+        g.add_argument(
+            "--n-column",
+            choices=N_COLUMNS,
+            default="n_params",
+            help="N of the laws: n_params (non-embedding, the default) or n_params_total (the id / token "
+            "tables included); fits.json states it and the report shows alpha and the N_opt exponent on both",
         )
 
     def fit_args(sp: argparse.ArgumentParser) -> None:

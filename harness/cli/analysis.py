@@ -17,7 +17,7 @@ from harness.study import adaptive
 
 
 def _table_spec(args: argparse.Namespace):
-    """The --column/--split/--rows/--pool-negatives/--protocol/--bad-values/--duplicates options as an
+    """The --column/--split/--rows/--pool-negatives/--protocol/--bad-values/--duplicates/--n-column options as an
     analysis.table.Spec."""
     return Spec(
         columns=Spec.parse_columns(args.column),
@@ -27,6 +27,7 @@ def _table_spec(args: argparse.Namespace):
         protocol=args.protocol,
         bad_values=args.bad_values,
         duplicates=args.duplicates,
+        n_column=args.n_column,
     )
 
 

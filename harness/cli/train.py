@@ -8,7 +8,7 @@ from pathlib import Path
 
 from harness.core import config
 from harness.core.errors import UserError
-from harness.run import distributed, train
+from harness.run import distributed, identity, train
 from harness.sweep import sweep
 
 
@@ -18,14 +18,14 @@ def cmd_train(args: argparse.Namespace) -> None:
     if args.nproc < 1:
         raise UserError(f"--nproc {args.nproc}: expected a positive number of processes")
     print(
-        f"run {config.run_id(cfg)} -> {out / config.run_id(cfg)}"
+        f"run {identity.run_id(cfg)} -> {out / identity.run_id(cfg)}"
         f"{f' ({args.nproc} processes)' if args.nproc > 1 else ''}",
         flush=True,
     )
     sweep.pretrain(cfg)
     if args.nproc > 1:
         distributed.launch(args.nproc, train, (cfg, out, None, not args.quiet))
-        result = json.loads((out / config.run_id(cfg) / "result.json").read_text())
+        result = json.loads((out / identity.run_id(cfg) / "result.json").read_text())
     else:
         result = train(cfg, out, progress=not args.quiet)
     shown = ["status", "n_params", "tokens", "flops", "epochs", "wall_s", "targets_per_s", "mfu"]

@@ -6,7 +6,6 @@ that `--set key=value` and grid axes name. Unknown keys and bad values raise Use
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -291,12 +290,31 @@ SCHEMA: list[Key] = [
     ),
     # evaluation
     _k("eval.points", [0.25, 0.5, 1.0], _points, "fractions of T at which validation metrics are recorded"),
-    _k("eval.exclude_seen", False, _bool, "exclude the user's history items from the ranking"),
+    _k(
+        "eval.exclude_seen",
+        False,
+        _bool,
+        "mask the user's history items in the ranking, a seen target included (it ranks last: a miss)",
+    ),
     _k("eval.max_users", None, _opt(_int(1)), "evaluate a seeded sample of this many users (null = all)"),
     _k("eval.batch_users", 256, _int(1), "users scored per chunk", hashed=False),
     _k("eval.chunk_items", 4096, _int(1), "items scored per chunk (bounds memory)", hashed=False),
 ]
 KEYS: dict[str, Key] = {k.name: k for k in SCHEMA}
+
+
+FRACTIONS = ("eval.points", "train.branches")  # lists of fractions of T
+
+
+def _canonical(key: Key, value: Any) -> Any:
+    """One form per number, so one run has one id: an integer given for a float key (`model.tau: 1`, or in a
+    list of fractions of T) becomes that float."""
+    as_float = lambda v: float(v) if isinstance(v, int) and not isinstance(v, bool) else v  # noqa: E731
+    if isinstance(key.default, float):
+        return as_float(value)
+    if key.name in FRACTIONS and isinstance(value, list):
+        return [as_float(v) for v in value]
+    return value
 
 
 def flatten(tree: dict, prefix: str = "", source: str = "config") -> dict[str, Any]:
@@ -375,6 +393,8 @@ def resolve(overrides: dict[str, Any], source: str = "config", where: dict[str, 
     for k in SCHEMA:
         if not k.check(cfg[k.name]):
             raise UserError(f"{where.get(k.name, source)}: {k.name} = {cfg[k.name]!r}: expected {k.expect}")
+    for k in SCHEMA:
+        cfg[k.name] = _canonical(k, cfg[k.name])
     at = lambda key: where.get(key, source)  # noqa: E731
     if cfg["model.d_model"] % cfg["model.n_heads"]:
         raise UserError(
@@ -423,10 +443,10 @@ def load(path: str | Path | None, sets: list[str] = ()) -> dict[str, Any]:
     return resolve(overrides, source=str(path) if path else "--set", where=where)
 
 
-def run_id(cfg: dict[str, Any]) -> str:
-    """Hash of the resolved config (execution-only keys excluded): same config -> same run directory."""
-    science = {k: v for k, v in sorted(cfg.items()) if KEYS[k].hashed}
-    return hashlib.sha256(json.dumps(science, sort_keys=True).encode()).hexdigest()[:12]
+def science(cfg: dict[str, Any]) -> dict[str, Any]:
+    """The keys that can change a run's results (execution-only keys excluded), hashed by the run id
+    (harness/run/identity.py)."""
+    return {k: v for k, v in sorted(cfg.items()) if KEYS[k].hashed}
 
 
 def reference() -> str:

@@ -67,6 +67,7 @@ FITTING_ROWS = ("auto", "final", "annealed", "every", "envelope")
 INTERVALS = ("auto", "runs", "points")  # how the joint laws' intervals are made (analysis.laws.interval_method)
 BAD_VALUES = ("error", "exclude")  # what a finished run's impossible metric does (analysis.table.check_values)
 DUPLICATES = ("error", "keep-first")  # what a repeated row does (analysis.table.drop_duplicates)
+N_COLUMNS = ("n_params", "n_params_total")  # the N a law is fitted on: non-embedding, or with the id / token tables
 # a running run's targets trained so far, rewritten every PROGRESS_EVERY_S seconds (read by harness/sweep/progress.py)
 PROGRESS_FILE = "progress.json"
 PROGRESS_EVERY_S = 2.0

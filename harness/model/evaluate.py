@@ -62,8 +62,9 @@ def rank_and_nll(
     history: list[np.ndarray] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """For hidden states h (U, d) and true item ids (U,) over item vectors `items` (n_items, d) for ids
-    1..n_items: pessimistic ranks (U,) and cross-entropies (U,). `history` (per user) excludes seen items from
-    the ranking (never the target itself)."""
+    1..n_items: pessimistic ranks (U,) and cross-entropies (U,). `history` (per user) masks the user's seen
+    items in the ranking whatever the target is (RecBole's full-sort evaluation): a target the user has already
+    seen is masked with them and ranks last (rank n_items, a miss). The cross-entropy is always over every item."""
     U = len(h)
     h = h / tau  # scores = <h, item> / tau without a pass over every score
     s_true = (h * items[targets - 1]).sum(1)
@@ -74,8 +75,8 @@ def rank_and_nll(
     if history is not None:
         seen_rows = torch.from_numpy(np.repeat(np.arange(U), [len(x) for x in history])).to(h.device)
         seen_items = torch.from_numpy(np.concatenate(history) if U else np.zeros(0, np.int64)).to(h.device)
-        keep = seen_items != targets[seen_rows]
-        seen_rows, seen_items = seen_rows[keep], seen_items[keep]
+        seen_target = torch.zeros(U, dtype=torch.bool, device=h.device)
+        seen_target[seen_rows[seen_items == targets[seen_rows]]] = True
     for lo in range(0, len(items), chunk):
         scores = h @ items[lo : lo + chunk].T  # (U, C) for ids lo+1 .. lo+C
         lse = torch.logaddexp(lse, torch.logsumexp(scores, dim=1))
@@ -85,7 +86,10 @@ def rank_and_nll(
             sel = (seen_items - 1 >= lo) & (seen_items - 1 < lo + scores.shape[1])
             scores[seen_rows[sel], seen_items[sel] - 1 - lo] = float("-inf")
         above += (scores >= (s_true - tol)[:, None]).sum(1)
-    return above + 1, lse - s_true
+    ranks = above + 1
+    if history is not None:
+        ranks = torch.where(seen_target, len(items), ranks)
+    return ranks, lse - s_true
 
 
 @torch.no_grad()

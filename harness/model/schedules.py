@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import math
 
+from harness.core.errors import UserError
 from harness.core.registry import SCHEDULES
+
+MIN_COOLDOWN_STEPS = 3  # a cooldown branch spans at least this many optimizer steps
 
 
 def _cosine_from(progress: float, warm: float, lo: float) -> float:
@@ -60,6 +63,31 @@ def targets_spent(cfg: dict) -> int:
 def fork(cfg: dict, length: int) -> int:
     """Where the cooldown branch that ends at `length` targets leaves the trunk: round((1 - decay) length)."""
     return round((1 - cfg["train.decay"]) * length)
+
+
+def max_targets_per_step(cfg: dict) -> int:
+    """The most targets one optimizer step can train: every slot of the batch's windows (supervision all) or one
+    per example (last)."""
+    return cfg["train.batch_size"] * (cfg["model.context"] if cfg["loss.supervision"] == "all" else 1)
+
+
+def check_cooldowns(cfg: dict, where: str) -> None:
+    """UserError unless every cooldown branch (from its fork at (1 - decay) T_i to T_i) spans at least
+    MIN_COOLDOWN_STEPS steps of the most targets a step can take: a shorter one could be crossed by the trunk's
+    batch that passes the fork, leaving the branch no cooldown step and an `annealed` row that is not annealed."""
+    *branches, _ = lengths(cfg)
+    if not branches:
+        return
+    shortest = min(branches)
+    need = MIN_COOLDOWN_STEPS * max_targets_per_step(cfg)
+    cooldown = shortest - fork(cfg, shortest)
+    if cooldown < need:
+        raise UserError(
+            f"{where}: train.branches: the cooldown of the branch at T_i = {shortest} is {cooldown} "
+            f"targets (train.decay x T_i), under {MIN_COOLDOWN_STEPS} steps of up to {max_targets_per_step(cfg)} "
+            f"targets (train.batch_size x model.context); raise the smallest branch to >= "
+            f"{math.ceil(need / cfg['train.decay'])} targets or the decay"
+        )
 
 
 def lr_factor(progress: float, cfg: dict) -> float:

@@ -40,9 +40,10 @@ import yaml
 from harness.core import config
 from harness.core.errors import UserError
 from harness.data.prepare import dataset_summary
-from harness.model import accounting
+from harness.model import accounting, schedules
 from harness.model.features import train_flops_per_item
 from harness.plan import shapes
+from harness.run import identity
 
 ALIASES = {"tokens": "train.tokens", "negatives": "loss.negatives"}
 TOP_KEYS = {"base", "set", "axes", "zip", "seeds", "replicates", "shape", "scale", "isoflop"}
@@ -61,7 +62,7 @@ class Point:
     run_id: str = field(init=False)
 
     def __post_init__(self) -> None:
-        self.run_id = config.run_id(self.cfg)
+        self.run_id = identity.run_id(self.cfg)
 
 
 def _number(value: Any, where: str, integer: bool) -> float | int:
@@ -222,11 +223,12 @@ def _point(values: dict, base: dict, fixed: dict, policy: dict, scale: dict, pat
     if budget is not None:
         overrides["train.tokens"] = max(1, round(budget / flops_per_target(config.resolve(overrides, source=label))))
     cfg = config.resolve(overrides, source=label)
-    one_batch = cfg["train.batch_size"] * (cfg["model.context"] if cfg["loss.supervision"] == "all" else 1)
+    one_batch = schedules.max_targets_per_step(cfg)
     if cfg["train.tokens"] < one_batch:
         raise UserError(
             f"{label}: train.tokens = {cfg['train.tokens']} is smaller than one batch ({one_batch} targets)"
         )
+    schedules.check_cooldowns(cfg, label)
     return Point(cfg, values, shape, target, budget)
 
 

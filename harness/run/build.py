@@ -8,18 +8,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from harness.core import config
 from harness.core.errors import UserError
 from harness.core.schema import RUN_COLUMNS
 from harness.data.prepare import Dataset, prepare
 from harness.data.walks import training_sequences
-from harness.model import accounting, evaluate
+from harness.model import accounting, evaluate, schedules
 from harness.model.features import build_extractor
 from harness.model.losses import NegativeSampler, training_loss
 from harness.model.srt import SRT, build_model
-from harness.run import transfer
+from harness.run import identity, transfer
 from harness.run.batches import TrainExamples, eval_inputs
-from harness.run.distributed import Group, from_environment
+from harness.run.distributed import Group, from_environment, rank_seed
 
 
 def _optimizer(model: SRT, cfg: dict) -> torch.optim.AdamW:
@@ -49,15 +48,16 @@ class Run:
     """Everything one training run needs, built from a resolved config (the same on every rank)."""
 
     def __init__(self, cfg: dict, out: str | Path, group: Group | None = None):
-        self.cfg, self.id = cfg, config.run_id(cfg)
+        self.cfg, self.id = cfg, identity.run_id(cfg)
         self.dir = Path(out) / self.id
+        schedules.check_cooldowns(cfg, f"run {self.id}")
         self.group = group or from_environment()
         self.device = _device(cfg, self.group)
         if cfg["train.threads"]:
             torch.set_num_threads(cfg["train.threads"])
         self.data: Dataset = prepare(cfg)[0]
         torch.manual_seed(cfg["train.seed"])
-        self.model = build_model(cfg, build_extractor(cfg, self.data)).to(self.device)
+        self.model = build_model(cfg, build_extractor(cfg, self.data)).to(self.device)  # the same on every rank
         self.examples = TrainExamples(
             *training_sequences(self.data, cfg),
             self.data.n_items,
@@ -71,7 +71,12 @@ class Run:
         self.sampler = NegativeSampler(
             self.data.n_items,
             self.examples.item_counts if popular else None,
-            torch.Generator().manual_seed(cfg["train.seed"] + 1),
+            # shared negatives: one set per global batch, the same on every rank; per-target: each rank its own
+            torch.Generator().manual_seed(
+                cfg["train.seed"] + 1
+                if cfg["loss.shared_negatives"]
+                else rank_seed(cfg["train.seed"] + 1, self.group.rank)
+            ),
         )
         self.progressive, self.ewc, self.transferred = None, None, []
         if cfg["transfer.init_from"]:
@@ -99,6 +104,8 @@ class Run:
         self.eval_sets = {s: eval_inputs(self.data, s, cfg["model.context"], users) for s in ("valid", "test")}
         self.oracle = self.data.oracle_figures(users)  # the ceiling on the evaluated users (synthetic worlds)
         self.target_kl = self.examples.target_kl(self.eval_sets["valid"][1].numpy(), self.data.n_items)
+        if self.group.rank:  # dropout: each other rank its own stream (rank 0 goes on with a one-process run's)
+            torch.manual_seed(rank_seed(cfg["train.seed"], self.group.rank))
 
     def static_columns(self) -> dict:
         """The results columns that are fixed for this run (schema.RUN_COLUMNS)."""

@@ -61,7 +61,7 @@ class State:
         self.tokens, self.epoch, self.position, self.steps = 0, 0, 0, 0
         self.train_s, self.wall_s, self.loss_sum, self.loss_n = 0.0, 0.0, 0.0, 0
         self.spent, self.branch, self.branches_done = 0, None, []
-        self.world = 1
+        self.world, self.device = 1, None  # the processes and device type that wrote the checkpoint
         self.rows: list[dict] = []
 
 
@@ -78,9 +78,12 @@ def _rng(run) -> dict:
 
 
 def _set_rng(run, rng: dict) -> None:
+    """Restore a random state saved by `_rng` (CPU ByteTensors: the setters accept nothing else). A CUDA state is
+    restored only on a CUDA run: a checkpoint written on a GPU and resumed on a CPU (train.device is not part of the
+    run id) continues from its CPU streams, and the loop's log says so."""
     torch.set_rng_state(rng["torch"])
     run.sampler.generator.set_state(rng["sampler"])
-    if rng["cuda"] is not None:
+    if rng["cuda"] is not None and run.device.type == "cuda":
         torch.cuda.set_rng_state(rng["cuda"], run.device)
 
 
@@ -114,7 +117,7 @@ def write(run, state: State, trunk: dict | None = None) -> None:
         "model": run.model.state_dict(),
         "optimizer": run.optimizer.state_dict(),
         "rng": rngs,
-        "state": plain({**vars(state), "world": run.group.world}),
+        "state": plain({**vars(state), "world": run.group.world, "device": run.device.type}),
     }
     if trunk is not None:
         blob["trunk"] = {**trunk, "rng": trunk_rngs, "state": plain(trunk["state"])}
@@ -129,7 +132,7 @@ def read(run) -> tuple[State, dict | None]:
     path = run.dir / "checkpoint.pt"
     if not path.exists():
         return state, None
-    blob = load(path, run.device)
+    blob = load(path)  # on the CPU: the random states must stay there; load_state_dict moves weights to the device
     if len(blob["rng"]) != run.group.world:
         raise UserError(
             f"{path}: written by a run of {len(blob['rng'])} process(es); resume it with the same "

@@ -1,8 +1,11 @@
 """Data-parallel runs: one process per rank, the global batch split across ranks, gradients summed.
 
 A run is distributed when WORLD_SIZE > 1 in its environment (set by `launch` for `srt-scale train --nproc N`,
-or by submitit's TorchDistributedEnvironment for a Slurm/local job with several tasks). Backend: gloo on CPU,
-NCCL on CUDA. Every rank builds the same run (same seed, same data order); rank r trains on its contiguous share
+or by submitit's TorchDistributedEnvironment for a Slurm/local job with several tasks). Backend: gloo on CPU; on
+CUDA each rank first selects its device (`cuda:LOCAL_RANK`) and the group is `cpu:gloo,cuda:nccl`, so the gradient
+all-reduce runs on NCCL and the small host-side collectives (the stop / checkpoint flags, random states, rank 0's
+decisions) on gloo without a device round trip. Every rank builds the same model (same seed, same data order) and
+draws its own dropout (and per-target negatives) from a stream of (seed, rank); rank r trains on its contiguous share
 of each global batch and scales its mean loss by its share of the batch's targets, so the summed gradient is the
 single-process gradient of the same global batch. Rank 0 evaluates, writes the checkpoint, metrics and result;
 decisions that must agree (stop, checkpoint now, diverged) are reduced or broadcast from rank 0.
@@ -16,6 +19,7 @@ import sys
 from dataclasses import dataclass
 from datetime import timedelta
 
+import numpy as np
 import torch
 import torch.distributed as dist
 
@@ -97,10 +101,23 @@ def init(group: Group, device: torch.device) -> bool:
     """Join the process group (env:// rendezvous) if this run is distributed and not yet joined; True if joined."""
     if group.world == 1 or dist.is_initialized():
         return False
+    if device.type == "cuda":
+        torch.cuda.set_device(device)  # NCCL and object collectives use the current device: this rank's own
     dist.init_process_group(
-        "nccl" if device.type == "cuda" else "gloo", rank=group.rank, world_size=group.world, timeout=timedelta(hours=2)
+        backend(device), rank=group.rank, world_size=group.world, timeout=timedelta(hours=2)
     )  # rank 0 evaluates while the others wait
     return True
+
+
+def backend(device: torch.device) -> str:
+    """gloo on CPU; on CUDA NCCL for device tensors and gloo for host tensors (Group.any's flags)."""
+    return "cpu:gloo,cuda:nccl" if device.type == "cuda" else "gloo"
+
+
+def rank_seed(seed: int, rank: int) -> int:
+    """The seed of rank `rank`'s own random stream: rank 0 keeps `seed` (a one-process run's stream), every other
+    rank a stream drawn from (seed, rank)."""
+    return seed if rank == 0 else int(np.random.SeedSequence([seed, rank]).generate_state(1)[0])
 
 
 def free_port() -> int:

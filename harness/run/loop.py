@@ -25,7 +25,7 @@ from harness.core import config
 from harness.core.io import read_result, write_json, write_text
 from harness.core.schema import FINISHED, PROGRESS_EVERY_S, PROGRESS_FILE
 from harness.model import accounting, schedules
-from harness.run import checkpoint, distributed, record
+from harness.run import checkpoint, distributed, identity, record
 from harness.run.build import Run
 from harness.run.checkpoint import State
 from harness.run.tracking import Tracker
@@ -44,7 +44,7 @@ def train(
     """Train (or resume, or just read) the run for `cfg` under `out`. Returns the final row (result.json),
     or None when `should_stop()` returned True on any rank (a checkpoint was saved; calling again resumes)."""
     out = Path(out)
-    result_path = out / config.run_id(cfg) / "result.json"
+    result_path = out / identity.run_id(cfg) / "result.json"
     result = read_result(result_path, lambda message: print(message, file=sys.stderr))
     if result is not None and result["status"] in FINISHED:
         return result
@@ -72,6 +72,12 @@ def _train(run: Run, result_path: Path, should_stop, progress: bool) -> dict | N
             f"dataset {run.data.root.name} C/target {run.flops_per_target:.4g} "
             f"processes {run.group.world}",
         )
+        if state.device not in (None, run.device.type):
+            record.log(
+                run,
+                f"resumed on {run.device.type} from a checkpoint written on {state.device}: its {state.device} random "
+                "streams are not restored, so the rows after this point are not those of an uninterrupted run",
+            )
         tracker = Tracker(
             run.cfg if run.group.main else {**run.cfg, "track.mlflow": False},
             result_path.parent.parent,
@@ -109,20 +115,24 @@ class Loop:
         should_stop: Callable[[], bool] | None = None,
         progress: bool = False,
         tracker: Tracker | None = None,
+        trunk: dict | None = None,
     ):
+        """`trunk`: the trunk's snapshot when resuming inside a cooldown branch (its progress, not the branch's,
+        says which evaluation points the trunk has still to pass)."""
         state = state or State()
-        self.run, self.state, self.should_stop = run, state, should_stop
+        self.run, self.state, self.should_stop, self.trunk = run, state, should_stop, trunk
         self.tracker = tracker or Tracker({**run.cfg, "track.mlflow": False}, run.dir.parent, run.id, print)
         if run.group.main:
             run.dir.mkdir(parents=True, exist_ok=True)  # the progress file lives there
         cfg = run.cfg
         self.T = cfg["train.tokens"]
-        self.points = [p * self.T for p in cfg["eval.points"] if p * self.T > state.tokens]
+        done = trunk["state"]["tokens"] if trunk is not None else state.tokens
+        self.points = [p * self.T for p in cfg["eval.points"] if p * self.T > done]
         bf16 = cfg["train.precision"] == "bf16"
         self.peak = accounting.matmul_peak(run.device.type, torch.bfloat16 if bf16 else torch.float32)
         self.bar = tqdm(
             total=self.T,
-            initial=state.tokens,
+            initial=done,
             unit="tgt",
             unit_scale=True,
             disable=not progress,
@@ -228,12 +238,12 @@ class Loop:
         self.save()
         return None
 
-    def run_all(self, trunk: dict | None) -> str | None:
-        """Trunk and branches to T. `trunk` is the snapshot of a branch that was in flight when resumed."""
+    def run_all(self) -> str | None:
+        """Trunk and branches to T, first finishing the branch that was in flight when resumed (`self.trunk`)."""
         cfg, state = self.run.cfg, self.state
         ends = schedules.lengths(cfg)[:-1]
-        if trunk is not None:
-            outcome = self.branch(state.branch, trunk)
+        if self.trunk is not None:
+            outcome = self.branch(state.branch, self.trunk)
             if outcome is not None:
                 return outcome
         while state.tokens < self.T:
@@ -253,8 +263,8 @@ class Loop:
 def _loop(
     run: Run, state: State, trunk: dict | None, should_stop: Callable[[], bool] | None, progress: bool, tracker: Tracker
 ) -> dict | None:
-    loop = Loop(run, state, should_stop, progress, tracker)
-    diverged = loop.run_all(trunk)
+    loop = Loop(run, state, should_stop, progress, tracker, trunk)
+    diverged = loop.run_all()
     loop.bar.close()
     if diverged == "stopped":
         return None

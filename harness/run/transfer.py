@@ -21,28 +21,16 @@ import torch
 
 from harness.core import config
 from harness.core.errors import UserError
-from harness.core.io import cache_dir
-from harness.data.prepare import dataset_key
-from harness.run import checkpoint
+from harness.core.io import read_result
+from harness.run import checkpoint, identity
 
 CATALOG_SPECIFIC = ("extractor.table.", "extractor.tables.")
 
 
-def pretrained_dir(source: str | Path) -> Path:
-    """Where the pretraining run of `transfer.init_from` lives: the run directory itself, or for a run config YAML
-    <cache>/pretrained/<dataset key>/<run_id> (trained there by the sweep or CLI before the run starts; the
-    dataset key follows the data's content and the generator's version, so a changed world is pretrained anew)."""
-    path = Path(source)
-    if path.suffix in (".yaml", ".yml"):
-        cfg = config.load(path)
-        return cache_dir() / "pretrained" / dataset_key(cfg) / config.run_id(cfg)
-    return path
-
-
 def pretrained(source: str | Path) -> tuple[dict, dict]:
     """(config, model state) of the pretraining run named by `transfer.init_from` (a run directory or a run
-    config YAML), read with weights_only."""
-    run_dir = pretrained_dir(source)
+    config YAML), read with weights_only; refused unless that run is done (not diverged, failed or part-way)."""
+    run_dir = identity.pretrained_dir(source)
     ckpt, cfg_path = run_dir / "checkpoint.pt", run_dir / "config.yaml"
     if not ckpt.exists() or not cfg_path.exists():
         what = (
@@ -51,6 +39,13 @@ def pretrained(source: str | Path) -> tuple[dict, dict]:
             else "not a run directory (needs checkpoint.pt and config.yaml)"
         )
         raise UserError(f"transfer.init_from = {source}: {what}")
+    result = read_result(run_dir / "result.json")
+    if result is None or result["status"] != "done":
+        status = "no result.json: it has not finished" if result is None else f"status {result['status']}"
+        raise UserError(
+            f"transfer.init_from = {source}: the pretraining run in {run_dir} is not done ({status}); only a "
+            "finished run's weights start a fine-tune"
+        )
     return config.load(cfg_path), checkpoint.load(ckpt)["model"]
 
 

@@ -32,7 +32,7 @@ from harness.core.io import cache_dir, read_result, write_json, write_text
 from harness.core.registry import EXECUTORS
 from harness.core.schema import STATUSES
 from harness.plan.grid import Point
-from harness.run import tracking, train, transfer
+from harness.run import identity, tracking, train
 from harness.sweep import progress
 
 STATES = STATUSES + ("not_submitted",)
@@ -96,9 +96,9 @@ def pretrain(cfg: dict) -> None:
     if not source or Path(source).suffix not in (".yaml", ".yml"):
         return
     pre = config.load(source)
-    root = transfer.pretrained_dir(source).parent
+    root = identity.pretrained_dir(source).parent
     root.mkdir(parents=True, exist_ok=True)
-    with open(root / f"{config.run_id(pre)}.lock", "w") as lock:
+    with open(root / f"{identity.run_id(pre)}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         train(pre, root, progress=False)
 
@@ -120,7 +120,7 @@ class RunJob(submitit.helpers.Checkpointable):
         signal.signal(signal.SIGUSR2, lambda *_: stop.set())
         outcomes = []
         for cfg in cfgs:
-            run_id = config.run_id(cfg)
+            run_id = identity.run_id(cfg)
             try:
                 pretrain(cfg)
                 result = None if stop.is_set() else train(cfg, out, should_stop=stop.is_set, progress=False)
