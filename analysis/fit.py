@@ -168,7 +168,7 @@ def _huber_multistart(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The Huber fit of B weighted problems (weights (B, n_points): bootstrap counts) from every start."""
     return _multistart(
-        lambda th, rows: _batch_objective(th, logs, logy, weights[rows]),
+        shared_objective(logs, logy, weights),
         len(weights),
         starts,
         *_bounds(len(logs)),
@@ -182,14 +182,21 @@ PROJECTION_GRID = np.linspace(0.02, 2.0, 34)  # exponents tried by variable proj
 
 def _nnls_batch(design: np.ndarray, rhs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Non-negative least squares of G small problems at once, exactly: design (G, n, k), rhs (G, n) ->
-    coefficients (G, k) >= 0 and residual norms (G,). The optimum is the unconstrained solution on its own support,
-    so every support (2^k of them; k <= 4 here) is solved, by its normal equations (the k x k Gram matrix is
-    formed once; a 1e-12 relative ridge keeps collinear columns solvable), and the best feasible one kept."""
-    k = design.shape[2]
-    gram = np.einsum("gni,gnj->gij", design, design)
-    proj = np.einsum("gni,gn->gi", design, rhs)
-    total = np.einsum("gn,gn->g", rhs, rhs)
-    best, best_res = np.zeros((len(design), k)), total.copy()  # the empty support (squared norms from here on)
+    coefficients (G, k) >= 0 and residual norms (G,) (`nnls_gram` on the normal equations)."""
+    return nnls_gram(
+        np.einsum("gni,gnj->gij", design, design),
+        np.einsum("gni,gn->gi", design, rhs),
+        np.einsum("gn,gn->g", rhs, rhs),
+    )
+
+
+def nnls_gram(gram: np.ndarray, proj: np.ndarray, total: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Non-negative least squares of G small problems from their normal equations: gram (G, k, k) = X'X, proj
+    (G, k) = X'y, total (G,) = y'y -> coefficients (G, k) >= 0 and residual norms (G,). The optimum is the
+    unconstrained solution on its own support, so every support (2^k of them; k <= 4 here) is solved (a 1e-12
+    relative ridge keeps collinear columns solvable) and the best feasible one kept."""
+    k = gram.shape[2]
+    best, best_res = np.zeros((len(gram), k)), total.copy()  # the empty support (squared norms from here on)
     for support in itertools.chain.from_iterable(itertools.combinations(range(k), r) for r in range(1, k + 1)):
         sub = gram[np.ix_(range(len(gram)), support, support)]
         ridge = 1e-12 * np.trace(sub, axis1=1, axis2=2)[:, None, None] * np.eye(len(support))
@@ -207,26 +214,67 @@ def _nnls_batch(design: np.ndarray, rhs: np.ndarray) -> tuple[np.ndarray, np.nda
 CHUNK = 2**21  # matrix entries per batch of variable-projection problems (bounds the memory, ~50 MB)
 
 
+def _moments(logs: list[np.ndarray], u: np.ndarray, v: np.ndarray, floors: bool) -> tuple[np.ndarray, np.ndarray]:
+    """The normal equations of the projection at every grid point, from weighted sums over the points: u, v
+    (B, n) -> gram (B, G, k, k) and proj (B, G, k), columns [1 (unless the floor is held), x_i^-alpha_i ...] at
+    the grid's exponents. Each entry is a sum over points of u (or v) times a product of at most two columns, so
+    one matrix product per axis (and one per pair of axes) gives all of them: O(B n grid) multiply-adds, never a
+    (B, G, n) array."""
+    powers = [np.exp(-PROJECTION_GRID[:, None] * lx[None]) for lx in logs]  # (m, n) per axis
+    m, B = len(PROJECTION_GRID), len(u)
+    cols: list[tuple] = ([("one",)] if not floors else []) + [("axis", i) for i in range(len(logs))]
+    grid = list(itertools.product(range(m), repeat=len(logs)))  # exponent indices per grid point
+    idx = np.array(grid)  # (G, n_axes)
+    single = {i: u @ p.T for i, p in enumerate(powers)}  # sum u x_i^-a
+    square = {i: u @ (p**2).T for i, p in enumerate(powers)}  # sum u x_i^-2a
+    pair = {
+        (i, j): np.matmul(u[:, None, :] * powers[i][None], powers[j].T)  # (B, m, m): sum u x_i^-a x_j^-b
+        for i in range(len(logs))
+        for j in range(i + 1, len(logs))
+    }
+    k = len(cols)
+    gram = np.empty((B, len(grid), k, k))
+    for a, ca in enumerate(cols):
+        for b, cb in enumerate(cols[a:], start=a):
+            if ca[0] == "one" and cb[0] == "one":
+                entry = np.broadcast_to(u.sum(axis=1)[:, None], (B, len(grid)))
+            elif ca[0] == "one":
+                entry = single[cb[1]][:, idx[:, cb[1]]]
+            elif ca[1] == cb[1]:
+                entry = square[ca[1]][:, idx[:, ca[1]]]
+            else:
+                entry = pair[(ca[1], cb[1])][:, idx[:, ca[1]], idx[:, cb[1]]]
+            gram[:, :, a, b] = gram[:, :, b, a] = entry
+    proj = np.stack(
+        [
+            np.broadcast_to(v.sum(axis=1)[:, None], (B, len(grid)))
+            if c[0] == "one"
+            else (v @ powers[c[1]].T)[:, idx[:, c[1]]]
+            for c in cols
+        ],
+        axis=2,
+    )
+    return gram, proj
+
+
 def _project(logs: list[np.ndarray], y: np.ndarray, weights: np.ndarray, floors: np.ndarray | None) -> np.ndarray:
     """Variable projection of B weighted data sets at the same points: y, weights (B, n) (bootstrap counts; 0
     drops a point); floors (B,) holds E at a value (no e coordinate then) or None. For each point of a grid of
     exponents the law is linear in its scales (E, A_i), solved exactly with E, A_i >= 0 by non-negative least
-    squares on relative residuals (pred - y) / y, close to the log residuals the fit minimises; the best grid
-    point per data set, in log space with a zero scale at the box's lower edge. Returns theta (B, P) (P without
-    e when floors are given)."""
+    squares on relative residuals (pred - y) / y, close to the log residuals the fit minimises (`_moments` gives
+    the normal equations, `nnls_gram` solves them); the best grid point per data set, in log space with a zero
+    scale at the box's lower edge. Returns theta (B, P) (P without e when floors are given)."""
     grid = np.array(list(itertools.product(PROJECTION_GRID, repeat=len(logs))))  # (G, n_axes)
-    powers = np.exp(-grid[:, :, None] * np.stack(logs)[None])  # (G, n_axes, n)
-    cols = powers if floors is not None else np.concatenate([np.ones((len(grid), 1, powers.shape[2])), powers], 1)
-    cols = np.swapaxes(cols, 1, 2)  # (G, n, k)
-    root_w = np.sqrt(weights)
-    rhs = root_w * (1.0 if floors is None else 1 - floors[:, None] / y)  # (B, n)
+    target = 1.0 if floors is None else 1 - floors[:, None] / y  # the relative residual's constant part
+    u, v = weights / y**2, weights * target / y
+    total = np.sum(weights * np.broadcast_to(target, y.shape) ** 2, axis=1)
     out = []
-    per = max(1, CHUNK // cols.size)
+    per = max(1, CHUNK // (len(grid) * (len(logs) + 1) ** 2 + y.shape[1] * len(PROJECTION_GRID)))
     for lo in range(0, len(y), per):
         sl = slice(lo, lo + per)
-        design = cols[None] * (root_w[sl] / y[sl])[:, None, :, None]  # (b, G, n, k)
-        b = design.shape[0]
-        scales, res = _nnls_batch(design.reshape(-1, *cols.shape[1:]), np.repeat(rhs[sl], len(grid), axis=0))
+        gram, proj = _moments(logs, u[sl], v[sl], floors is not None)
+        b, k = gram.shape[0], gram.shape[2]
+        scales, res = nnls_gram(gram.reshape(-1, k, k), proj.reshape(-1, k), np.repeat(total[sl], len(grid)))
         best = np.argmin(res.reshape(b, len(grid)), axis=1)
         sc = scales.reshape(b, len(grid), -1)[np.arange(b), best]
         log_scales = np.log(np.maximum(sc, 1e-300))
@@ -383,6 +431,74 @@ def _batch_objective(
     for i, lx in enumerate(logs):
         grad += [np.sum(g * share[:, i + 1], axis=1), -np.sum(g * share[:, i + 1] * lx, axis=1)]
     return np.sum(huber(r) * weights, axis=1) / DELTA, np.stack(grad, axis=1) / DELTA
+
+
+@dataclass(frozen=True)
+class _Axes:
+    """The fitting points' log x per axis, by distinct value: `values` (m_i,), each point's `index` into them
+    (n,), and the points sorted by value (`order`, with `starts` of each value's run) for per-value sums. A study's
+    table has few distinct values per axis (one N per run, a handful of branch ends), so the law's terms are
+    computed once per value rather than once per point."""
+
+    values: list[np.ndarray]
+    index: list[np.ndarray]
+    order: list[np.ndarray]
+    starts: list[np.ndarray]
+
+    @classmethod
+    def of(cls, logs: list[np.ndarray]) -> _Axes:
+        parts = [np.unique(lx, return_inverse=True) for lx in logs]
+        orders = [np.argsort(inv, kind="stable") for _, inv in parts]
+        return cls(
+            [u for u, _ in parts],
+            [inv for _, inv in parts],
+            orders,
+            [np.searchsorted(inv[o], np.arange(len(u))) for (u, inv), o in zip(parts, orders)],
+        )
+
+
+def _shared_objective(
+    theta: np.ndarray, axes: _Axes, logy: np.ndarray, weights: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """`_batch_objective` for B problems at the same points (`axes`): log(E + sum_i A_i x_i^-alpha_i) with each
+    term per distinct x (the box keeps E > 0 and every term finite, so no log-sum-exp shift is needed), and the
+    gradient's sums over points taken per distinct value. logy, weights (B, n) (weights None: all 1)."""
+    e = np.exp(theta[:, 0])
+    total, powers = e[:, None], []
+    for i, (u, index) in enumerate(zip(axes.values, axes.index)):
+        powers.append(np.exp(theta[:, 1 + 2 * i, None] - theta[:, 2 + 2 * i, None] * u))  # (B, m_i)
+        total = total + powers[-1][:, index]
+    r = np.log(total) - logy
+    g = _huber_grad(r)
+    loss = g * (r - 0.5 * g)  # the Huber loss: 0.5 r^2 inside delta, delta (|r| - delta / 2) outside
+    if weights is not None:
+        g, loss = g * weights, loss * weights
+    q = g / total  # d objective / d total
+    grad = [e * q.sum(axis=1)]
+    for u, p, order, starts in zip(axes.values, powers, axes.order, axes.starts):
+        pq = p * np.add.reduceat(q[:, order], starts, axis=1)  # (B, m_i): each value's share of the gradient
+        grad += [pq.sum(axis=1), -(pq * u).sum(axis=1)]
+    return loss.sum(axis=1) / DELTA, np.stack(grad, axis=1) / DELTA
+
+
+def shared_objective(logs: list[np.ndarray], logy: np.ndarray, weights: np.ndarray | None = None):
+    """objective(theta (b, P), problems (b,)) -> (f, grad) of the weighted Huber objective (scaled by 1/delta) of
+    problems that share their points `logs` (each (n,)): logy (n,) shared or (B, n) one row per problem, weights
+    None (all 1), (n,) or (B, n). Rows are evaluated in chunks of CHUNK values, so memory stays bounded however
+    many problems (resamples x starts) are in flight."""
+    axes, n = _Axes.of(logs), len(logs[0])
+    per = max(1, CHUNK // n)
+
+    def objective(theta: np.ndarray, problems: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        f, grad = np.empty(len(theta)), np.empty_like(theta)
+        for lo in range(0, len(theta), per):
+            sl, rows = slice(lo, lo + per), problems[lo : lo + per]
+            ly = np.broadcast_to(logy, (len(rows), n)) if logy.ndim == 1 else logy[rows]
+            w = None if weights is None else weights[None] if weights.ndim == 1 else weights[rows]
+            f[sl], grad[sl] = _shared_objective(theta[sl], axes, ly, w)
+        return f, grad
+
+    return objective
 
 
 STUCK_GTOL = 1e-4  # a failed line search with a projected gradient at least this large is not convergence
@@ -741,7 +857,7 @@ def refit(xs: list[np.ndarray], logy: np.ndarray, maxiter: int = 2000) -> tuple[
     logs = [np.log(np.asarray(x, float)) for x in xs]
     starts = own_starts(logs, logy)
     theta, _, converged = _multistart(
-        lambda th, rows: _batch_objective(th, logs, logy[rows], np.ones((len(rows), logy.shape[1]))),
+        shared_objective(logs, logy),
         len(logy),
         starts,
         *_bounds(len(logs)),

@@ -9,7 +9,7 @@ import torch
 from harness.core import config
 from harness.core.errors import UserError
 from harness.data.prepare import dataset_key
-from harness.run import Run, identity, train
+from harness.run import Run, identity, train, transfer
 from harness.sweep import sweep
 
 CATALOG_B = {"data__synthetic__n_items": 150, "data__synthetic__seed": 5}
@@ -166,3 +166,14 @@ def test_a_pretraining_run_that_is_not_done_is_refused(tiny, pretrained, tmp_pat
     (copy / "result.json").unlink()  # stopped part-way: a checkpoint but no result
     with pytest.raises(UserError, match="has not finished"):
         Run(cfg, tmp_path / "runs")
+
+
+def test_progressive_unfreezing_trains_the_fresh_catalog_tables_from_the_start(tiny, pretrained, tmp_path):
+    """id / tokens tables are the new catalog's own and start untrained: no unfreezing group holds them back."""
+    run_dir, _ = pretrained
+    cfg = tiny(features__kind="id", transfer__init_from=str(run_dir), transfer__method="progressive", **CATALOG_B)
+    run = Run(cfg, tmp_path)
+    assert run.progressive.apply(0.0) == 1
+    tables = [p for name, p in run.model.named_parameters() if name.startswith(transfer.CATALOG_SPECIFIC)]
+    assert tables and all(p.requires_grad for p in tables)
+    assert not any(p.requires_grad for p in run.model.position.parameters())  # the input side waits its turn

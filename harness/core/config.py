@@ -170,9 +170,14 @@ SCHEMA: list[Key] = [
         "loss.sampler",
         "uniform",
         _choice("uniform", "popularity"),
-        "negative distribution; popularity uses logQ correction",
+        "negative distribution; popularity uses logQ correction in the sampled softmax (bce / gbce have none)",
     ),
-    _k("loss.shared_negatives", True, _bool, "one set of K negatives per batch (true) or per target (false)"),
+    _k(
+        "loss.shared_negatives",
+        True,
+        _bool,
+        "one set of K negatives per batch (true) or per target (false; SASRec's bce draws one per target)",
+    ),
     _k("loss.gbce_t", 0.75, _num(0, 1), "gbce: calibration parameter t"),
     _k(
         "loss.supervision",

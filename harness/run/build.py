@@ -136,7 +136,9 @@ class Run:
         inputs, targets = group.shard(inputs), group.shard(targets)
         n_local = int((targets != 0).sum())
         loss = self.loss(inputs, targets) * (n_local / n) if n_local else torch.zeros((), device=self.device)
-        if n_local:
+        if self.ewc is not None:  # once in the summed gradient: a 1/world share on every rank, whatever its targets
+            loss = loss + self.ewc.penalty() / group.world
+        if loss.requires_grad:
             loss.backward()
         params = [p for p in model.parameters() if p.requires_grad]
         total = group.sum_gradients(params, loss.detach())
@@ -148,8 +150,8 @@ class Run:
         return total, n
 
     def loss(self, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        """The training loss of a batch (inputs, targets: (B, context) ids, 0 = none), with the EWC penalty
-        (its 1/world share on each rank, so the summed gradient has it once)."""
+        """The training loss of a batch (inputs, targets: (B, context) ids, 0 = none), the mean over its targets
+        (the EWC penalty is added by `step`)."""
         cfg, model = self.cfg, self.model
         inputs, targets = inputs.to(self.device), targets.to(self.device)
         mask = targets != 0
@@ -165,7 +167,7 @@ class Run:
             items = model.extractor.all_items() if use_catalog else None
             h = model.encode(inputs, items)
             loss = training_loss(model, h[mask], targets[mask], items, cfg, self.sampler)
-        return loss + self.ewc.penalty() / self.group.world if self.ewc is not None else loss
+        return loss
 
     def evaluate(self, split: str) -> dict[str, float]:
         inputs, targets, history = self.eval_sets[split]

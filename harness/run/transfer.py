@@ -69,11 +69,13 @@ def load_weights(model: torch.nn.Module, state: dict, source: str) -> list[str]:
 
 
 def groups(model: torch.nn.Module) -> list[list[torch.nn.Parameter]]:
-    """Unfreezing order: [final norm + last block], ..., [first block], [positions + extractor]."""
+    """Unfreezing order: [final norm + last block], ..., [first block], [positions + extractor]. The catalog's own
+    id / tokens tables are in no group: they start fresh, so they train from the first step."""
     blocks = list(model.blocks)
+    fresh = {id(p) for name, p in model.named_parameters() if name.startswith(CATALOG_SPECIFIC)}
     out = [list(model.final_norm.parameters()) + list(blocks[-1].parameters())]
     out += [list(b.parameters()) for b in reversed(blocks[:-1])]
-    out.append(list(model.position.parameters()) + list(model.extractor.parameters()))
+    out.append([p for p in [*model.position.parameters(), *model.extractor.parameters()] if id(p) not in fresh])
     return out
 
 
