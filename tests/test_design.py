@@ -122,7 +122,7 @@ BASE = """data:
   synthetic: {n_users: 150, n_items: 80, mean_length: 12, max_length: 30}
 features: {kind: id}
 model: {context: 10, dropout: 0.0}
-train: {batch_size: 16, tokens: 3000, schedule: wsd, warmup_tokens: 200, decay: 0.2, branches: [0.25, 0.5, 1.0],
+train: {batch_size: 4, tokens: 3000, schedule: wsd, warmup_tokens: 200, decay: 0.25, branches: [0.25, 0.5, 1.0],
         threads: 1}
 eval: {points: [1.0]}
 """

@@ -154,7 +154,9 @@ def test_checkpoint_whose_pickle_runs_code_is_refused(tmp_path, shared_cache):
     assert len(error.splitlines()) == 1 and "checkpoint.pt: refused" in error and "Traceback" not in proc.stderr
     assert not marker.exists()
     assert json.loads((run_dir / "result.json").read_text())["status"] == "failed"
-    # --init-from: someone else's run directory on shared storage
+    # --init-from: someone else's finished run directory on shared storage, its checkpoint replaced
+    result = json.loads((run_dir / "result.json").read_text())
+    (run_dir / "result.json").write_text(json.dumps({**result, "status": "done"}))
     proc = cli(
         "train", cfg_path, "--out", tmp_path / "fine", "--quiet", "--init-from", run_dir, cache=shared_cache, check_rc=2
     )

@@ -180,7 +180,7 @@ def test_plan_counts_cooldown_branches_as_fitting_points_and_prices_what_they_sp
     from harness.plan import plan
 
     wsd = (
-        "base: base.yaml\nset: {train.schedule: wsd, train.warmup_tokens: 100, train.decay: 0.2, "
+        "base: base.yaml\nset: {train.schedule: wsd, train.warmup_tokens: 100, train.decay: 0.2, train.batch_size: 2, "
         "train.branches: [0.03125, 0.125, 0.5, 1.0]}\naxes:\n  tokens: [32000]\n  negatives: [full]\n"
     )
     result = plan.plan(grid.load(_write(tmp_path, wsd)), threads=1)

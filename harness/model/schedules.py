@@ -71,22 +71,25 @@ def max_targets_per_step(cfg: dict) -> int:
     return cfg["train.batch_size"] * (cfg["model.context"] if cfg["loss.supervision"] == "all" else 1)
 
 
+def cooldown_too_short(cfg: dict, length: int) -> bool:
+    """Whether the cooldown branch ending at `length` targets (from its fork to `length`) spans fewer than
+    MIN_COOLDOWN_STEPS steps of the most targets a step can take: the trunk's batch that passes the fork could
+    cross it, leaving the branch no cooldown step and an `annealed` row that is not annealed."""
+    return length - fork(cfg, length) < MIN_COOLDOWN_STEPS * max_targets_per_step(cfg)
+
+
 def check_cooldowns(cfg: dict, where: str) -> None:
-    """UserError unless every cooldown branch (from its fork at (1 - decay) T_i to T_i) spans at least
-    MIN_COOLDOWN_STEPS steps of the most targets a step can take: a shorter one could be crossed by the trunk's
-    batch that passes the fork, leaving the branch no cooldown step and an `annealed` row that is not annealed."""
+    """UserError unless no cooldown branch is too short (cooldown_too_short)."""
     *branches, _ = lengths(cfg)
-    if not branches:
-        return
-    shortest = min(branches)
-    need = MIN_COOLDOWN_STEPS * max_targets_per_step(cfg)
-    cooldown = shortest - fork(cfg, shortest)
-    if cooldown < need:
+    short = [e for e in branches if cooldown_too_short(cfg, e)]
+    if short:
+        shortest = min(short)
+        need = MIN_COOLDOWN_STEPS * max_targets_per_step(cfg)
         raise UserError(
-            f"{where}: train.branches: the cooldown of the branch at T_i = {shortest} is {cooldown} "
-            f"targets (train.decay x T_i), under {MIN_COOLDOWN_STEPS} steps of up to {max_targets_per_step(cfg)} "
-            f"targets (train.batch_size x model.context); raise the smallest branch to >= "
-            f"{math.ceil(need / cfg['train.decay'])} targets or the decay"
+            f"{where}: train.branches: the cooldown of the branch at T_i = {shortest} is "
+            f"{shortest - fork(cfg, shortest)} targets (train.decay x T_i), under {MIN_COOLDOWN_STEPS} steps of up "
+            f"to {max_targets_per_step(cfg)} targets (train.batch_size x model.context); raise the smallest branch "
+            f"to >= {math.ceil(need / cfg['train.decay'])} targets or the decay"
         )
 
 

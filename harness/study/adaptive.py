@@ -10,7 +10,8 @@ proposing again, and the sweep skips finished runs and resumes interrupted ones,
 
 Seed design (round 0): the grid's smallest, middle and largest n_params values, each trained to a quarter of its
 largest tokens value with those of the grid's branches that end no earlier than the grid's own shortest fitting
-length (shorter runs are dominated by warmup), at the study's K. Each later round spends (C - spent) / (rounds
+length (shorter runs are dominated by warmup) and whose cooldown spans >= schedules.MIN_COOLDOWN_STEPS steps (so
+do the candidates' branches), at the study's K. Each later round spends (C - spent) / (rounds
 left), in up to `count` runs, until the target's 95% intervals are all <= `width`, the FLOPs are spent, or no
 candidate fits what is left.
 """
@@ -71,7 +72,11 @@ def grid_pool(grid_path: str | Path, problem: design.Problem) -> list[design.Can
             for fractions in sorted(templates):
                 run = {**cfg, "train.tokens": int(t), "train.branches": list(fractions)}
                 lengths = schedules.lengths(run)
-                if min(lengths) < problem.t.min() or len(set(lengths)) < len(fractions):
+                if (
+                    min(lengths) < problem.t.min()
+                    or len(set(lengths)) < len(fractions)
+                    or any(schedules.cooldown_too_short(run, e) for e in lengths[:-1])
+                ):
                     continue
                 out.append(
                     design.Candidate(
@@ -140,7 +145,11 @@ def seed_runs(study_grid: str | Path, negatives: str | None) -> list[dict]:
     fractions = [1.0]
     if cfg["train.schedule"] == "wsd" and cfg["train.branches"]:
         shortest = min(int(float(v)) for v in axes["tokens"]) * min(cfg["train.branches"])
-        fractions = [f for f in cfg["train.branches"] if f * t >= shortest] or [1.0]
+        fractions = [
+            f
+            for f in cfg["train.branches"]
+            if f * t >= shortest and (f == 1.0 or not schedules.cooldown_too_short(cfg, round(f * t)))
+        ] or [1.0]
     return [
         {
             "n_params": grid.shape_for(study_grid, n).n_params,
