@@ -157,3 +157,22 @@ def test_gbce_beta_limits_and_bce():
     hit = torch.tensor([0.0, 1.0, 0.0])
     want = (-torch.nn.functional.logsigmoid(s_pos) - torch.nn.functional.logsigmoid(-s_neg) * (1 - hit)).mean()
     torch.testing.assert_close(binary(h, targets, pos, neg_ids, neg, 1.0), want)
+
+
+@pytest.mark.parametrize("shared", [True, False])
+def test_bf16_hidden_states_score_the_target_and_its_negatives_at_the_same_precision(shared):
+    """Review L7: under bf16 autocast the hidden states and item vectors arrive in bf16; the target's score and the
+    negatives' scores are both fp32 sums of their products, so the loss is the fp32 loss of those bf16 values."""
+    torch.manual_seed(0)
+    M, K, d, n = 6, 4, 16, 30
+    h, items = (10 * torch.randn(M, d)).bfloat16(), torch.randn(n + 1, d).bfloat16()
+    targets = torch.randint(1, n + 1, (M,))
+    neg_ids = torch.randint(1, n + 1, (K,) if shared else (M, K))
+    sampler = NegativeSampler(n, None, torch.Generator())
+    got = sampled_softmax(h, targets, items[targets], neg_ids, items[neg_ids], 0.07, sampler)
+    want = sampled_softmax(h.float(), targets, items[targets].float(), neg_ids, items[neg_ids].float(), 0.07, sampler)
+    assert got.dtype == torch.float32
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+    got = binary(h, targets, items[targets], neg_ids, items[neg_ids], 0.07)
+    want = binary(h.float(), targets, items[targets].float(), neg_ids, items[neg_ids].float(), 0.07)
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)

@@ -41,10 +41,14 @@ class NegativeSampler:
 
 
 def _negative_scores(h: torch.Tensor, neg: torch.Tensor, tau: float) -> torch.Tensor:
-    """(M, K) scores of each target's hidden state against shared (K, d) or per-target (M, K, d) negatives."""
-    if neg.dim() == 2:
-        return h @ neg.T / tau
-    return torch.einsum("md,mkd->mk", h, neg) / tau
+    """(M, K) fp32 scores of each target's hidden state against shared (K, d) or per-target (M, K, d) negatives.
+    Computed in fp32 whatever autocast says, as the positive scores are (an elementwise product summed in fp32):
+    a bf16 matmul would round the negatives' logits (~3 significant digits) and not the target's."""
+    h, neg = h.float(), neg.float()
+    with torch.autocast(h.device.type, enabled=False):
+        if neg.dim() == 2:
+            return h @ neg.T / tau
+        return torch.einsum("md,mkd->mk", h, neg) / tau
 
 
 def _accidental_hits(targets: torch.Tensor, neg_ids: torch.Tensor) -> torch.Tensor:
@@ -67,7 +71,7 @@ def sampled_softmax(
     sampler: NegativeSampler,
 ) -> torch.Tensor:
     """Softmax over [target, K negatives] with logQ correction (s - log q) and accidental hits masked."""
-    s_pos = (h * pos).sum(-1) / tau - sampler.logq(targets)
+    s_pos = (h.float() * pos.float()).sum(-1) / tau - sampler.logq(targets)
     s_neg = _negative_scores(h, neg, tau) - sampler.logq(neg_ids).expand(len(h), -1)
     s_neg = s_neg.masked_fill(_accidental_hits(targets, neg_ids), float("-inf"))
     logits = torch.cat([s_pos[:, None], s_neg], dim=1)
@@ -91,7 +95,7 @@ def binary(
 ) -> torch.Tensor:
     """-beta log sigma(s+) - sum_k log(1 - sigma(s-_k)), accidental hits left out. beta = 1 is SASRec's BCE
     (with K = 1); beta from gbce_beta is gSASRec's gBCE."""
-    s_pos = (h * pos).sum(-1) / tau
+    s_pos = (h.float() * pos.float()).sum(-1) / tau
     s_neg = _negative_scores(h, neg, tau)
     neg_loss = (F.softplus(s_neg) * ~_accidental_hits(targets, neg_ids)).sum(1)
     return (-beta * F.logsigmoid(s_pos) + neg_loss).mean()
