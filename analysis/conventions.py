@@ -10,6 +10,7 @@ and the N_opt exponent beta / (alpha + beta) on both. `fit --n-column n_params_t
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from analysis import fit, frontier
@@ -24,6 +25,7 @@ C_MEANS = (
     "T x the analytic training FLOPs per target: the transformer's matmuls and attention, the adapter over every "
     "item row a step embeds and the scoring against the K + 1 candidates or the catalog; backward = 2 x forward"
 )
+BOUND_TOL = 1e-3  # an exponent this close to the box's edge is the box's, not the data's
 SPARE = "n_params_nonembedding"  # where `--n-column n_params_total` keeps the table's non-embedding N
 
 
@@ -44,8 +46,11 @@ def of(info: dict, final: pd.DataFrame, split: str) -> dict:
 
 
 def sensitivity(final: pd.DataFrame, other_n: pd.Series, split: str) -> dict:
-    """{metric: {K: {"alpha": [this N, other N], "n_opt_exponent": [this N, other N]}}}: each joint law's point
-    estimate refitted on `other_n` (no intervals: a check of the convention, not a second study)."""
+    """{metric: {K: {"alpha": [this N, other N], "n_opt_exponent": [this N, other N], "alpha_at_bound": [...],
+    "n_decades": [...]}}}: each joint law's point estimate refitted on `other_n` (no intervals: a check of the
+    convention, not a second study). `alpha_at_bound`: the fit's alpha sits on the exponent box's edge
+    (fit.BOUNDS), so it and the N_opt exponent are set by the box, not the data; `n_decades`: the decades each N
+    spans over these points (a constant table count added to N narrows it)."""
     out: dict = {}
     for metric in METRICS:
         col = f"{split}_{metric}"
@@ -58,8 +63,11 @@ def sensitivity(final: pd.DataFrame, other_n: pd.Series, split: str) -> dict:
                 continue
             y, t = to_target(metric, s[col]), s["tokens"].to_numpy(float)
             fits = [fit.joint(n.to_numpy(float), t, y).params for n in (s["n_params"], other_n[rows])]
+            lo, hi = fit.BOUNDS["alpha"]
             out.setdefault(metric, {})[str(negatives)] = {
                 "alpha": [p["alpha"] for p in fits],
                 "n_opt_exponent": [frontier.closed_form(p, 1.0)["n_opt_exponent"] for p in fits],
+                "alpha_at_bound": [bool(min(p["alpha"] - lo, hi - p["alpha"]) < BOUND_TOL) for p in fits],
+                "n_decades": [float(np.log10(n.max() / n.min())) for n in (s["n_params"], other_n[rows])],
             }
     return out

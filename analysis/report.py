@@ -298,6 +298,12 @@ def _asymptote_text(a: dict) -> str:
     )
 
 
+def _sensitive(e: dict, key: str, which: int) -> str:
+    """One value of the N-convention check, marked when its fit's alpha sits on the box's edge."""
+    at_bound = e.get("alpha_at_bound", [False, False])[which]
+    return f"{e[key][which]:.3g}" + (" (bound)" if at_bound else "")
+
+
 def _conventions_lines(conv: dict | None) -> list[str]:
     """Which N and C the laws use, and alpha and the N_opt exponent refitted on the other N."""
     if not conv:
@@ -306,12 +312,19 @@ def _conventions_lines(conv: dict | None) -> list[str]:
     sens = conv.get("sensitivity")
     if sens and sens["laws"]:
         text += f" Refitted on N = `{sens['other_n']}` (point estimates, this fit's first): " + "; ".join(
-            f"{metric} K={k}: alpha {e['alpha'][0]:.3g} vs {e['alpha'][1]:.3g}, N_opt exponent "
-            f"{e['n_opt_exponent'][0]:.3g} vs {e['n_opt_exponent'][1]:.3g}"
+            f"{metric} K={k}: alpha {_sensitive(e, 'alpha', 0)} vs {_sensitive(e, 'alpha', 1)}, N_opt exponent "
+            f"{_sensitive(e, 'n_opt_exponent', 0)} vs {_sensitive(e, 'n_opt_exponent', 1)}"
             for metric, per_k in sens["laws"].items()
             for k, e in per_k.items()
         )
         text += "."
+        bound = [e for per_k in sens["laws"].values() for e in per_k.values() if any(e.get("alpha_at_bound", []))]
+        if bound:
+            d = bound[0]["n_decades"]
+            text += (
+                " A value marked (bound) is the exponent box's edge, not an estimate: that N does not pin alpha "
+                f"(N spans {d[0]:.2f} decades, `{sens['other_n']}` {d[1]:.2f})."
+            )
     return [text]
 
 

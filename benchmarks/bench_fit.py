@@ -7,7 +7,7 @@ log-uniform over the quickstart's 1.92e3 - 1.04e5 (one N per run, so as many N v
 quickstart's 6 branch ends 2e4 - 6.4e5, a log-normal run effect (sd 0.003) and point noise (sd 0.002); NDCG@5
 planted alongside (1 - NDCG@5 = 0.2 + 3/N^0.3 + 2/T^0.3, the same noise).
 
-    python benchmarks/bench_fit.py [--runs 10 100 1000] [--boot 1000]
+    python -m benchmarks.bench_fit [--runs 10 100 1000] [--boot 1000]
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ the 95% intervals, median width / sampling width (the 2.5 - 97.5 percentile rang
 how often the parameter was flagged not identified, and how often the lack-of-fit test rejected the law.
 Figure: benchmarks/out/intervals.png.
 
-    python benchmarks/bench_intervals.py [--tables 200] [--boot 200] [--designs ...] [--workers 2]
+    python -m benchmarks.bench_intervals [--tables 200] [--boot 200] [--designs ...] [--workers 2]
 """
 
 from __future__ import annotations

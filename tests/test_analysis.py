@@ -730,5 +730,38 @@ def test_fits_say_which_n_and_c_and_refit_on_the_other_n(tmp_path):
     assert a["metrics"]["ppl"]["full"]["joint"]["params"]["alpha"] == pytest.approx(alpha[0], rel=1e-6)
     assert b["metrics"]["ppl"]["full"]["joint"]["params"]["alpha"] == pytest.approx(alpha[1], rel=1e-3)
     assert sb["laws"]["ppl"]["full"]["alpha"] == pytest.approx(alpha[::-1], rel=1e-3)
+    assert sa["laws"]["ppl"]["full"]["alpha_at_bound"] == [False, False]
+    assert sa["laws"]["ppl"]["full"]["n_decades"] == pytest.approx([2.0, np.log10((1e6 + tables) / (1e4 + tables))])
     text = (tmp_path / "a" / "report.md").read_text()
     assert "Refitted on N = `n_params_total`" in text and f"alpha {alpha[0]:.3g} vs {alpha[1]:.3g}" in text
+    assert "(bound)" not in text
+
+
+def test_an_n_convention_refit_whose_alpha_hits_the_box_is_marked_not_reported_as_an_estimate():
+    """A refit whose alpha sits on the exponent box's edge (the quickstart's refit on n_params_total: 45K of
+    token tables under N of 2K - 104K leave the total 0.5 decades) is marked (bound) with both Ns' spans, not printed
+    as an estimate; values inside the box are printed as they are."""
+    from analysis import report
+
+    hi = fit.BOUNDS["alpha"][1]
+    laws = {
+        "ppl": {
+            "full": {
+                "alpha": [0.716, hi],
+                "n_opt_exponent": [0.371, 0.0795],
+                "alpha_at_bound": [False, True],
+                "n_decades": [1.73, 0.5],
+            },
+            "64": {"alpha": [1.14, 2.0], "n_opt_exponent": [0.376, 0.2], "alpha_at_bound": [False, False]},
+        }
+    }
+    conv = {
+        "n": "n_params",
+        "n_means": "",
+        "flops_means": "",
+        "sensitivity": {"other_n": "n_params_total", "laws": laws},
+    }
+    (line,) = report._conventions_lines(conv)
+    assert f"ppl K=full: alpha 0.716 vs {hi:.3g} (bound), N_opt exponent 0.371 vs 0.0795 (bound)" in line
+    assert "ppl K=64: alpha 1.14 vs 2, N_opt exponent 0.376 vs 0.2" in line
+    assert "N spans 1.73 decades, `n_params_total` 0.50" in line

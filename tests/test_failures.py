@@ -112,7 +112,7 @@ def test_sigkilled_local_sweep_resumes_on_the_next_plain_sweep(tmp_path, shared_
     assert set(run(killed, points, "local")) == {p.run_id for p in points}  # no --retry-failed needed
     assert sweep.status(killed)[0] == {"done": 2}
     logs = [(killed.runs_dir / p.run_id / "train.log").read_text() for p in points]
-    assert all("resume at" in log for log in logs)
+    assert all("resume at" in log for log in logs), "\n---\n".join(logs)  # the logs say how each run went
     a, b = _rows(reference), _rows(killed)
     assert list(zip(a["run_id"], a["tokens"])) == list(zip(b["run_id"], b["tokens"]))  # none lost or duplicated
     metrics = [c for c in a.columns if c.startswith(("valid_", "test_"))]
