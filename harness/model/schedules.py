@@ -79,11 +79,10 @@ def cooldown_too_short(cfg: dict, length: int) -> bool:
 
 
 def check_cooldowns(cfg: dict, where: str) -> None:
-    """UserError unless no cooldown branch is too short (cooldown_too_short)."""
+    """UserError unless no cooldown branch is too short (cooldown_too_short). A cooldown is decay x T_i, so only
+    the shortest branch can be."""
     *branches, _ = lengths(cfg)
-    short = [e for e in branches if cooldown_too_short(cfg, e)]
-    if short:
-        shortest = min(short)
+    if branches and cooldown_too_short(cfg, shortest := min(branches)):
         need = MIN_COOLDOWN_STEPS * max_targets_per_step(cfg)
         raise UserError(
             f"{where}: train.branches: the cooldown of the branch at T_i = {shortest} is "
