@@ -16,6 +16,7 @@ import itertools
 from dataclasses import dataclass, field
 
 import numpy as np
+from scipy import sparse
 from scipy.optimize import minimize
 from scipy.special import expit
 
@@ -134,6 +135,19 @@ def _starts(n_axes: int) -> np.ndarray:
     )
 
 
+SCOUT_POINTS = 250  # a data set with more points scouts its starts on a fixed subset of this many
+
+
+def scout_subset(n_points: int) -> np.ndarray | None:
+    """The points a scout uses: all (None) up to SCOUT_POINTS, else a fixed random subset of that many, sorted.
+    Choosing among starts needs the law's shape, not every point of a 6,000-point table; the chosen start then
+    converges on all of them, so only which basin is searched can differ, and tables up to SCOUT_POINTS points
+    are fitted exactly as without it."""
+    if n_points <= SCOUT_POINTS:
+        return None
+    return np.sort(np.random.default_rng(0).choice(n_points, SCOUT_POINTS, replace=False))
+
+
 def _multistart(
     objective,
     n_problems: int,
@@ -142,15 +156,18 @@ def _multistart(
     hi: np.ndarray,
     maxiter: int = 2000,
     scout: int = 100,
+    scout_objective=None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """`n_problems` problems, each from every start: starts (S, P) shared, or (n_problems, S, P) each its own.
     objective(theta (b, P), problems (b,)) -> (f (b,), grad (b, P)). `scout` L-BFGS iterations from all
-    n_problems x S, then the best start of each problem to convergence. Returns theta (B, P), objective (B,),
-    converged (B,)."""
+    n_problems x S of `scout_objective` (the same problems on a subset of their points, `scout_subset`; None: the
+    objective itself), then the best start of each problem to convergence on `objective`. Returns theta (B, P),
+    objective (B,), converged (B,)."""
     starts = np.broadcast_to(starts, (n_problems, *starts.shape[-2:]))
     n_starts = starts.shape[1]  # problem i of the scout = (problem i // S, start i % S)
+    scouted = objective if scout_objective is None else scout_objective
     theta, loss, _ = lbfgs_batch(
-        lambda th, rows: objective(th, rows // n_starts), starts.reshape(-1, starts.shape[-1]), lo, hi, maxiter=scout
+        lambda th, rows: scouted(th, rows // n_starts), starts.reshape(-1, starts.shape[-1]), lo, hi, maxiter=scout
     )
     best = theta.reshape(n_problems, n_starts, -1)[
         np.arange(n_problems), np.argmin(loss.reshape(n_problems, n_starts), axis=1)
@@ -159,21 +176,24 @@ def _multistart(
 
 
 def _huber_multistart(
-    logs: list[np.ndarray],
-    logy: np.ndarray,
-    weights: np.ndarray,
-    starts: np.ndarray,
-    maxiter: int = 2000,
-    scout: int = 100,
+    logs: list[np.ndarray], logy: np.ndarray, weights: np.ndarray | None, maxiter: int = 2000, scout: int = 40
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The Huber fit of B weighted problems (weights (B, n_points): bootstrap counts) from every start."""
+    """The Huber fit of B problems at the same points (`shared_objective`): logy (n,) or (B, n), weights None or
+    (B, n) (bootstrap counts), at least one of them (B, n). Each problem from its own starts (`own_starts`); the
+    starts and the scout use `scout_subset` of the points."""
+    b = len(logy) if weights is None else len(weights)
+    sub = scout_subset(len(logs[0]))
+    pick = slice(None) if sub is None else sub
+    few_logs, few_logy = [lx[pick] for lx in logs], logy[..., pick]
+    few_weights = None if weights is None else weights[..., pick]
     return _multistart(
         shared_objective(logs, logy, weights),
-        len(weights),
-        starts,
+        b,
+        own_starts(few_logs, np.broadcast_to(few_logy, (b, few_logy.shape[-1])), few_weights),
         *_bounds(len(logs)),
         maxiter=maxiter,
         scout=scout,
+        scout_objective=None if sub is None else shared_objective(few_logs, few_logy, few_weights),
     )
 
 
@@ -212,6 +232,8 @@ def nnls_gram(gram: np.ndarray, proj: np.ndarray, total: np.ndarray) -> tuple[np
 
 
 CHUNK = 2**21  # matrix entries per batch of variable-projection problems (bounds the memory, ~50 MB)
+EVAL_CHUNK = 2**18  # (problem, point) entries per block of an objective's evaluation: ~2 MB arrays stay in
+# cache, where 16 MB ones cost a page fault per page each time (a 6,000-point bootstrap ran 2x slower)
 
 
 def _moments(logs: list[np.ndarray], u: np.ndarray, v: np.ndarray, floors: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -285,11 +307,19 @@ def _project(logs: list[np.ndarray], y: np.ndarray, weights: np.ndarray, floors:
     return np.concatenate(out)
 
 
-def _projected_start(logs: list[np.ndarray], y: np.ndarray, floor: float | None = None) -> np.ndarray:
-    """One data set's variable-projection start (`_project`): no guess of the scales needed,
-    and a boundary solution (E = 0) when the data have no floor; with `floor`, E held (no e coordinate)."""
-    y = np.asarray(y, float)[None]
-    return _project(logs, y, np.ones_like(y), None if floor is None else np.array([floor]))[0]
+def _projected_starts(data: list[tuple[list[np.ndarray], np.ndarray]]) -> np.ndarray:
+    """Each data set's variable-projection start (`_project`: no guess of the scales needed, and a boundary
+    solution, E = 0, when the data have no floor), for data sets (xs per axis, y) -> (D, P): one `_project` per
+    set of points the data sets share (the slices of a designed grid share theirs)."""
+    groups: dict[bytes, list[int]] = {}
+    for i, (xs, _) in enumerate(data):
+        groups.setdefault(b"|".join(x.tobytes() for x in xs), []).append(i)
+    out = np.empty((len(data), 1 + 2 * len(data[0][0])))
+    for rows in groups.values():
+        xs = data[rows[0]][0]
+        y = np.stack([data[i][1] for i in rows])
+        out[rows] = _project([np.log(x) for x in xs], y, np.ones_like(y), None)
+    return out
 
 
 def own_starts(
@@ -306,23 +336,69 @@ def own_starts(
     return np.concatenate([np.broadcast_to(grid, (len(y), *grid.shape)), own[:, None]], axis=1)
 
 
-def _fit_sum_of_powers(xs: list[np.ndarray], y: np.ndarray, names: list[str], form: str) -> Fit:
-    """L-BFGS from every start of a grid and the variable-projection start (all at once, `lbfgs_batch`), the
-    lowest objective kept."""
-    logs, logy = [np.log(np.asarray(x, float)) for x in xs], np.log(np.asarray(y, float))
-    starts = np.vstack([_starts(len(xs)), _projected_start(logs, np.asarray(y, float))])
-    theta, loss, converged = _huber_multistart(logs, logy, np.ones((1, len(y))), starts)
-    pred = _logsumexp(_terms(theta, logs))[0]
-    return Fit(
-        form,
-        _params(theta[0], names),
-        float(loss[0]) * DELTA,
-        bool(converged[0]),
-        _r2(logy, pred),
-        len(y),
-        rms_log=float(np.sqrt(np.mean((logy - pred) ** 2))),
-        _theta=theta[0],
+def _padded(data: list[tuple[list[np.ndarray], np.ndarray]]) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
+    """Data sets (xs per axis, y) of different lengths as arrays of one width: log x per axis and log y (D, width)
+    and weights (D, width), 1 on a data set's points and 0 on its padding."""
+    width = max(len(y) for _, y in data)
+    logs = [np.zeros((len(data), width)) for _ in data[0][0]]
+    logy, weights = np.zeros((len(data), width)), np.zeros((len(data), width))
+    for i, (xs, y) in enumerate(data):
+        for lx, x in zip(logs, xs):
+            lx[i, : len(y)] = np.log(np.asarray(x, float))
+        logy[i, : len(y)], weights[i, : len(y)] = np.log(np.asarray(y, float)), 1.0
+    return logs, logy, weights
+
+
+def _padded_objective(data: list[tuple[list[np.ndarray], np.ndarray]]):
+    """objective(theta (b, P), problems (b,)) -> (f, grad) of the Huber objective of data set `problems[i]` at
+    theta[i] (`_batch_objective` on `_padded` arrays, in chunks of EVAL_CHUNK entries)."""
+    logs, logy, weights = _padded(data)
+    per = max(1, EVAL_CHUNK // (logy.shape[1] * (len(logs) + 1)))
+
+    def objective(theta: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        f, grad = np.empty(len(theta)), np.empty_like(theta)
+        for lo in range(0, len(theta), per):
+            sl, r = slice(lo, lo + per), rows[lo : lo + per]
+            f[sl], grad[sl] = _batch_objective(theta[sl], [lx[r] for lx in logs], logy[r], weights[r])
+        return f, grad
+
+    return objective
+
+
+def _fit_sum_of_powers(data: list[tuple[list[np.ndarray], np.ndarray]], names: list[str], form: str) -> list[Fit]:
+    """The law fitted to each of several data sets (xs per axis, y), all at once: each from every start of a grid
+    and its own variable-projection start (both on `scout_subset` of its points), one batched L-BFGS
+    (`lbfgs_batch`) over the data sets, the lowest objective of each kept."""
+    data = [([np.asarray(x, float) for x in xs], np.asarray(y, float)) for xs, y in data]
+    scouted = []
+    for xs, y in data:
+        sub = scout_subset(len(y))
+        scouted.append((xs, y) if sub is None else ([x[sub] for x in xs], y[sub]))
+    starts = np.stack([np.vstack([_starts(len(data[0][0])), own]) for own in _projected_starts(scouted)])
+    theta, loss, converged = _multistart(
+        _padded_objective(data),
+        len(data),
+        starts,
+        *_bounds(len(data[0][0])),
+        scout_objective=_padded_objective(scouted),
     )
+    fits = []
+    for i, (xs, y) in enumerate(data):
+        logy = np.log(y)
+        pred = _logsumexp(_terms(theta[i : i + 1], [np.log(x) for x in xs]))[0]
+        fits.append(
+            Fit(
+                form,
+                _params(theta[i], names),
+                float(loss[i]) * DELTA,
+                bool(converged[i]),
+                _r2(logy, pred),
+                len(y),
+                rms_log=float(np.sqrt(np.mean((logy - pred) ** 2))),
+                _theta=theta[i],
+            )
+        )
+    return fits
 
 
 def _bounds(n_axes: int) -> tuple[np.ndarray, np.ndarray]:
@@ -330,14 +406,19 @@ def _bounds(n_axes: int) -> tuple[np.ndarray, np.ndarray]:
     return lo, hi
 
 
+def power_laws(data: list[tuple[np.ndarray, np.ndarray]]) -> list[Fit]:
+    """y = E + A x^-alpha for each (x, y) of `data`, fitted together (`_fit_sum_of_powers`)."""
+    return _fit_sum_of_powers([([x], y) for x, y in data], ["A", "alpha"], "E + A x^-alpha")
+
+
 def power_law(x: np.ndarray, y: np.ndarray) -> Fit:
     """y = E + A x^-alpha."""
-    return _fit_sum_of_powers([x], y, ["A", "alpha"], "E + A x^-alpha")
+    return power_laws([(x, y)])[0]
 
 
 def joint(n: np.ndarray, t: np.ndarray, y: np.ndarray) -> Fit:
     """y = E + A / N^alpha + B / T^beta."""
-    return _fit_sum_of_powers([n, t], y, ["A", "alpha", "B", "beta"], "E + A/N^alpha + B/T^beta")
+    return _fit_sum_of_powers([([n, t], y)], ["A", "alpha", "B", "beta"], "E + A/N^alpha + B/T^beta")[0]
 
 
 def relative_error(pred, obs) -> float:
@@ -436,24 +517,21 @@ def _batch_objective(
 @dataclass(frozen=True)
 class _Axes:
     """The fitting points' log x per axis, by distinct value: `values` (m_i,), each point's `index` into them
-    (n,), and the points sorted by value (`order`, with `starts` of each value's run) for per-value sums. A study's
+    (n,), and `members` (n, m_i), the sparse one-hot matrix of each point's value, for per-value sums. A study's
     table has few distinct values per axis (one N per run, a handful of branch ends), so the law's terms are
     computed once per value rather than once per point."""
 
     values: list[np.ndarray]
     index: list[np.ndarray]
-    order: list[np.ndarray]
-    starts: list[np.ndarray]
+    members: list[sparse.csr_array]
 
     @classmethod
     def of(cls, logs: list[np.ndarray]) -> _Axes:
         parts = [np.unique(lx, return_inverse=True) for lx in logs]
-        orders = [np.argsort(inv, kind="stable") for _, inv in parts]
         return cls(
             [u for u, _ in parts],
             [inv for _, inv in parts],
-            orders,
-            [np.searchsorted(inv[o], np.arange(len(u))) for (u, inv), o in zip(parts, orders)],
+            [sparse.csr_array((np.ones(len(inv)), (np.arange(len(inv)), inv)), (len(inv), len(u))) for u, inv in parts],
         )
 
 
@@ -464,30 +542,36 @@ def _shared_objective(
     term per distinct x (the box keeps E > 0 and every term finite, so no log-sum-exp shift is needed), and the
     gradient's sums over points taken per distinct value. logy, weights (B, n) (weights None: all 1)."""
     e = np.exp(theta[:, 0])
-    total, powers = e[:, None], []
-    for i, (u, index) in enumerate(zip(axes.values, axes.index)):
-        powers.append(np.exp(theta[:, 1 + 2 * i, None] - theta[:, 2 + 2 * i, None] * u))  # (B, m_i)
-        total = total + powers[-1][:, index]
-    r = np.log(total) - logy
+    powers = [
+        np.exp(theta[:, 1 + 2 * i, None] - theta[:, 2 + 2 * i, None] * u) for i, u in enumerate(axes.values)
+    ]  # (B, m_i)
+    total = np.take(powers[0], axes.index[0], axis=1)
+    for p, index in zip(powers[1:], axes.index[1:]):
+        total += np.take(p, index, axis=1)
+    total += e[:, None]
+    r = np.log(total)
+    r -= logy
     g = _huber_grad(r)
-    loss = g * (r - 0.5 * g)  # the Huber loss: 0.5 r^2 inside delta, delta (|r| - delta / 2) outside
+    r -= 0.5 * g
+    r *= g  # the Huber loss g (r - g / 2): 0.5 r^2 inside delta, delta (|r| - delta / 2) outside
     if weights is not None:
-        g, loss = g * weights, loss * weights
-    q = g / total  # d objective / d total
-    grad = [e * q.sum(axis=1)]
-    for u, p, order, starts in zip(axes.values, powers, axes.order, axes.starts):
-        pq = p * np.add.reduceat(q[:, order], starts, axis=1)  # (B, m_i): each value's share of the gradient
+        g *= weights
+        r *= weights
+    g /= total  # d objective / d total
+    grad = [e * g.sum(axis=1)]
+    for u, p, members in zip(axes.values, powers, axes.members):
+        pq = p * (g @ members)  # (B, m_i): each value's share of the gradient
         grad += [pq.sum(axis=1), -(pq * u).sum(axis=1)]
-    return loss.sum(axis=1) / DELTA, np.stack(grad, axis=1) / DELTA
+    return r.sum(axis=1) / DELTA, np.stack(grad, axis=1) / DELTA
 
 
 def shared_objective(logs: list[np.ndarray], logy: np.ndarray, weights: np.ndarray | None = None):
     """objective(theta (b, P), problems (b,)) -> (f, grad) of the weighted Huber objective (scaled by 1/delta) of
     problems that share their points `logs` (each (n,)): logy (n,) shared or (B, n) one row per problem, weights
-    None (all 1), (n,) or (B, n). Rows are evaluated in chunks of CHUNK values, so memory stays bounded however
+    None (all 1), (n,) or (B, n). Rows are evaluated in chunks of EVAL_CHUNK values, so memory stays bounded however
     many problems (resamples x starts) are in flight."""
     axes, n = _Axes.of(logs), len(logs[0])
-    per = max(1, CHUNK // n)
+    per = max(1, EVAL_CHUNK // n)
 
     def objective(theta: np.ndarray, problems: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         f, grad = np.empty(len(theta)), np.empty_like(theta)
@@ -597,10 +681,14 @@ def _floor_objective(
 
 def _floor_profile(fit: Fit, logs: list[np.ndarray], logy: np.ndarray, floors: np.ndarray, scale: float) -> np.ndarray:
     """The profile of the floor: for each E in `floors` the least sum of squared log residuals / scale over the
-    other parameters, from the variable-projection start with E held, the full fit's optimum and the start grid."""
-    y = np.broadcast_to(np.exp(logy), (len(floors), len(logy)))
+    other parameters, from the variable-projection start with E held, the full fit's optimum and the start grid
+    (the projection and the scout on `scout_subset` of the points)."""
+    sub = scout_subset(len(logy))
+    pick = slice(None) if sub is None else sub
+    few_logs, few_logy = [lx[pick] for lx in logs], logy[pick]
+    y = np.broadcast_to(np.exp(few_logy), (len(floors), len(few_logy)))
     grid = np.unique(_starts(len(logs))[:, 1:], axis=0)
-    own = _project(logs, y, np.ones_like(y), floors)
+    own = _project(few_logs, y, np.ones_like(y), floors)
     starts = np.concatenate(
         [
             own[:, None],
@@ -617,6 +705,9 @@ def _floor_profile(fit: Fit, logs: list[np.ndarray], logy: np.ndarray, floors: n
         lo[1:],
         hi[1:],
         scout=40,
+        scout_objective=None
+        if sub is None
+        else lambda th, rows: _floor_objective(th, few_logs, few_logy, floors[rows], scale),
     )
     return f
 
@@ -752,7 +843,7 @@ def joint_many(
 
     starts = np.stack(
         [
-            np.vstack([_starts(2), _projected_start([lx[i, mask[i]] for lx in logs], y[i, mask[i]])])
+            np.vstack([_starts(2), _projected_starts([([n[i, mask[i]], t[i, mask[i]]], y[i, mask[i]])])[0]])
             for i in range(w_count)
         ]
     )
@@ -818,8 +909,7 @@ def bootstrap(
     counts = rng.multinomial(len(uniq), np.full(len(uniq), 1 / len(uniq)), size=n_boot)  # (n_boot, n_groups)
     weights = counts[:, row_group].astype(float)
     logs, logy = [np.log(np.asarray(x, float)) for x in xs], np.log(np.asarray(y, float))
-    starts = own_starts(logs, np.broadcast_to(logy, weights.shape), weights)
-    theta, _, converged = _huber_multistart(logs, logy, weights, starts, maxiter=maxiter, scout=40)
+    theta, _, converged = _huber_multistart(logs, logy, weights, maxiter=maxiter)
     return _set_intervals(fit, theta, converged, xs, y)
 
 
@@ -855,15 +945,7 @@ def refit(xs: list[np.ndarray], logy: np.ndarray, maxiter: int = 2000) -> tuple[
     (`own_starts`: a spread of the grid and its own variable projection, not the law it was drawn from).
     Returns theta (B, P) in log space and converged (B,)."""
     logs = [np.log(np.asarray(x, float)) for x in xs]
-    starts = own_starts(logs, logy)
-    theta, _, converged = _multistart(
-        shared_objective(logs, logy),
-        len(logy),
-        starts,
-        *_bounds(len(logs)),
-        maxiter=maxiter,
-        scout=40,
-    )
+    theta, _, converged = _huber_multistart(logs, logy, None, maxiter=maxiter)
     return theta, converged
 
 

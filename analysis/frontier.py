@@ -102,11 +102,11 @@ def isoflop(rows: pd.DataFrame, y: np.ndarray, n_budgets: int = 8, n_boot: int =
 def _interpolated(rows: pd.DataFrame, y: np.ndarray, n_budgets: int) -> _Runs | None:
     """Each run's running best at n_budgets budgets over the C range >= 3 N cover; None when < 3 N have curves."""
     df = rows.assign(y=y).sort_values("flops")
-    cells = _run_cells(rows)
-    curves = {}
-    for run, g in df.groupby("run_id", sort=False):
-        g = g.assign(y=g["y"].cummin()).drop_duplicates("flops", keep="last")
-        curves[run] = (float(g["n_params"].iloc[0]), np.log(g["flops"].to_numpy(float)), np.log(g["y"].to_numpy()))
+    cells, order = _run_cells(rows), pd.unique(df["run_id"])
+    df = df.assign(y=df.groupby("run_id", sort=False)["y"].cummin()).drop_duplicates(["run_id", "flops"], keep="last")
+    at = df.groupby("run_id", sort=False).indices
+    n, log_c, log_best = df["n_params"].to_numpy(float), np.log(df["flops"].to_numpy(float)), np.log(df["y"].to_numpy())
+    curves = {run: (float(n[at[run][0]]), log_c[at[run]], log_best[at[run]]) for run in order}
     spans = {}
     for n, lc, _ in curves.values():
         lo, hi = spans.get(n, (np.inf, -np.inf))
@@ -148,19 +148,21 @@ def _by_budget(rows: pd.DataFrame, y: np.ndarray) -> _Runs | None:
 def _minima(data: _Runs, weights: np.ndarray) -> list[dict]:
     """The IsoFLOP curve and its vertex at each budget with >= 3 N, the runs counted `weights` (R,) times (a
     resample of runs; 0 leaves a run out): per N the best config's weighted mean log y over its seeds."""
+    ns, n_index = np.unique(data.n, return_inverse=True)
+    groups, group = np.unique(np.stack([n_index, data.cell]), axis=1, return_inverse=True)  # (N, config) pairs
+    group = group.ravel()
     out = []
     for j, c in enumerate(data.flops):
         v = data.log_y[:, j]
-        use = np.isfinite(v) & (weights > 0)
-        ns, values = [], []
-        for n in np.unique(data.n[use]):
-            at = use & (data.n == n)
-            cells = np.unique(data.cell[at])
-            means = [np.average(v[at & (data.cell == k)], weights=weights[at & (data.cell == k)]) for k in cells]
-            ns.append(n)
-            values.append(min(means))
-        if len(ns) >= 3:
-            out.append({"flops": float(c), **_vertex(np.log(np.array(ns, float)), np.array(values))})
+        w = np.where(np.isfinite(v) & (weights > 0), weights, 0.0)
+        total = np.bincount(group, weights=w, minlength=groups.shape[1])
+        sums = np.bincount(group, weights=w * np.nan_to_num(v), minlength=groups.shape[1])
+        mean = sums / np.where(total > 0, total, 1)
+        best = np.full(len(ns), np.inf)
+        np.minimum.at(best, groups[0][total > 0], mean[total > 0])
+        found = np.isfinite(best)
+        if found.sum() >= 3:
+            out.append({"flops": float(c), **_vertex(np.log(ns[found].astype(float)), best[found])})
     return out
 
 

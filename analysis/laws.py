@@ -111,14 +111,17 @@ def joint_law(
 
 
 def _single(s: pd.DataFrame, y: np.ndarray, axis: str, by: str) -> dict:
-    """The law in `axis` for each value of `by` with >= 4 values of `axis`; the others are counted once under
-    'skipped' (a table with hundreds of slices gets one line, not hundreds)."""
-    out, skipped = {}, 0
+    """The law in `axis` for each value of `by` with >= 4 values of `axis` (all fitted at once); the others are
+    counted once under 'skipped' (a table with hundreds of slices gets one line, not hundreds)."""
+    out, skipped, slices = {}, 0, []
     for value, g in s.assign(y=y).groupby(by):
         if g[axis].nunique() < 4:
             skipped += 1
             continue
-        entry = fit.power_law(g[axis].to_numpy(float), g["y"].to_numpy()).to_dict()
+        slices.append((value, g))
+    laws = fit.power_laws([(g[axis].to_numpy(float), g["y"].to_numpy()) for _, g in slices]) if slices else []
+    for (value, g), law in zip(slices, laws):
+        entry = law.to_dict()
         entry["residual_dof"] = len(g) - 3
         if len(g) - 3 < 2:
             entry["note"] = (

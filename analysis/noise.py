@@ -58,18 +58,77 @@ class Noise:
         return cls(**{k: v for k, v in d.items() if k != "identified"})
 
 
-def _projector(runs: np.ndarray) -> np.ndarray:
-    """P (n, n): the projection onto run means."""
+@dataclass(frozen=True)
+class _Op:
+    """A symmetric n x n matrix of the algebra the estimate works in (I, P, Z Z', M and their products): c on the
+    orthogonal complement of a subspace S (every such matrix maps S into S and is a multiple of I off it) and the
+    s x s matrix `on_s` on S's orthonormal basis. So products and traces cost O(s^3), s = runs + law parameters,
+    never O(n^3) or n x n memory (a 6,000-point table would need 288 MB per dense matrix)."""
+
+    c: float
+    on_s: np.ndarray  # (s, s)
+    n: int
+
+    def __matmul__(self, other: _Op) -> _Op:
+        return _Op(self.c * other.c, self.on_s @ other.on_s, self.n)
+
+    def __add__(self, other: _Op) -> _Op:
+        return _Op(self.c + other.c, self.on_s + other.on_s, self.n)
+
+    def __sub__(self, other: _Op) -> _Op:
+        return self + (-1.0) * other
+
+    def __rmul__(self, k: float) -> _Op:
+        return _Op(k * self.c, k * self.on_s, self.n)
+
+    def trace(self) -> float:
+        return float(self.c * (self.n - len(self.on_s)) + np.trace(self.on_s))
+
+
+@dataclass(frozen=True)
+class _Design:
+    """The matrices of the estimate for fitting points in `runs` and a law with Jacobian J (n, p), as _Ops:
+    `ident` I, `means` P (the projection onto run means), `same` Z Z' (the same-run indicator) and `resid` M =
+    I - J J^+ (the residual-maker: what a least-squares fit with Jacobian J leaves of a disturbance; singular
+    values of J below RANK_TOL of the largest are directions the data do not see). S is spanned by the run
+    indicators Z and the part of J's column space off them (with one point per run, P = Z Z' = I and S is J's
+    column space alone)."""
+
+    ident: _Op
+    means: _Op
+    same: _Op
+    resid: _Op
+
+    @classmethod
+    def of(cls, runs: np.ndarray, jac: np.ndarray) -> _Design:
+        n = len(runs)
+        _, inverse, counts = np.unique(runs, return_inverse=True, return_counts=True)
+        u, s, _ = np.linalg.svd(jac, full_matrices=False)
+        u = u[:, s > RANK_TOL * s.max()] if s.size and s.max() > 0 else u[:, :0]  # (n, k) orthonormal
+        if len(counts) == n:  # P = Z Z' = I: S is the column space of J
+            k = u.shape[1]
+            ident = _Op(1.0, np.eye(k), n)
+            return cls(ident, ident, ident, _Op(1.0, np.zeros((k, k)), n))
+        sums = np.stack([np.bincount(inverse, weights=col, minlength=len(counts)) for col in u.T], axis=1)  # Z'U
+        off = u - (sums / counts[:, None])[inverse]  # U - P U: J's column space off the run indicators
+        q, sv, _ = np.linalg.svd(off, full_matrices=False)
+        q = q[:, sv > 1e-10]
+        basis_u = np.vstack([sums / np.sqrt(counts)[:, None], q.T @ u])  # Q' U, Q = [Z D^-1/2, q]
+        on_z = np.r_[np.ones(len(counts)), np.zeros(q.shape[1])]
+        size = len(on_z)
+        return cls(
+            _Op(1.0, np.eye(size), n),
+            _Op(0.0, np.diag(on_z), n),
+            _Op(0.0, np.diag(np.r_[counts, np.zeros(q.shape[1])].astype(float)), n),
+            _Op(1.0, np.eye(size) - basis_u @ basis_u.T, n),
+        )
+
+
+def _run_sums_of_squares(resid: np.ndarray, runs: np.ndarray) -> tuple[float, float]:
+    """(r' (I - P) r, r' P r): the within-run and between-run sums of squares of the residuals."""
     _, inverse, counts = np.unique(runs, return_inverse=True, return_counts=True)
-    z = (inverse[:, None] == np.arange(len(counts))[None]).astype(float)
-    return z @ (z / counts).T
-
-
-def residual_maker(jac: np.ndarray) -> np.ndarray:
-    """M = I - J J^+ (n, n): what a least-squares fit with Jacobian J (n, p) leaves of a disturbance."""
-    u, s, _ = np.linalg.svd(jac, full_matrices=False)
-    u = u[:, s > RANK_TOL * s.max()] if s.size and s.max() > 0 else u[:, :0]
-    return np.eye(len(jac)) - u @ u.T
+    between = float(np.sum(np.bincount(inverse, weights=resid) ** 2 / counts))
+    return float(resid @ resid) - between, between
 
 
 def estimate(resid: np.ndarray, runs: np.ndarray, jac: np.ndarray, cells: np.ndarray | None = None) -> Noise:
@@ -78,41 +137,41 @@ def estimate(resid: np.ndarray, runs: np.ndarray, jac: np.ndarray, cells: np.nda
     error (None: no replicates are named)."""
     resid, runs = np.asarray(resid, float), np.asarray(runs)
     n = len(resid)
-    m_mat, p_mat = residual_maker(jac), _projector(runs)
-    w_mat = np.eye(n) - p_mat
-    z = (p_mat > 0).astype(float)  # same run
+    d = _Design.of(runs, jac)
+    m_mat, p_mat, z = d.resid, d.means, d.same
+    w_mat = d.ident - p_mat
     forms = (w_mat, p_mat)
     # E[r' Q r] = point^2 tr(Q M) + run^2 tr(Q M Z Z' M), with Z Z' the same-run indicator (M symmetric, idempotent)
     mzm = m_mat @ z @ m_mat
-    coef = np.array([[np.sum(q * m_mat), np.sum(q * mzm)] for q in forms])
-    q_obs = np.array([resid @ q @ resid for q in forms])
+    coef = np.array([[(q @ m_mat).trace(), (q @ mzm).trace()] for q in forms])
+    q_obs = np.array(_run_sums_of_squares(resid, runs))
     n_runs = len(np.unique(runs))
     if n_runs == n:  # one point per run: only their sum is seen; it is all called point noise
         total = q_obs.sum() / max(coef[:, 0].sum(), 1e-12)
         point_var, run_var = max(total, 0.0), 0.0
-        dof_point = _dof([np.eye(n)], [1.0 / max(coef[:, 0].sum(), 1e-12)], m_mat, point_var * np.eye(n))
+        dof_point = _dof([d.ident], [1.0 / max(coef[:, 0].sum(), 1e-12)], m_mat, point_var * d.ident)
         return Noise(float(np.sqrt(point_var)), 0.0, dof_point, 0.0, n_runs, n)
     cov = None
     if coef[1, 1] * n_runs / n >= MIN_DOF:  # the between-run residuals see the run variance (~ dof x m)
         point_var, run_var = np.linalg.solve(coef, q_obs)
         point_var, run_var = max(float(point_var), 0.0), max(float(run_var), 0.0)
-        cov = point_var * np.eye(n) + run_var * z
+        cov = point_var * d.ident + run_var * z
         dof_point = _dof(forms, np.linalg.inv(coef)[0], m_mat, cov)
         dof_run = _dof([p_mat], [1.0], m_mat, cov)
     if cov is None or dof_run < MIN_DOF:  # the law absorbs every between-run residual: the run variance is unseen
         point_var = max(float(q_obs[0] / max(coef[0, 0], 1e-12)), 0.0)
         run_var, dof_run = point_var, 0.0  # assumed equal to the point variance (flagged as not identified)
-        dof_point = _dof([w_mat], [1.0 / max(coef[0, 0], 1e-12)], m_mat, point_var * np.eye(n))
+        dof_point = _dof([w_mat], [1.0 / max(coef[0, 0], 1e-12)], m_mat, point_var * d.ident)
     rep = _replicates(resid, runs, cells, point_var)
     return Noise(float(np.sqrt(point_var)), float(np.sqrt(run_var)), dof_point, dof_run, n_runs, n, *rep)
 
 
-def _dof(forms, weights, m_mat: np.ndarray, cov: np.ndarray) -> float:
+def _dof(forms: list[_Op], weights, m_mat: _Op, cov: _Op) -> float:
     """Satterthwaite's degrees of freedom of the estimate sum_i w_i r' Q_i r with r = M x, x ~ N(0, cov):
-    2 E^2 / Var, E = tr(K cov), Var = 2 tr((K cov)^2), K = M' (sum w_i Q_i) M."""
-    k_mat = m_mat.T @ sum(w * q for w, q in zip(weights, forms)) @ m_mat
-    kc = k_mat @ cov
-    mean, var = float(np.trace(kc)), 2.0 * float(np.sum(kc * kc.T))
+    2 E^2 / Var, E = tr(K cov), Var = 2 tr((K cov)^2), K = M (sum w_i Q_i) M (all symmetric)."""
+    combined = sum((float(w) * q for w, q in zip(weights, forms)), 0.0 * forms[0])
+    kc = m_mat @ combined @ m_mat @ cov
+    mean, var = kc.trace(), 2.0 * (kc @ kc).trace()
     return float(2 * mean**2 / var) if var > 0 else 0.0
 
 

@@ -26,11 +26,19 @@ STEPS = 24  # held values on each side of the estimate
 DISAGREE = 0.5  # an end further than this fraction of the bootstrap interval's width from the profile's: flagged
 
 
-def _whitener(nz: Noise, runs: np.ndarray) -> np.ndarray:
-    same = (runs[:, None] == runs[None, :]).astype(float)
-    cov = max(nz.point, 1e-9) ** 2 * np.eye(len(runs)) + nz.run**2 * same
-    vals, vecs = np.linalg.eigh(cov)
-    return vecs @ np.diag(vals**-0.5) @ vecs.T
+def _whitener(nz: Noise, runs: np.ndarray):
+    """r (n,) -> V^-1/2 r for V = point^2 I + run^2 Z Z' (Z Z' the same-run indicator), in O(n): on a run of m
+    points V is point^2 on deviations from the run's mean and point^2 + m run^2 on the mean, so
+    V^-1/2 r = (r - mean) / point + mean / sqrt(point^2 + m run^2), per run."""
+    _, inverse, counts = np.unique(runs, return_inverse=True, return_counts=True)
+    point2 = max(nz.point, 1e-9) ** 2
+    on_mean = (point2 + nz.run**2 * counts)[inverse] ** -0.5
+
+    def white(r: np.ndarray) -> np.ndarray:
+        mean = (np.bincount(inverse, weights=r, minlength=len(counts)) / counts)[inverse]
+        return (r - mean) / np.sqrt(point2) + mean * on_mean
+
+    return white
 
 
 def profile(f: fit.Fit, xs: list[np.ndarray], y: np.ndarray, runs: np.ndarray, nz: Noise, method: str = "runs") -> dict:
@@ -45,7 +53,7 @@ def profile(f: fit.Fit, xs: list[np.ndarray], y: np.ndarray, runs: np.ndarray, n
     lo_box, hi_box = fit._bounds(len(logs))
 
     def w(theta):
-        return white @ (fit._logsumexp(fit._terms(theta[None], logs))[0] - logy)
+        return white(fit._logsumexp(fit._terms(theta[None], logs))[0] - logy)
 
     w_min = float(np.sum(w(f._theta) ** 2))
     out = {}

@@ -546,7 +546,7 @@ def test_variable_projection_solves_the_scales_exactly_and_finds_a_boundary_floo
     n, t = (a.ravel() for a in np.meshgrid(np.geomspace(1e6, 1e8, 5), np.geomspace(1e8, 1e10, 5)))
     alpha, beta = fit.PROJECTION_GRID[5], fit.PROJECTION_GRID[6]
     y = 480 / n**alpha + 2000 / t**beta
-    theta = fit._projected_start([np.log(n), np.log(t)], y)
+    theta = fit._projected_starts([([n, t], y)])[0]
     assert theta[0] == fit.BOUNDS["e"][0]  # E = 0: the lower edge of e = ln E
     assert np.allclose(np.exp(theta[[1, 3]]), [480, 2000], rtol=1e-6) and np.allclose(theta[[2, 4]], [alpha, beta])
     f = fit.joint(n, t, y)

@@ -9,6 +9,8 @@ import sys
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from analysis import compare, fit, lack_of_fit, laws, noise, table
 from harness.core.errors import UserError
@@ -69,7 +71,7 @@ def test_the_method_of_moments_is_unbiased_in_expectation_under_the_linear_model
     rng = np.random.default_rng(3)
     runs = np.repeat(np.arange(8), 6)
     jac = np.column_stack([np.ones(48), np.log(np.repeat(np.geomspace(1e3, 1e5, 8), 6)), np.tile(np.log(T6), 8)])
-    m_mat = noise.residual_maker(jac)
+    m_mat = np.eye(48) - jac @ np.linalg.pinv(jac)  # what the law's fit leaves of a disturbance
     est = []
     for _ in range(400):
         e = rng.normal(0, 0.01, 8)[runs] + rng.normal(0, 0.004, 48)
@@ -77,6 +79,35 @@ def test_the_method_of_moments_is_unbiased_in_expectation_under_the_linear_model
     assert np.mean([n.run**2 for n in est]) == pytest.approx(0.01**2, rel=0.15)
     assert np.mean([n.point**2 for n in est]) == pytest.approx(0.004**2, rel=0.05)
     assert est[0].run_dof == pytest.approx(8 - 2, abs=1.0)  # 8 run means, 2 between-run parameters
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    sizes=st.lists(st.integers(1, 6), min_size=2, max_size=12),
+    n_cols=st.integers(1, 4),
+    word=st.lists(st.sampled_from(["ident", "means", "same", "resid"]), min_size=1, max_size=5),
+    seed=st.integers(0, 2**16),
+)
+def test_the_estimates_structured_matrices_give_the_dense_traces(sizes, n_cols, word, seed):
+    """noise._Design's matrices (I, run-mean projector P, same-run indicator Z Z', residual-maker M) never
+    materialise n x n arrays: the trace of any product of them equals the dense matrices' trace."""
+    rng = np.random.default_rng(seed)
+    runs = np.repeat(np.arange(len(sizes)), sizes)
+    jac = rng.normal(size=(len(runs), n_cols))
+    if seed % 3 == 0:
+        jac[:, 0] = rng.normal(size=len(sizes))[runs]  # a column that lives between runs, like N's terms
+    same = (runs[:, None] == runs[None, :]).astype(float)
+    dense = {
+        "ident": np.eye(len(runs)),
+        "means": same / same.sum(axis=1, keepdims=True),
+        "same": same,
+        "resid": np.eye(len(runs)) - jac @ np.linalg.pinv(jac),
+    }
+    design = noise._Design.of(runs, jac)
+    op, mat = getattr(design, word[0]), dense[word[0]]
+    for name in word[1:]:
+        op, mat = op @ getattr(design, name), mat @ dense[name]
+    assert op.trace() == pytest.approx(np.trace(mat), abs=1e-8 * max(1.0, np.abs(mat).sum()))
 
 
 def test_three_runs_for_three_between_run_parameters_leave_the_run_noise_unidentified_and_flagged():
