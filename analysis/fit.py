@@ -650,7 +650,7 @@ def lbfgs_batch(
             trial = np.clip(xr[pending] + step[pending, None] * d[pending], lo, hi)
             ft, gt = fun(trial, rows[pending])
             slope = np.sum(gr[pending] * (trial - xr[pending]), axis=1)  # f's first-order change to the trial
-            ok = ft <= fr[pending] + 1e-4 * slope
+            ok = (ft <= fr[pending] + 1e-4 * slope) & (slope < 0)  # a step too small to predict a gain is none
             hit = pending[ok]
             x_new[hit], f_new[hit], g_new[hit] = trial[ok], ft[ok], gt[ok]
             # the next trial: the minimum of the quadratic through f, its slope and the failed trial's f, kept

@@ -109,10 +109,13 @@ class _Design:
             k = u.shape[1]
             ident = _Op(1.0, np.eye(k), n)
             return cls(ident, ident, ident, _Op(1.0, np.zeros((k, k)), n))
-        sums = np.stack([np.bincount(inverse, weights=col, minlength=len(counts)) for col in u.T], axis=1)  # Z'U
+        sums = np.zeros((len(counts), u.shape[1]))
+        np.add.at(sums, inverse, u)  # Z'U
         off = u - (sums / counts[:, None])[inverse]  # U - P U: J's column space off the run indicators
-        q, sv, _ = np.linalg.svd(off, full_matrices=False)
-        q = q[:, sv > 1e-10]
+        q = off[:, :0]
+        if off.shape[1]:
+            q, sv, _ = np.linalg.svd(off, full_matrices=False)
+            q = q[:, sv > 1e-10]
         basis_u = np.vstack([sums / np.sqrt(counts)[:, None], q.T @ u])  # Q' U, Q = [Z D^-1/2, q]
         on_z = np.r_[np.ones(len(counts)), np.zeros(q.shape[1])]
         size = len(on_z)
