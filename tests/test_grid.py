@@ -94,6 +94,33 @@ seeds: [0, 1]
     assert {p.cfg["train.seed"] for p in points} == {0, 1}
 
 
+def test_a_key_given_in_two_places_is_named_with_the_place_that_wins(tmp_path):
+    """Precedence base < set < axes < zip < scale: a `scale` law replaces what `set` and `zip` give for train.lr,
+    and the zip's value replaces the axis' for dropout; each key gets one line, the loaded points follow it."""
+    path = _write(
+        tmp_path,
+        """base: base.yaml
+set: {train: {lr: 0.005}}
+shape: {tolerance: 10}
+axes: {n_params: [3.0e+4, 3.0e+5], model.dropout: [0.0, 0.1]}
+zip: {train.lr: [0.002, 0.001], model.dropout: [0.2, 0.3]}
+scale: {train.lr: {base: 0.002, n_ref: 3.0e+4, power: -0.5}}
+""",
+        base=BASE.replace("kind: id", "kind: st"),
+    )
+    lines = grid.shadowed(path)
+    assert len(lines) == 2
+    lr, dropout = sorted(lines, key=lambda line: "dropout" in line)
+    assert "set.train.lr, zip.train.lr never used: scale.train.lr sets it" in lr
+    assert (
+        "axes.model.dropout never used: zip.model.dropout" in dropout and "base < set < axes < zip < scale" in dropout
+    )
+    points = grid.load(path)
+    assert {p.cfg["model.dropout"] for p in points} == {0.2, 0.3}
+    assert all(p.cfg["train.lr"] == pytest.approx(0.002 * (p.shape.n_params / 3.0e4) ** -0.5) for p in points)
+    assert grid.shadowed(_write(tmp_path, "base: base.yaml\nset: {train.lr: 0.001}\naxes: {tokens: [6000]}\n")) == []
+
+
 def test_n_params_axis_sets_the_shape(tmp_path):
     path = _write(tmp_path, "base: base.yaml\naxes:\n  n_params: [1.28e+4, 1.0e+5]\n")  # id: no adapter
     a, b = grid.load(path)

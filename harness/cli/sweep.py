@@ -16,9 +16,16 @@ def _threads(profile: dict) -> int:
     return int(profile["cpus_per_task"])
 
 
+def _planned(path: str, points: list, profile: dict) -> dict:
+    """The plan of a grid's points, its warnings naming any key the grid gives in two places (grid.shadowed)."""
+    result = plan.plan(points, _threads(profile))
+    result["diagnostics"]["warnings"] += grid.shadowed(path)
+    return result
+
+
 def cmd_plan(args: argparse.Namespace) -> None:
     profile = sweep.load_profile(args.profile)
-    result = plan.plan(grid.load(args.grid), _threads(profile))
+    result = _planned(args.grid, grid.load(args.grid), profile)
     if args.json:
         print(json.dumps(result, indent=2))
     else:
@@ -37,7 +44,7 @@ def cmd_sweep(args: argparse.Namespace) -> None:
         profile["max_jobs"] = args.max_jobs
     points = grid.load(args.grid)
     out = Path(args.out or Path("sweeps") / Path(args.grid).stem)
-    planned = plan.plan(points, _threads(profile))
+    planned = _planned(args.grid, points, profile)
     planned["totals"]["parallel_jobs"] = sweep.parallel_jobs(args.executor, profile)
     print(
         plan.format_table(

@@ -175,6 +175,26 @@ def load(path: str | Path) -> list[Point]:
     return points
 
 
+PRECEDENCE = ("set", "axes", "zip", "scale")  # after the base config; a later place overrides an earlier one
+
+
+def shadowed(path: str | Path) -> list[str]:
+    """One line per config key a grid gives in more than one place, naming the values no point uses: the order
+    is base < set < axes < zip < scale (PRECEDENCE), so e.g. a `scale` law replaces the learning rates `set` and
+    `zip` give."""
+    tree = config.load_yaml(Path(path))
+    places: dict[str, list[str]] = {}
+    for place in PRECEDENCE:
+        for name in config.flatten(tree.get(place) or {}) if place == "set" else tree.get(place) or {}:
+            places.setdefault(ALIASES.get(name, name), []).append(place)
+    return [
+        f"{path}: {', '.join(f'{p}.{key}' for p in given[:-1])} never used: {given[-1]}.{key} sets it for every "
+        f"point (precedence: base < {' < '.join(PRECEDENCE)})"
+        for key, given in places.items()
+        if len(given) > 1
+    ]
+
+
 def _replicates(tree: Any, sizes: list | None, seeds: list, where: str) -> dict[float, list]:
     """replicates: {seeds: [...], n_params: [...]} -> {N: the copies' seeds}: each run at one of those N (default:
     the n_params axis' smallest and largest) is run again with each seed, all else the same."""
