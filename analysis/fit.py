@@ -353,13 +353,21 @@ def _padded_objective(data: list[tuple[list[np.ndarray], np.ndarray]]):
     """objective(theta (b, P), problems (b,)) -> (f, grad) of the Huber objective of data set `problems[i]` at
     theta[i] (`_batch_objective` on `_padded` arrays, in chunks of EVAL_CHUNK entries)."""
     logs, logy, weights = _padded(data)
-    per = max(1, EVAL_CHUNK // (logy.shape[1] * (len(logs) + 1)))
+    return _in_chunks(
+        lambda th, r: _batch_objective(th, [lx[r] for lx in logs], logy[r], weights[r]),
+        max(1, EVAL_CHUNK // (logy.shape[1] * (len(logs) + 1))),
+    )
 
-    def objective(theta: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+
+def _in_chunks(block, per: int):
+    """objective(theta (b, P), problems (b,)) -> (f (b,), grad (b, P)) from `block`, the same on at most `per`
+    rows at a time (cache-sized temporaries, bounded memory however many problems are in flight)."""
+
+    def objective(theta: np.ndarray, problems: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         f, grad = np.empty(len(theta)), np.empty_like(theta)
         for lo in range(0, len(theta), per):
-            sl, r = slice(lo, lo + per), rows[lo : lo + per]
-            f[sl], grad[sl] = _batch_objective(theta[sl], [lx[r] for lx in logs], logy[r], weights[r])
+            sl = slice(lo, lo + per)
+            f[sl], grad[sl] = block(theta[sl], problems[sl])
         return f, grad
 
     return objective
@@ -578,18 +586,13 @@ def shared_objective(logs: list[np.ndarray], logy: np.ndarray, weights: np.ndarr
     None (all 1), (n,) or (B, n). Rows are evaluated in chunks of EVAL_CHUNK values, so memory stays bounded however
     many problems (resamples x starts) are in flight."""
     axes, n = _Axes.of(logs), len(logs[0])
-    per = max(1, EVAL_CHUNK // n)
 
-    def objective(theta: np.ndarray, problems: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        f, grad = np.empty(len(theta)), np.empty_like(theta)
-        for lo in range(0, len(theta), per):
-            sl, rows = slice(lo, lo + per), problems[lo : lo + per]
-            ly = np.broadcast_to(logy, (len(rows), n)) if logy.ndim == 1 else logy[rows]
-            w = None if weights is None else weights[None] if weights.ndim == 1 else weights[rows]
-            f[sl], grad[sl] = _shared_objective(theta[sl], axes, ly, w)
-        return f, grad
+    def block(theta: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        ly = np.broadcast_to(logy, (len(rows), n)) if logy.ndim == 1 else logy[rows]
+        w = None if weights is None else weights[None] if weights.ndim == 1 else weights[rows]
+        return _shared_objective(theta, axes, ly, w)
 
-    return objective
+    return _in_chunks(block, max(1, EVAL_CHUNK // n))
 
 
 STUCK_GTOL = 1e-4  # a failed line search with a projected gradient at least this large is not convergence
