@@ -1,11 +1,14 @@
-"""Sweeps on the real one-node Slurm cluster that slurm/cluster.sh starts (sbatch job arrays, sacct, requeue).
+"""Sweeps on the real one-node Slurm cluster of their own that slurm/cluster.sh starts (sbatch job arrays, sacct,
+requeue); never on a cluster the machine already belongs to.
 
-In CI (CI=true) a cluster that cannot start is a failure; elsewhere these tests skip when it cannot start
-(not root, no apt)."""
+In CI (CI=true) a cluster that cannot start is a failure (cluster.sh installs the packages there); elsewhere these
+tests skip when it cannot start (not root, Slurm not installed)."""
 
 import json
 import os
+import shutil
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -20,16 +23,33 @@ pytestmark = pytest.mark.xdist_group("slurm")  # one worker drives the one clust
 PROFILE = ROOT / "slurm" / "local.yaml"
 
 
+def _cluster_sh(*args, env=None, timeout=900):
+    return subprocess.run(
+        ["bash", str(ROOT / "slurm" / "cluster.sh"), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+    )
+
+
 @pytest.fixture(scope="module")
 def cluster():
-    proc = subprocess.run(
-        ["bash", str(ROOT / "slurm" / "cluster.sh"), "start"], capture_output=True, text=True, timeout=900
-    )
+    """This suite's own cluster (slurm/cluster.sh: its own SLURM_CONF, ports, munge and database); sbatch, sacct
+    and scancel in this process and its children talk to it alone while the module runs."""
+    proc = _cluster_sh("start")
     if proc.returncode != 0:
         message = f"could not start the local Slurm cluster: {proc.stderr.strip()[-2000:]}"
         if os.environ.get("CI") == "true":
             pytest.fail(message)
         pytest.skip(message)
+    before = os.environ.get("SLURM_CONF")
+    os.environ["SLURM_CONF"] = _cluster_sh("env").stdout.split("=", 1)[1].strip()
+    yield os.environ["SLURM_CONF"]
+    if before is None:
+        del os.environ["SLURM_CONF"]
+    else:
+        os.environ["SLURM_CONF"] = before
 
 
 def _submit(s, points, **kw):
@@ -116,3 +136,26 @@ def test_two_task_job_is_preempted_and_resumes_to_the_same_metrics(cluster, tmp_
     whole = train({**points[0].cfg, "train.threads": 1}, tmp_path / "whole", progress=False)
     for key in [k for k in whole if k.startswith(("valid_", "test_"))] + ["tokens"]:
         assert resumed[key] == pytest.approx(whole[key], rel=1e-5, abs=1e-8), key
+
+
+def test_a_cluster_the_machine_already_has_is_never_touched(cluster, tmp_path):
+    """A second cluster on other ports stands for the one a machine belongs to (its SLURM_CONF is what sinfo
+    answers by default): starting ours again, a sweep and stopping ours submit nothing to it and leave it up."""
+    home = tempfile.mkdtemp(prefix="srt-foreign-", dir="/tmp")  # short: munge's socket path must fit 108 bytes
+    foreign = {"SRT_SLURM_DIR": home, "SRT_SLURM_PORT": "26817", "SRT_SLURM_CLUSTER": "foreign"}
+    assert _cluster_sh("start", env=foreign).returncode == 0
+    try:
+        foreign_conf = {"SLURM_CONF": f"{home}/slurm.conf"}
+        started = _cluster_sh("start", env=foreign_conf)  # the machine's cluster answers sinfo: ours is still ours
+        assert started.returncode == 0 and "srtlocal already up" in started.stderr
+        s, points = make_sweep(tmp_path, axes="  train.tokens: [20000]\n", name="slurm")
+        _submit(s, points)
+        assert sweep.status(s)[0] == {"done": 1}
+        sacct = ["sacct", "-a", "-n", "-X", "-S", "now-1hour", "-o", "JobName%40"]
+        ours = subprocess.run(sacct, capture_output=True, text=True, check=True).stdout
+        theirs = subprocess.run(sacct, capture_output=True, text=True, check=True, env={**os.environ, **foreign_conf})
+        assert ours.strip() and theirs.stdout.strip() == ""
+        assert _cluster_sh("status", env=foreign).returncode == 0
+    finally:
+        _cluster_sh("stop", env=foreign)
+        shutil.rmtree(home, ignore_errors=True)
