@@ -104,7 +104,24 @@ def test_every_command_has_help():
 def test_docs_carry_the_current_config_reference():
     from pathlib import Path
 
-    assert config.reference() in (Path(__file__).parent.parent / "docs" / "config.md").read_text()
+    text = (Path(__file__).parent.parent / "docs" / "config.md").read_text()
+    assert config.reference() in text and config.reference(config.PROFILE) in text
+
+
+def test_every_shipped_profile_loads_and_gives_every_key(tmp_path):
+    from pathlib import Path
+
+    from harness.sweep import sweep
+
+    profiles = sorted((Path(__file__).parent.parent / "slurm").glob("*.yaml"))
+    assert len(profiles) >= 2
+    for path in profiles:
+        assert set(config.load_yaml(path)) == set(config.PROFILE_KEYS), path
+        assert sweep.load_profile(path)["cpus_per_task"] >= 1
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("gpus_per_node: -1\n")
+    with pytest.raises(UserError, match=r"bad.yaml: gpus_per_node = -1: expected an integer >= 0"):
+        sweep.load_profile(bad)
 
 
 def test_nothing_in_the_repository_points_outside_it():

@@ -159,3 +159,28 @@ def test_a_cluster_the_machine_already_has_is_never_touched(cluster, tmp_path):
     finally:
         _cluster_sh("stop", env=foreign)
         shutil.rmtree(home, ignore_errors=True)
+
+
+def test_a_job_that_cannot_see_the_cache_or_the_sweep_fails_at_once_naming_the_path(cluster, tmp_path, monkeypatch):
+    """Held jobs whose paths are taken away before they start stand for a node that does not mount them."""
+    held = tmp_path / "held.yaml"
+    held.write_text(PROFILE.read_text().replace("sbatch: {}", "sbatch: {hold: true}"))
+    cache = tmp_path / "node-local-cache"
+    monkeypatch.setenv("SRT_SCALE_CACHE", str(cache))
+    s, points = make_sweep(tmp_path, axes="  train.tokens: [20000]\n", name="slurm")
+    ((run_id, job_id),) = sweep.submit(s, points, "slurm", sweep.load_profile(held), wait=False, log=print).items()
+    shutil.rmtree(cache)
+    subprocess.run(["scontrol", "release", job_id], check=True)
+    assert sweep.wait_for(s, [run_id], poll_s=0.5, log=lambda m: None) == {run_id: "failed"}
+    error = s.result(run_id)["error"]
+    assert error.startswith(f"{cache} is not visible on ") and "filesystem every node sees" in error
+
+    other, points = make_sweep(tmp_path, axes="  train.tokens: [20001]\n", name="node-local")
+    ((run_id, job_id),) = sweep.submit(other, points, "slurm", sweep.load_profile(held), wait=False, log=print).items()
+    other.folder.rename(tmp_path / "away")  # the job's script, pickle and log folder are not there
+    subprocess.run(["scontrol", "release", job_id], check=True)
+    assert sweep.wait_for(other, [run_id], poll_s=0.5, log=lambda m: None) == {run_id: "failed"}
+    (tmp_path / "away").rename(other.folder)
+    counts, failing = sweep.status(other)
+    assert counts == {"failed": 1} and str(other.root.resolve()) in failing[0][2]
+    assert "filesystem every node sees" in failing[0][2]

@@ -307,6 +307,51 @@ SCHEMA: list[Key] = [
 ]
 KEYS: dict[str, Key] = {k.name: k for k in SCHEMA}
 
+_pos = ((lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0), "a positive number")
+_mapping = ((lambda v: isinstance(v, dict)), "a mapping of sbatch flags to values")
+_lines = ((lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v)), "a list of shell lines")
+
+# A cluster profile (`--profile slurm/*.yaml`): where and with what resources a sweep's jobs run. Never part of a
+# run's identity: the same run on another cluster is the same run.
+PROFILE: list[Key] = [
+    _k("partition", None, _opt(_str), "sbatch --partition (null: the cluster's default)"),
+    _k("account", None, _opt(_str), "sbatch --account (null: the user's default)"),
+    _k("qos", None, _opt(_str), "sbatch --qos (null: the account's default)"),
+    _k(
+        "time_min",
+        60,
+        _pos,
+        "sbatch --time in minutes; submitit sends USR2 shortly before it and the run checkpoints and requeues",
+    ),
+    _k("mem_gb", 4, _pos, "sbatch --mem per node, GB"),
+    _k("cpus_per_task", 1, _int(1), "CPUs per task, and each task's torch threads (local: the threads of each job)"),
+    _k("gpus_per_node", 0, _int(0), "sbatch --gpus-per-node (with `train.device: cuda` in the grid)"),
+    _k(
+        "tasks_per_node",
+        1,
+        _int(1),
+        "processes per node; > 1 makes each run one data-parallel job (gloo on CPU, NCCL on CUDA)",
+    ),
+    _k("nodes", 1, _int(1), "nodes per run (tasks_per_node x nodes processes)"),
+    _k("array_parallelism", 16, _int(1), "Slurm: at most this many array tasks at once"),
+    _k("max_jobs", None, _opt(_int(1)), "local: jobs at once (null: CPUs / (cpus_per_task x tasks_per_node))"),
+    _k(
+        "runs_per_job",
+        None,
+        _opt(_int(1)),
+        "runs trained one after another in one job (null: 1 on Slurm; local: "
+        "one job per parallel slot, balanced by the plan's estimates)",
+    ),
+    _k(
+        "sbatch",
+        {},
+        _mapping,
+        'extra sbatch flags, e.g. {constraint: a100, exclude: "node[01-02]"}; `true` gives a bare flag',
+    ),
+    _k("setup", [], _lines, 'shell lines each job runs first, e.g. ["module load cuda", "source .venv/bin/activate"]'),
+]
+PROFILE_KEYS: dict[str, Key] = {k.name: k for k in PROFILE}
+
 
 FRACTIONS = ("eval.points", "train.branches")  # lists of fractions of T
 
@@ -454,8 +499,8 @@ def science(cfg: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in sorted(cfg.items()) if KEYS[k].hashed}
 
 
-def reference() -> str:
-    """Markdown table of every key (docs/config.md, checked by a test)."""
+def reference(keys: list[Key] = SCHEMA) -> str:
+    """Markdown table of every key of `keys` (run config or PROFILE; docs/config.md, checked by a test)."""
     rows = ["| key | default | meaning |", "|---|---|---|"]
-    rows += [f"| `{k.name}` | `{json.dumps(k.default)}` | {k.doc} |" for k in SCHEMA]
+    rows += [f"| `{k.name}` | `{json.dumps(k.default)}` | {k.doc} |" for k in keys]
     return "\n".join(rows)

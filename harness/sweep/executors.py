@@ -176,6 +176,8 @@ class Slurm:
             "PREEMPTED",
         ):
             return "interrupted" if (folder / f"{job['job_id']}_0_result.pkl").exists() else "pending"
+        if state == "FAILED" and not any(folder.glob(f"{job['job_id']}_0_log.*")):
+            return "failed"  # it could not open its log: the sweep directory is not on the node (last_log_line)
         return "interrupted"
 
 

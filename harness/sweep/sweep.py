@@ -19,10 +19,10 @@ import fcntl
 import json
 import os
 import signal
+import socket
 import threading
 import time
 from pathlib import Path
-from typing import Any
 
 import submitit
 
@@ -38,22 +38,6 @@ from harness.sweep import progress
 STATES = STATUSES + ("not_submitted",)
 RESUMED = ("not_submitted", "interrupted")  # submitted by every sweep
 RETRYABLE = ("failed", "diverged", "timed_out")  # resubmitted only with retry_failed
-PROFILE_DEFAULTS: dict[str, Any] = {
-    "partition": None,
-    "account": None,
-    "qos": None,
-    "time_min": 60,
-    "mem_gb": 4,
-    "cpus_per_task": 1,
-    "gpus_per_node": 0,
-    "tasks_per_node": 1,
-    "nodes": 1,
-    "array_parallelism": 16,
-    "max_jobs": None,
-    "runs_per_job": None,
-    "sbatch": {},
-    "setup": [],
-}
 
 
 def parallel_jobs(executor: str, profile: dict) -> int:
@@ -67,24 +51,19 @@ def job_count(executor: str, n_runs: int, profile: dict) -> int:
 
 
 def load_profile(path: str | Path | None) -> dict:
-    """A cluster profile (slurm/*.yaml): sbatch resources, array parallelism, extra flags, setup lines."""
+    """A cluster profile (slurm/*.yaml; keys: config.PROFILE): sbatch resources, array parallelism, extra flags,
+    setup lines. Missing keys take their defaults."""
+    profile = {k.name: k.default for k in config.PROFILE}
     if path is None:
-        return dict(PROFILE_DEFAULTS)
+        return profile
     tree = config.load_yaml(path)
-    for key in tree:
-        if key not in PROFILE_DEFAULTS:
-            raise UserError(f"{path}: unknown profile key {key!r} (known: {', '.join(PROFILE_DEFAULTS)})")
-    profile = {**PROFILE_DEFAULTS, **tree}
-    if not isinstance(profile["sbatch"], dict) or not isinstance(profile["setup"], list):
-        raise UserError(f"{path}: 'sbatch' must be a mapping and 'setup' a list of shell lines")
-    for key in ("time_min", "mem_gb", "cpus_per_task", "array_parallelism", "tasks_per_node", "nodes"):
-        if not isinstance(profile[key], (int, float)) or profile[key] <= 0:
-            raise UserError(f"{path}: {key} = {profile[key]!r}: expected a positive number")
-    if profile["runs_per_job"] is not None and (
-        not isinstance(profile["runs_per_job"], int) or profile["runs_per_job"] < 1
-    ):
-        raise UserError(f"{path}: runs_per_job = {profile['runs_per_job']!r}: expected a positive integer or null")
-    return profile
+    for key, value in tree.items():
+        known = config.PROFILE_KEYS.get(key)
+        if known is None:
+            raise UserError(f"{path}: unknown profile key {key!r} (known: {', '.join(config.PROFILE_KEYS)})")
+        if not known.check(value):
+            raise UserError(f"{path}: {key} = {value!r}: expected {known.expect}")
+    return {**profile, **tree}
 
 
 def pretrain(cfg: dict) -> None:
@@ -103,6 +82,32 @@ def pretrain(cfg: dict) -> None:
         train(pre, root, progress=False)
 
 
+NOT_SHARED = "is not visible on {host}: the sweep directory, the cache and the Python environment must be on a \
+filesystem every node sees (docs/usage.md, 'Cluster profiles')"
+
+
+def check_visible(cfgs: list[dict], out: str, cache: str) -> None:
+    """Fail a job at once, with one line naming the path, when this node cannot see the sweep's runs directory or
+    the cache (the submitting host made both): each run is recorded failed with that line when the runs directory
+    is visible, and the job raises."""
+    for path in (out, cache):
+        if not Path(path).is_dir():
+            error = f"{path} {NOT_SHARED.format(host=socket.gethostname())}"
+            if Path(out).is_dir() and submitit.JobEnvironment().global_rank == 0:
+                for cfg in cfgs:
+                    write_json(
+                        Path(out) / identity.run_id(cfg) / "result.json",
+                        {
+                            "run_id": identity.run_id(cfg),
+                            "status": "failed",
+                            "final": True,
+                            "tokens": 0,
+                            "error": error,
+                        },
+                    )
+            raise UserError(error)
+
+
 class RunJob(submitit.helpers.Checkpointable):
     """The job submitit runs: train a group of configs one after another in this process (one process start,
     import and dataset load for the group), with one process per task (data-parallel runs when the job has
@@ -111,6 +116,7 @@ class RunJob(submitit.helpers.Checkpointable):
     requeues the job, which skips the finished runs and resumes the stopped one."""
 
     def __call__(self, cfgs: list[dict], out: str, cache: str) -> str:
+        check_visible(cfgs, out, cache)
         os.environ["SRT_SCALE_CACHE"] = cache
         rank = 0
         if submitit.JobEnvironment().num_tasks > 1:
@@ -238,11 +244,16 @@ class Sweep:
     def state(self, run_id: str, job: dict | None = None) -> str:
         """One of STATES."""
         result = self.result(run_id)
+        if result is None and job is not None:
+            state = EXECUTORS.get(job["executor"]).job_state(job, self.folder, self.runs_dir / run_id)
+            if state in progress.WAITING:
+                return state
+            result = self.result(run_id)  # read again: the job may have written it and ended since the first read
+            if result is None:
+                return state
         if result is not None:
             return {"done": "done", "diverged": "diverged"}.get(result["status"], "failed")
-        if job is None:
-            return "not_submitted"
-        return EXECUTORS.get(job["executor"]).job_state(job, self.folder, self.runs_dir / run_id)
+        return "not_submitted"
 
     def states(self) -> dict[str, str]:
         jobs = self.jobs()
@@ -259,6 +270,10 @@ class Sweep:
                 lines = [ln for ln in path.read_text(errors="replace").splitlines() if ln.strip()]
                 if lines:
                     return lines[-1].strip()
+        if job is not None and job["executor"] == "slurm" and self.state(run_id, job) == "failed":
+            return f"job {job['job_id']} failed without writing its log: {self.root.resolve()} " + NOT_SHARED.format(
+                host="the node it ran on"
+            )
         return "(no log)"
 
 
@@ -315,8 +330,9 @@ def submit(
             for c in cfgs
         ]
         tracking.prepare_stores(cfgs, log)
-    args = (str(sweep.runs_dir), str(cache_dir()))
-    sweep.folder.mkdir(parents=True, exist_ok=True)
+    args = (str(sweep.runs_dir.resolve()), str(cache_dir()))
+    for folder in (sweep.folder, sweep.runs_dir, cache_dir()):  # a job that cannot see these fails at once
+        folder.mkdir(parents=True, exist_ok=True)
     return chosen.submit(sweep, todo, cfgs, args, profile, wait, log)
 
 
