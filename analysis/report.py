@@ -284,6 +284,12 @@ def _claims_lines(fits: dict) -> list[str]:
     ]
 
 
+def _split_word(column: str) -> str:
+    """'validation' for a valid_* column, else the column's split prefix (test_*: 'test')."""
+    prefix = column.split("_", 1)[0]
+    return "validation" if prefix == "valid" else prefix
+
+
 def _asymptote_text(a: dict) -> str:
     """The sigmoid's asymptote, or why it is not a claim (fit.sigmoid_asymptote)."""
     if a["bounded"]:
@@ -347,7 +353,8 @@ def render(table: pd.DataFrame, fits: dict, figures: list[Path], out: Path) -> s
         f"{_count(final['tokens'].max())}; K in {{{', '.join(sorted(table['negatives'].astype(str).unique()))}}}; "
         f"C from {final['flops'].min():.3g} to {final['flops'].max():.3g} FLOPs "
         f"(C / (N T) = {fits.get('kappa', float('nan')):.3g} FLOPs per parameter per target).",
-        f"- Fits use the fitting points' {fits['split']} metrics; targets are loss-like: "
+        f"- The laws are fitted to the fitting points' {fits['split']} metrics (Approach 2's IsoFLOP minima and "
+        "the Pareto frontier select models, on validation metrics where the table has them); targets are loss-like: "
         + "; ".join(f"{m} as {t}" for m, t in TARGETS.items())
         + f". Intervals: {fits['n_boot']} refits "
         "each (methods in the first section).",
@@ -438,7 +445,8 @@ def render(table: pd.DataFrame, fits: dict, figures: list[Path], out: Path) -> s
                 ci2 = iso.get("n_opt_exponent_ci95")
                 inside = sum(c["n_opt"] is not None for c in iso["curves"])
                 lines.append(
-                    f"- Approach 2 (IsoFLOP minima; {inside} of {len(iso['curves'])} budgets have their "
+                    f"- Approach 2 (IsoFLOP minima of {_split_word(iso.get('column', ''))} {metric}, model "
+                    f"selection; {inside} of {len(iso['curves'])} budgets have their "
                     f"minimum inside their N range): N_opt ∝ C^{iso['n_opt_exponent']:.3f}"
                     + (
                         f" (95% CI {ci2[0]:.3f} – {ci2[1]:.3f}, {iso['bootstrap']['resamples']} resamples "
@@ -486,7 +494,8 @@ def render(table: pd.DataFrame, fits: dict, figures: list[Path], out: Path) -> s
             if sg:
                 lines.append(
                     f"- Frontier: the SRT paper's sigmoid in ln C fitted to the Pareto envelope of "
-                    f"{len(e['frontier']['flops'])} evaluations (R² {sg['r2']:.3f}), half-way at "
+                    f"{len(e['frontier']['flops'])} evaluations of {_split_word(e['frontier']['column'])} {metric} "
+                    f"(R² {sg['r2']:.3f}), half-way at "
                     f"C = {np.exp(sg['params']['c0']):.3g}; " + _asymptote_text(sg["asymptote"])
                 )
             lines.append("")

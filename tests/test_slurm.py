@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from test_sweep import make_sweep
+from test_sweep import BASE, make_sweep
 
 from harness.run import identity, train
 from harness.sweep import results, sweep
@@ -184,3 +184,18 @@ def test_a_job_that_cannot_see_the_cache_or_the_sweep_fails_at_once_naming_the_p
     counts, failing = sweep.status(other)
     assert counts == {"failed": 1} and str(other.root.resolve()) in failing[0][2]
     assert "filesystem every node sees" in failing[0][2]
+
+
+def test_a_slurm_plan_times_new_shapes_in_one_calibration_job_and_nothing_here(cluster, tmp_path, monkeypatch):
+    monkeypatch.setenv("SRT_SCALE_CACHE", str(tmp_path / "cache"))
+    (tmp_path / "base.yaml").write_text(BASE)
+    (tmp_path / "grid.yaml").write_text("base: base.yaml\naxes:\n  negatives: [8, full]\n  train.lr: [0.001, 0.003]\n")
+    command = ["srt-scale", "plan", str(tmp_path / "grid.yaml"), "--executor", "slurm", "--profile", str(PROFILE)]
+    first = subprocess.run([*command, "--json"], capture_output=True, text=True, check=True)
+    assert "timing 2 new shape(s) on slurm|partition=debug|gpus=0 in calibration job" in first.stderr
+    target = "slurm|partition=debug|gpus=0|threads=1"
+    assert json.loads(first.stdout)["totals"]["timed_on"] == "slurm|partition=debug|gpus=0"
+    cached = json.loads((tmp_path / "cache" / "throughput.json").read_text())
+    assert list(cached) == [target] and len(cached[target]) == 3  # 2 shapes (lr is untimed) + process_s
+    again = subprocess.run(command, capture_output=True, text=True, check=True)
+    assert "calibration job" not in again.stderr and "by shape on slurm|partition=debug|gpus=0)" in again.stdout

@@ -231,3 +231,46 @@ def test_a_run_after_another_in_one_job_process_gives_the_rows_it_gives_alone(tm
     for a, b in zip(rows["pair"][second], rows["alone"][second]):
         metrics = {k: v for k, v in a.items() if k.startswith(("valid_", "test_", "train_loss"))}
         assert metrics and metrics == {k: b[k] for k in metrics}, a["tokens"]
+
+
+def test_no_calibrate_times_nothing_and_takes_the_eta_from_the_first_finished_run(tmp_path, monkeypatch, capsys):
+    from harness.sweep import progress
+
+    monkeypatch.setenv("SRT_SCALE_CACHE", str(tmp_path / "cache"))
+    make_sweep(tmp_path)  # writes the grid
+    cli.main(["plan", str(tmp_path / "grid.yaml"), "--no-calibrate"])
+    out = capsys.readouterr().out
+    assert "not timed (no calibration): the sweep's ETA comes from its first finished runs" in out
+    assert not (tmp_path / "cache" / "throughput.json").exists()  # no step was timed here
+    points = grid.load(tmp_path / "grid.yaml")
+    s = sweep.Sweep(tmp_path / "untimed")
+    s.write_plan(plan.plan(points, 1, "flops"), tmp_path / "grid.yaml")
+    snap = progress.snapshot(s.plan, s.runs_dir, s.states())
+    assert progress.describe(snap).endswith("| ETA after the first finished run")
+    run(s, points[:1], "debug")
+    first, second = (next(r for r in s.plan["runs"] if r["run_id"] == p.run_id) for p in points)
+    wall = json.loads((s.runs_dir / first["run_id"] / "result.json").read_text())["wall_s"]
+    snap = progress.snapshot(s.plan, s.runs_dir, s.states())  # seconds per FLOP of the finished run, for the rest
+    assert snap["eta_s"] == pytest.approx(wall * second["flops_spent"] / first["flops_spent"], rel=1e-6)
+    assert "ETA" in progress.describe(snap) and "first finished" not in progress.describe(snap)
+
+
+def test_plan_show_prints_a_runs_resolved_config_that_train_reads_back_and_its_profile(tmp_path, capsys):
+    import yaml
+
+    from harness.core import config
+
+    make_sweep(tmp_path, axes="  negatives: [8, full]\n  train.lr: [0.001, 0.003]\n")
+    points = grid.load(tmp_path / "grid.yaml")
+    cli.main(["plan", str(tmp_path / "grid.yaml"), "--show", points[2].run_id])
+    shown = capsys.readouterr().out
+    assert shown.startswith(f"# run {points[2].run_id} (index 2 of 4): ")
+    tree = yaml.safe_load(shown)
+    assert tree.pop("profile") == sweep.load_profile(None)
+    (tmp_path / "run.yaml").write_text(yaml.safe_dump(tree))
+    assert config.load(tmp_path / "run.yaml") == points[2].cfg
+    cli.main(["plan", str(tmp_path / "grid.yaml"), "--show", "2"])
+    assert capsys.readouterr().out == shown
+    with pytest.raises(SystemExit) as e:
+        cli.main(["plan", str(tmp_path / "grid.yaml"), "--show", "9"])
+    assert e.value.code == 2 and "--show 9: no run of this grid" in capsys.readouterr().err

@@ -36,8 +36,9 @@ def design_args(sp: argparse.ArgumentParser, study: bool) -> None:
         "--target",
         choices=("exponents", "n_opt", "loss"),
         default="exponents",
-        help="whose 95%% interval to shrink: alpha and beta jointly, ln N_opt at --at, or the predicted "
-        "loss there (default exponents)",
+        help="whose 95%% interval to shrink: alpha and beta jointly, ln N_opt at "
+        + ("10x the table's largest run" if study else "--at")
+        + ", or the predicted loss there (default exponents)",
     )
     if not study:
         g.add_argument("--next", type=int, metavar="Q", help="propose up to Q new runs (needs --spend)")
@@ -134,16 +135,30 @@ def parser() -> argparse.ArgumentParser:
             help="cluster profile YAML (slurm/*.yaml): resources, array parallelism, "
             "sbatch flags, setup lines; cpus_per_task is each job's thread budget",
         )
+        sp.add_argument(
+            "--no-calibrate",
+            action="store_true",
+            help="time nothing: the plan prints no times and the sweep's ETA comes from its first finished runs "
+            "(default: local and debug time new shapes on this host; slurm in one calibration job on the "
+            "profile's partition, cached per partition and device)",
+        )
 
     plan_p = sub.add_parser(
         "plan",
         help="print every run of a grid with shape, N, T, K, FLOPs, estimated time",
         description="Resolve a grid: every run's shape (solved for its target N), actual N, "
-        "T, K, FLOPs and estimated time on the executor. Nothing trains.",
+        "T, K, FLOPs and estimated time on the executor. No run trains; shapes not yet timed where the runs "
+        "will run are timed first (this host, or one Slurm calibration job).",
     )
     plan_p.add_argument("grid", help="grid YAML")
     executor_args(plan_p)
     plan_p.add_argument("--json", action="store_true", help="print the plan as JSON")
+    plan_p.add_argument(
+        "--show",
+        metavar="RUN",
+        help="print one run (its id, or its 0-based index in the plan) resolved: its whole config as a run config "
+        "YAML and the executor profile its jobs get; nothing is timed",
+    )
     plan_p.set_defaults(func="sweep:cmd_plan")
 
     sweep_p = sub.add_parser(
@@ -153,11 +168,19 @@ def parser() -> argparse.ArgumentParser:
         "no job pending or running, through submitit.",
     )
 
-    def submit_args(sp: argparse.ArgumentParser) -> None:
+    def submit_args(sp: argparse.ArgumentParser, study: bool = False) -> None:
         sp.add_argument("grid", help="grid YAML")
         executor_args(sp)
-        sp.add_argument("--out", help="sweep directory (default: sweeps/<grid name>)")
-        sp.add_argument("--max-jobs", type=int, help="local: runs at a time (default: CPUs / cpus_per_task)")
+        sp.add_argument(
+            "--out",
+            help="sweep directory (default: sweeps/<grid name>"
+            + (", with --adaptive sweeps/<grid name>-adaptive)" if study else ")"),
+        )
+        sp.add_argument(
+            "--max-jobs",
+            type=int,
+            help="local: jobs at a time (default: CPUs / (cpus_per_task x tasks_per_node))",
+        )
 
     submit_args(sweep_p)
     sweep_p.add_argument(
@@ -323,7 +346,7 @@ def parser() -> argparse.ArgumentParser:
         description="The whole study for a grid: plan, sweep (waiting for every run), collect, "
         "fit, figures and report.md.",
     )
-    submit_args(study_p)
+    submit_args(study_p, study=True)
     study_p.add_argument(
         "--report",
         metavar="DIR",

@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 
 from harness.core import config
-from harness.data.prepare import prepare
+from harness.data.prepare import describe, prepare
 
 
 def _source_config(source: str, sets: list[str]) -> dict:
@@ -24,3 +24,4 @@ def cmd_data_prepare(args: argparse.Namespace) -> None:
     dataset, hit = prepare(_source_config(args.source, args.set))
     print(f"{'cache hit' if hit else 'prepared'}: {dataset.root}")
     print(json.dumps(dataset.manifest, indent=2))
+    print(describe(dataset.manifest))

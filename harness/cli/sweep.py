@@ -5,10 +5,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
+import yaml
+
+from harness.core import config
 from harness.core.errors import UserError
-from harness.plan import grid, plan
+from harness.core.registry import EXECUTORS
+from harness.plan import grid, plan, throughput
 from harness.sweep import progress, results, sweep
 
 
@@ -16,16 +21,45 @@ def _threads(profile: dict) -> int:
     return int(profile["cpus_per_task"])
 
 
-def _planned(path: str, points: list, profile: dict) -> dict:
-    """The plan of a grid's points, its warnings naming any key the grid gives in two places (grid.shadowed)."""
-    result = plan.plan(points, _threads(profile))
-    result["diagnostics"]["warnings"] += grid.shadowed(path)
+def _planned(args: argparse.Namespace, points: list, profile: dict) -> dict:
+    """The plan of a grid's points timed where the executor runs them (or not at all with --no-calibrate), its
+    warnings naming any key the grid gives in two places (grid.shadowed)."""
+    target = (
+        throughput.FLOPS
+        if args.no_calibrate
+        else EXECUTORS.get(args.executor).timed_on(
+            [p.cfg for p in points], profile, lambda m: print(m, file=sys.stderr)
+        )
+    )
+    result = plan.plan(points, _threads(profile), target)
+    result["diagnostics"]["warnings"] += grid.shadowed(args.grid)
     return result
+
+
+def _show(points: list, which: str, profile: dict) -> str:
+    """Run `which` (a run id, or its 0-based index in the plan) of a grid, resolved: its config as a run config
+    YAML (`srt-scale train` reads it back) and the profile its jobs get, every key with its value."""
+    chosen = [p for i, p in enumerate(points) if which in (p.run_id, str(i))]
+    if not chosen:
+        raise UserError(f"--show {which}: no run of this grid has that id or index (0 .. {len(points) - 1})")
+    p = chosen[0]
+    head = f"# run {p.run_id} (index {points.index(p)} of {len(points)}): " + (
+        ", ".join(f"{k}={v}" for k, v in p.values.items()) or "the base config"
+    )
+    return (
+        f"{head}\n# the resolved run config: base < set < axes < zip < scale, then every default\n"
+        + yaml.safe_dump(config.unflatten(p.cfg), sort_keys=False)
+        + "# the resolved executor profile (docs/config.md, 'Cluster profile')\n"
+        + yaml.safe_dump({"profile": profile}, sort_keys=False)
+    )
 
 
 def cmd_plan(args: argparse.Namespace) -> None:
     profile = sweep.load_profile(args.profile)
-    result = _planned(args.grid, grid.load(args.grid), profile)
+    if args.show is not None:
+        print(_show(grid.load(args.grid), args.show, profile), end="")
+        return
+    result = _planned(args, grid.load(args.grid), profile)
     if args.json:
         print(json.dumps(result, indent=2))
     else:
@@ -44,7 +78,7 @@ def cmd_sweep(args: argparse.Namespace) -> None:
         profile["max_jobs"] = args.max_jobs
     points = grid.load(args.grid)
     out = Path(args.out or Path("sweeps") / Path(args.grid).stem)
-    planned = _planned(args.grid, points, profile)
+    planned = _planned(args, points, profile)
     planned["totals"]["parallel_jobs"] = sweep.parallel_jobs(args.executor, profile)
     print(
         plan.format_table(

@@ -116,16 +116,17 @@ SCHEMA: list[Key] = [
         "clusters",
         _choice(*registry.WORLDS.names()),
         "synthetic: which generator: clusters "
-        "(category/brand/attribute latents; the world of the committed results but the quickstart's) or spectral (the "
-        "quickstart's: latents a linear function of the title's words with factor variances k^-spectrum, and a "
-        "capacity oracle: harness/data/spectral.py)",
+        "(category/brand/attribute latents; the transfer study's pretraining) or spectral (the quickstart's, "
+        "negatives' and adaptive study's: latents a linear function of the title's words with factor variances "
+        "k^-spectrum, and a capacity oracle: harness/data/spectral.py)",
     ),
     _k(
         "data.synthetic.spectrum",
         1.0,
         _num(0),
         "synthetic, spectral world: exponent nu of the factor variances "
-        "lambda_k = k^-nu (the best rank-d model's gap follows their tail sum_{k>d} lambda_k^2 ~ d^-(2 nu - 1))",
+        "lambda_k = k^-nu (their tail sum_{k>d} lambda_k^2 ~ d^-(2 nu - 1); the best rank-d model's gap in nats is "
+        "measured by the capacity oracle, not proportional to it)",
     ),
     # features: how an item becomes a d_model vector
     _k(

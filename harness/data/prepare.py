@@ -194,6 +194,28 @@ def _build(cfg: dict) -> tuple[pd.DataFrame, pd.DataFrame, dict, pd.DataFrame | 
     return inter.reset_index(drop=True), items, manifest, oracle
 
 
+DROP_WORDS = {
+    "interactions_duplicate": "duplicate (user, item, timestamp) interactions",
+    "interactions_unknown_item": "interactions with an item missing from the items file",
+    "items_no_text": "items without text (title, brand, category all empty)",
+    "interactions_item_no_text": "interactions with those items",
+    "items_kcore": "items below data.item_kcore",
+    "interactions_kcore": "interactions of those items",
+    "users_too_few": "users below data.min_user_interactions",
+    "interactions_users_too_few": "interactions of those users",
+}
+
+
+def describe(manifest: dict) -> str:
+    """What a prepared dataset kept and dropped, in two lines (its manifest's counts)."""
+    kept = (
+        f"kept {manifest['n_users']:,} users, {manifest['n_items']:,} items, {manifest['n_interactions']:,} "
+        f"interactions (of {manifest['raw_interactions']:,} interactions and {manifest['raw_items']:,} items read)"
+    )
+    drops = [f"{n:,} {DROP_WORDS.get(k, k)}" for k, n in manifest["drops"].items() if n]
+    return kept + "\n" + ("dropped: " + "; ".join(drops) if drops else "dropped: nothing")
+
+
 def _content_hash(inter: pd.DataFrame, items: pd.DataFrame) -> str:
     h = hashlib.sha256()
     for col in ("user", "item", "timestamp"):

@@ -17,8 +17,9 @@ from harness.plan.grid import Point, flops_per_target
 MIN_DECADES = 1.5  # an axis spanning less pins its exponent down poorly
 
 
-def plan(points: list[Point], threads: int) -> dict:
-    """Rows (one per run), totals, and the design's diagnostics for a grid's points."""
+def plan(points: list[Point], threads: int, target: str | None = None) -> dict:
+    """Rows (one per run), totals, and the design's diagnostics for a grid's points, timed on `target`
+    (throughput.py: None for this host, a calibrated cluster target, or FLOPS for no figures)."""
     rows = []
     for p in points:
         cfg = p.cfg
@@ -41,7 +42,7 @@ def plan(points: list[Point], threads: int) -> dict:
                 "flops_spent": spent,
                 "lengths": schedules.lengths(cfg),
                 "targets_spent": schedules.targets_spent(cfg),
-                **throughput.estimate(cfg, per_target, threads),
+                **throughput.estimate(cfg, per_target, threads, target),
                 "epochs": cfg["train.tokens"] / dataset_summary(cfg)["targets_per_epoch"],
                 "budget": p.budget,
                 "n_params_actual": point_n_params(p),
@@ -55,8 +56,9 @@ def plan(points: list[Point], threads: int) -> dict:
             "runs": len(rows),
             "flops": sum(r["flops_spent"] for r in rows),
             "est_s": sum(r["est_s"] for r in rows),
-            "process_s": throughput.process_seconds(threads),
+            "process_s": throughput.process_seconds(threads, target),
             "threads_per_job": threads,
+            "timed_on": target or "this host",
         },
         "diagnostics": diagnostics(rows),
     }
@@ -128,15 +130,17 @@ def format_table(result: dict, parallel: int, jobs: int | None = None) -> str:
         f"{'K':>6}{'FLOPs':>10}{'est s':>8}  other axes"
     )
     lines = [head, "-" * len(head)]
+    t = result["totals"]
+    untimed = t.get("timed_on") == throughput.FLOPS
     for r in result["runs"]:
         n = f"{r['n_params']:,}" if r["n_params"] else "-"
         err = f"{r['n_params_error']:+.0%}" if r["n_params_error"] is not None else "-"
         other = " ".join(f"{k}={v}" for k, v in r["values"].items())
+        est = "-" if untimed else f"{r['est_s']:.0f}"
         lines.append(
             f"{r['run_id']:<13}{r['d_model']:>8}{r['n_layers']:>7}{r['n_heads']:>6}{r['d_ff']:>6}{n:>11}"
-            f"{err:>7}{r['tokens']:>10,}{str(r['negatives']):>6}{r['flops']:>10.3g}{r['est_s']:>8.0f}  {other}"
+            f"{err:>7}{r['tokens']:>10,}{str(r['negatives']):>6}{r['flops']:>10.3g}{est:>8}  {other}"
         )
-    t = result["totals"]
     lines.append("-" * len(head))
     for k, d in result["diagnostics"]["per_k"].items():
         spans = ", ".join(f"{axis} {span:.2f}" for axis, span in d["decades"].items())
@@ -149,12 +153,18 @@ def format_table(result: dict, parallel: int, jobs: int | None = None) -> str:
                 f"  budget {b['flops']:.3g} FLOPs: {b['runs']} runs, N {b['n_params'][0]:,} .. {b['n_params'][1]:,}"
             )
     lines += [f"warning: {w}" for w in result["diagnostics"]["warnings"]]
+    if untimed:
+        lines.append(
+            f"{t['runs']} runs, {t['flops']:.3g} FLOPs; not timed (no calibration): the sweep's ETA comes from its "
+            f"first finished runs; {parallel} job(s) at a time"
+        )
+        return "\n".join(lines)
     rates = [r["flops_per_s"] for r in result["runs"]]
     lines.append(
         f"{t['runs']} runs, {t['flops']:.3g} FLOPs, {t['est_s'] / 60:.1f} min of compute; about "
         f"{wall_seconds(result, parallel, jobs) / 60:.1f} min wall with {parallel} job(s) at a time "
         f"({t['threads_per_job']} thread(s) each; measured {min(rates) / 1e9:.2g}-{max(rates) / 1e9:.2g} "
-        "GFLOP/s by shape)"
+        f"GFLOP/s by shape on {t.get('timed_on', 'this host')})"
     )
     return "\n".join(lines)
 

@@ -11,8 +11,11 @@ A run's time is est_s = setup_s + steps x step_s + valid_evals x valid_eval_s + 
 - setup_s: building the run (dataset from the cache, model, evaluation sets); a job also pays process_s once: its
   interpreter start, imports and the in-process matmul peak (`job_seconds`).
 steps = targets_spent / targets_per_step (cooldown branches included). Measurements are cached in
-<cache>/throughput.json under the host, torch version, threads and device, and one entry per timing key: the
-config without the keys that cannot change a step's or an evaluation's time (`UNTIMED`).
+<cache>/throughput.json under where they were made and one entry per timing key: the config without the keys that
+cannot change a step's or an evaluation's time (`UNTIMED`). Where: this host, torch version, threads and device
+(measured here on a miss: the local and debug executors), or a cluster target (`slurm|...`, made by a calibration
+job on the target's nodes: harness/sweep/calibrate.py; read only here). With no figures at all (`FLOPS`), a run's
+time is its FLOPs at a nominal rate that the sweep's ETA replaces by what its finished runs took.
 """
 
 from __future__ import annotations
@@ -63,19 +66,62 @@ def timing_key(cfg: dict) -> str:
     return json.dumps({k: v for k, v in sorted(cfg.items()) if k not in UNTIMED}, sort_keys=True, default=str)
 
 
-def measure(cfg: dict, threads: int) -> dict:
-    """step_s, targets_per_step, valid_eval_s, fitting_eval_s and setup_s of `cfg` with `threads` threads
-    (cached per host; measured by real training steps and evaluations of the run's Loop when new)."""
+FLOPS = "flops"  # no timing figures: est_s is FLOPs / NOMINAL_FLOPS_PER_S until finished runs give the rate
+NOMINAL_FLOPS_PER_S = 1e9
+
+
+def _known() -> dict:
+    path = cache_dir() / "throughput.json"
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def _store(where: str, entries: dict) -> None:
+    """Add `entries` under `where` in the cache (re-read first: another process may have added some)."""
+    known = _known()
+    known.setdefault(where, {}).update(entries)
+    write_json(cache_dir() / "throughput.json", known)
+
+
+def target_key(target: str, threads: int) -> str:
+    """Where the figures of a cluster target (a partition and its resources, made by calibrate.py) live."""
+    return f"{target}|threads={threads}"
+
+
+def missing(cfgs: list[dict], threads: int, target: str) -> list[dict]:
+    """One config per timing key of `cfgs` that `target` has no figures for yet (process_s included: a target
+    without it misses its first config)."""
+    have = _known().get(target_key(target, threads), {})
+    todo = {timing_key(c): c for c in cfgs if timing_key(c) not in have}
+    if "process_s" not in have and cfgs:
+        todo.setdefault(timing_key(cfgs[0]), cfgs[0])
+    return list(todo.values())
+
+
+def record(target: str, threads: int, measured: dict) -> None:
+    """Store a calibration job's figures ({timing key: figures, "process_s": s}) under `target`."""
+    _store(target_key(target, threads), measured)
+
+
+def measure(cfg: dict, threads: int, target: str | None = None) -> dict:
+    """step_s, targets_per_step, valid_eval_s, fitting_eval_s and setup_s of `cfg` with `threads` threads: a
+    cluster `target`'s calibrated figures, else this host's (cached; measured by real training steps and
+    evaluations of the run's Loop when new)."""
+    key = timing_key(cfg)
+    if target is not None:
+        return _known()[target_key(target, threads)][key]  # calibrate.py made it before planning
     device = (
         "cuda"
         if cfg["train.device"] == "cuda" or (cfg["train.device"] == "auto" and torch.cuda.is_available())
         else "cpu"
     )
-    path = cache_dir() / "throughput.json"
-    known = json.loads(path.read_text()) if path.exists() else {}
-    host, key = _host_key(threads, device), timing_key(cfg)
-    if key in known.get(host, {}):
-        return known[host][key]
+    host = _host_key(threads, device)
+    if key not in _known().get(host, {}):
+        _store(host, {key: time_shape(cfg, threads)})
+    return _known()[host][key]
+
+
+def time_shape(cfg: dict, threads: int) -> dict:
+    """Measure `cfg`'s shape here, now: real Loop steps at lr 0 and one evaluation of each kind (no cache)."""
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
@@ -107,9 +153,6 @@ def measure(cfg: dict, threads: int) -> dict:
             figures[name] = time.perf_counter() - start
     finally:
         torch.set_num_threads(before)
-    known = json.loads(path.read_text()) if path.exists() else {}  # another process may have added entries
-    known.setdefault(host, {})[key] = figures
-    write_json(path, known)
     return figures
 
 
@@ -119,10 +162,17 @@ def _step(loop) -> None:
         raise RuntimeError(f"timing run {loop.run.id}: {outcome}")
 
 
-def estimate(cfg: dict, flops_per_target: float, threads: int) -> dict:
+def estimate(cfg: dict, flops_per_target: float, threads: int, target: str | None = None) -> dict:
     """One run of `cfg` inside a job whose process has started (see the module docstring): est_s, its set-up part
-    est_setup_s, and the training FLOP/s its shape achieves here (C per target x targets per step / step time)."""
-    m = measure(cfg, threads)
+    est_setup_s, and the training FLOP/s its shape achieves (C per target x targets per step / step time) on
+    `target` (None: this host; FLOPS: no figures, FLOP/s None)."""
+    if target == FLOPS:
+        return {
+            "est_s": schedules.targets_spent(cfg) * flops_per_target / NOMINAL_FLOPS_PER_S,
+            "est_setup_s": 0.0,
+            "flops_per_s": None,
+        }
+    m = measure(cfg, threads, target)
     fitting_rows = len(schedules.lengths(cfg))  # the branch ends and the final row
     valid_points = sum(1 for p in cfg["eval.points"] if p * cfg["train.tokens"] < cfg["train.tokens"])
     seconds = (
@@ -147,28 +197,33 @@ REFERENCE = {
 }
 
 
-def process_seconds(threads: int) -> float:
-    """A job process's own start on this host: interpreter, imports and the matmul peak its first run measures
-    (a child process timed once, cached)."""
-    path = cache_dir() / "throughput.json"
-    known = json.loads(path.read_text()) if path.exists() else {}
+def process_seconds(threads: int, target: str | None = None) -> float:
+    """A job process's own start: interpreter, imports and the matmul peak its first run measures; on `target`
+    its calibration job's figure (FLOPS: 0), else this host's (a child process timed once, cached)."""
+    if target == FLOPS:
+        return 0.0
+    if target is not None:
+        return _known()[target_key(target, threads)]["process_s"]
     host = _host_key(threads, "cpu")
-    if "process_s" not in known.get(host, {}):
-        start = time.perf_counter()
-        subprocess.run(
-            [
-                sys.executable,
-                "-c",
-                f"import torch; torch.set_num_threads({threads}); import submitit; "
-                "from harness.run import Loop; from harness.model import accounting; accounting.matmul_peak()",
-            ],
-            check=True,
-            capture_output=True,
-        )
-        known = json.loads(path.read_text()) if path.exists() else {}
-        known.setdefault(host, {})["process_s"] = time.perf_counter() - start
-        write_json(path, known)
-    return known[host]["process_s"]
+    if "process_s" not in _known().get(host, {}):
+        _store(host, {"process_s": time_process(threads)})
+    return _known()[host]["process_s"]
+
+
+def time_process(threads: int) -> float:
+    """Seconds a fresh job process takes to start here: interpreter, imports and the matmul peak (no cache)."""
+    start = time.perf_counter()
+    subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            f"import torch; torch.set_num_threads({threads}); import submitit; "
+            "from harness.run import Loop; from harness.model import accounting; accounting.matmul_peak()",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return time.perf_counter() - start
 
 
 def job_seconds(run_seconds_each: list[float], threads: int) -> float:

@@ -1,7 +1,8 @@
 """How a sweep's runs reach submitit (`--executor`, registered in harness/core/registry.py).
 
-An executor says how many runs go at a time, submits a batch of runs (each a `sweep.RunJob`), and reads the
-state of a submitted run that has no result.json yet. A run with several tasks (profile `tasks_per_node` x
+An executor says how many runs go at a time, where its runs are timed for the plan (`timed_on`: this host, or a
+calibration job on the cluster's nodes), submits a batch of runs (each a `sweep.RunJob`), and reads the state of a
+submitted run that has no result.json yet. A run with several tasks (profile `tasks_per_node` x
 `nodes`) is one data-parallel job: one process per task, joined by submitit's TorchDistributedEnvironment.
 """
 
@@ -15,6 +16,8 @@ from pathlib import Path
 import submitit
 
 from harness.core.errors import UserError, last_line
+from harness.core.io import cache_dir
+from harness.plan import throughput
 from harness.plan.plan import groups
 from harness.sweep import progress
 from harness.sweep.sweep import RunJob, wait_for
@@ -50,6 +53,10 @@ class Debug:
     def n_groups(self, n_runs: int, profile: dict) -> int:
         """How many jobs share `n_runs` runs: debug one per run."""
         return n_runs
+
+    def timed_on(self, cfgs: list[dict], profile: dict, log) -> str | None:
+        """Where the plan times these runs: None, this host (the throughput model measures what it lacks)."""
+        return None
 
     def submit(self, sweep, todo, cfgs, args, profile, wait, log) -> dict[str, str]:
         """Run groups of runs as jobs (at most `parallel` at a time) and wait."""
@@ -123,8 +130,10 @@ class Slurm:
         """One array task per `runs_per_job` runs (default 1)."""
         return math.ceil(n_runs / (profile["runs_per_job"] or 1))
 
-    def submit(self, sweep, todo, cfgs, args, profile, wait, log) -> dict[str, str]:
-        ex = submitit.AutoExecutor(folder=sweep.folder, cluster="slurm")
+    @staticmethod
+    def executor(folder: Path, profile: dict, name: str = "srt-scale", tasks: bool = True):
+        """A submitit Slurm executor with the profile's resources (`tasks` False: one task on one node)."""
+        ex = submitit.AutoExecutor(folder=folder, cluster="slurm")
         extra = {
             k: v
             for k, v in (("partition", profile["partition"]), ("account", profile["account"]), ("qos", profile["qos"]))
@@ -135,14 +144,48 @@ class Slurm:
             mem_gb=profile["mem_gb"],
             cpus_per_task=int(profile["cpus_per_task"]),
             gpus_per_node=int(profile["gpus_per_node"]),
-            tasks_per_node=int(profile["tasks_per_node"]),
-            nodes=int(profile["nodes"]),
+            tasks_per_node=int(profile["tasks_per_node"]) if tasks else 1,
+            nodes=int(profile["nodes"]) if tasks else 1,
             slurm_array_parallelism=int(profile["array_parallelism"]),
-            name="srt-scale",
+            name=name,
             slurm_additional_parameters=dict(profile["sbatch"]),
             slurm_setup=list(profile["setup"]),
             **{f"slurm_{k}": v for k, v in extra.items()},
         )
+        return ex
+
+    @staticmethod
+    def target(profile: dict) -> str:
+        """The nodes a profile's jobs run on, as the throughput cache names them."""
+        constraint = profile["sbatch"].get("constraint")
+        return f"slurm|partition={profile['partition'] or '(default)'}|gpus={profile['gpus_per_node']}" + (
+            f"|constraint={constraint}" if constraint else ""
+        )
+
+    def timed_on(self, cfgs: list[dict], profile: dict, log) -> str:
+        """The cluster target; shapes it has no figures for are timed first by one calibration job there (real
+        Loop steps and evaluations at lr 0 on a node of the partition, and a job process's start), cached in
+        <cache>/throughput.json per target. Nothing is timed on this (the submitting) host."""
+        target, threads = self.target(profile), int(profile["cpus_per_task"])
+        todo = throughput.missing(cfgs, threads, target)
+        if todo:
+            ex = self.executor(cache_dir() / "calibration" / "submitit", profile, "srt-scale-calibrate", tasks=False)
+            try:
+                job = ex.submit(CalibrationJob(), todo, threads, str(cache_dir()))
+            except (submitit.core.utils.FailedJobError, FileNotFoundError, OSError) as e:
+                raise UserError(f"sbatch failed: {last_line(e)}") from None
+            log(f"timing {len(todo)} new shape(s) on {target} in calibration job {job.job_id} ...")
+            try:
+                measured = job.result()
+            except Exception as e:
+                raise UserError(
+                    f"calibration job {job.job_id} failed: {last_line(e)} (its log: {job.paths.stderr})"
+                ) from None
+            throughput.record(target, threads, measured)
+        return target
+
+    def submit(self, sweep, todo, cfgs, args, profile, wait, log) -> dict[str, str]:
+        ex = self.executor(sweep.folder, profile)
         grouped = _grouped(sweep, todo, self.n_groups(len(todo), profile))
         try:
             jobs = ex.map_array(
@@ -179,6 +222,15 @@ class Slurm:
         if state == "FAILED" and not any(folder.glob(f"{job['job_id']}_0_log.*")):
             return "failed"  # it could not open its log: the sweep directory is not on the node (last_log_line)
         return "interrupted"
+
+
+class CalibrationJob:
+    """Runs on a cluster node: each config's shape timed (throughput.time_shape) and a job process's start."""
+
+    def __call__(self, cfgs: list[dict], threads: int, cache: str) -> dict:
+        os.environ["SRT_SCALE_CACHE"] = cache
+        measured = {throughput.timing_key(c): throughput.time_shape(c, threads) for c in cfgs}
+        return {**measured, "process_s": throughput.time_process(threads)}
 
 
 def _finish(job: submitit.Job, log) -> None:

@@ -19,6 +19,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from harness.core.schema import PROGRESS_FILE
+from harness.plan.throughput import FLOPS
 
 ENDED = ("done", "diverged", "failed", "timed_out")  # states that will not move without a new submission
 WAITING = ("pending", "running")
@@ -81,6 +82,7 @@ def snapshot(plan: dict, runs_dir: Path, states: dict[str, str]) -> dict:
         "flops": plan["totals"]["flops"],
         "eta_s": eta,
         "time_ratio": ratio,
+        "untimed": plan["totals"].get("timed_on") == FLOPS and estimated == 0,  # no figures and no finished run
     }
 
 
@@ -98,10 +100,8 @@ def describe(snap: dict) -> str:
     share = snap["flops_done"] / snap["flops"] if snap["flops"] else 1.0
     ratio = snap.get("time_ratio", 1.0)
     basis = "plan" if ratio == 1.0 else f"plan x {ratio:.2f}, as the finished runs took"
-    return (
-        f"{', '.join(parts)} | {snap['flops_done']:.3g} of {snap['flops']:.3g} FLOPs ({share:.0%}) | "
-        f"ETA {_duration(snap['eta_s'])} ({basis})"
-    )
+    eta = "ETA after the first finished run" if snap.get("untimed") else f"ETA {_duration(snap['eta_s'])} ({basis})"
+    return f"{', '.join(parts)} | {snap['flops_done']:.3g} of {snap['flops']:.3g} FLOPs ({share:.0%}) | {eta}"
 
 
 def _duration(seconds: float) -> str:
