@@ -46,7 +46,7 @@ install() {
 alive() { [ -f "$DIR/$1.pid" ] && kill -0 "$(cat "$DIR/$1.pid")" 2>/dev/null; }  # alive NAME: its pid file's process runs
 
 node_ready() {
-  [ -f "$SLURM_CONF" ] && alive slurmctld && sinfo -h -o %T 2>/dev/null | grep -qE '^(idle|mixed|allocated)'
+  [ -f "$SLURM_CONF" ] && alive slurmctld && sinfo -h -o %T 2>/dev/null | grep -qE '^(idle|mixed|allocated|completing)'
 }
 
 start_munge() {

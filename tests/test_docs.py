@@ -81,7 +81,7 @@ def test_the_own_data_walkthrough_runs_as_written(tmp_path, monkeypatch, capsys)
     subprocess.run([sys.executable, "-c", script], check=True)
     commands = [shlex.split(line)[1:] for where, line in _command_lines() if where.startswith("docs/own-data.md")]
     assert commands[0] == ["data", "prepare", "configs/own-data.yaml"]
-    cli.main(commands[0])
+    assert cli.main(commands[0]) == 0
     out = capsys.readouterr().out
     assert "dropped: " in out and "10 items without text" in out
 
@@ -94,15 +94,15 @@ def test_the_own_data_walkthrough_runs_as_written(tmp_path, monkeypatch, capsys)
     path = tmp_path / "configs" / "own-data-grid.yaml"
     tree = yaml.safe_load(path.read_text())
     tree["set"]["train.branches"] = [0.5, 1.0]
-    tree["axes"]["tokens"] = [6000]
+    tree["axes"]["tokens"] = [24000]  # the shortest branch's cooldown spans >= 3 steps
     path.write_text(yaml.safe_dump(tree))
-    cli.main(commands[0])
+    assert cli.main(commands[0]) == 0
     assert "dropped: " in capsys.readouterr().out
     for args in commands[1:]:
         if args[0] == "sweep":
             args = [*args[:-2], "--executor", "debug"]
         if args[0] == "report":
             continue  # the fits of 6 points: the report's own tests cover it
-        cli.main(args)
+        assert cli.main(args) == 0, args
     table = pd.read_parquet(tmp_path / "sweeps" / "own-data-grid" / "results.parquet")
     assert len(table) == 6 and (table["status"] == "done").all() and table["test_ndcg@5"].between(0, 1).all()

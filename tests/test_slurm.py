@@ -8,6 +8,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -190,7 +191,17 @@ def test_a_slurm_plan_times_new_shapes_in_one_calibration_job_and_nothing_here(c
     monkeypatch.setenv("SRT_SCALE_CACHE", str(tmp_path / "cache"))
     (tmp_path / "base.yaml").write_text(BASE)
     (tmp_path / "grid.yaml").write_text("base: base.yaml\naxes:\n  negatives: [8, full]\n  train.lr: [0.001, 0.003]\n")
-    command = ["srt-scale", "plan", str(tmp_path / "grid.yaml"), "--executor", "slurm", "--profile", str(PROFILE)]
+    command = [
+        sys.executable,
+        "-m",
+        "harness.cli",
+        "plan",
+        str(tmp_path / "grid.yaml"),
+        "--executor",
+        "slurm",
+        "--profile",
+        str(PROFILE),
+    ]
     first = subprocess.run([*command, "--json"], capture_output=True, text=True, check=True)
     assert "timing 2 new shape(s) on slurm|partition=debug|gpus=0 in calibration job" in first.stderr
     target = "slurm|partition=debug|gpus=0|threads=1"

@@ -29,6 +29,7 @@ import time
 import torch
 
 from harness.core.io import cache_dir, write_json
+from harness.data.prepare import prepare
 from harness.model import schedules
 from harness.run import Loop, Run
 
@@ -135,6 +136,7 @@ def time_shape(cfg: dict, threads: int) -> dict:
             "track.mlflow": False,
             "transfer.init_from": None,
         }
+        prepare(probe)  # a dataset is made once per sweep, not per run: its first making is not set-up time
         start = time.perf_counter()
         run = Run(probe, cache_dir() / "calibration")
         setup_s = time.perf_counter() - start
