@@ -250,7 +250,12 @@ def closed_form(params: dict, k: float) -> dict:
     its box's edge) has no finite optimum: G is inf or 0 and both exponents nan when both are 0."""
     a, b = float(params["alpha"]), float(params["beta"])
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        g = float(np.float64(a * params["A"]) / np.float64(b * params["B"])) ** (1 / (a + b)) if a + b > 0 else np.nan
+        # numpy's power: a ratio whose root overflows a float is inf (Python's ** would raise OverflowError)
+        g = (
+            float(np.power(np.float64(a * params["A"]) / np.float64(b * params["B"]), 1 / (a + b)))
+            if a + b > 0
+            else np.nan
+        )
         return {
             "n_opt_exponent": float(np.float64(b) / (a + b)),
             "t_opt_exponent": float(np.float64(a) / (a + b)),

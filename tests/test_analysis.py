@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 from figure_text import overlaps
 
-from analysis import fit, laws, noise, plots, report, table
+from analysis import fit, frontier, laws, noise, plots, report, table
 from harness.core.errors import UserError
 
 TRUE = {
@@ -245,6 +245,14 @@ def test_cooldown_branch_ends_are_fitting_points_and_trunk_evaluations_are_not()
     mixed = pd.concat([t, trunk, branches], ignore_index=True)
     got = table.points(mixed)
     assert got["annealed"].all() and len(got) == 2 * t["final"].sum()
+
+
+def test_closed_form_of_a_law_whose_optimum_overflows_is_infinite_not_an_error():
+    """A 3-run design's refit can land at alpha + beta ~ 0.01 with A / B ~ 1e15: G = (alpha A / (beta B))^(1 / 0.011)
+    exceeds a float. The report must still be written (it raised OverflowError)."""
+    cf = frontier.closed_form({"alpha": 0.01, "beta": 0.001, "A": 1e10, "B": 1e-5}, 6.0)
+    assert cf["G"] == float("inf") and cf["n_opt_exponent"] == pytest.approx(1 / 11)
+    assert frontier.closed_form({"alpha": 0.3, "beta": 0.3, "A": 400.0, "B": 400.0}, 6.0)["G"] == pytest.approx(1.0)
 
 
 def test_isoflop_minima_of_a_known_law_follow_its_closed_form():
