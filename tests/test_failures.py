@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -102,7 +103,7 @@ def test_sigkilled_local_sweep_resumes_on_the_next_plain_sweep(tmp_path, shared_
         jobs = killed.jobs()
         assert len(jobs) == 2 and not any((killed.runs_dir / p.run_id / "result.json").exists() for p in points)
         for job in jobs.values():
-            os.kill(int(job["job_id"]), signal.SIGKILL)
+            _kill_job(job["job_id"])
         proc.kill()
     finally:
         proc.wait()
@@ -171,7 +172,7 @@ def test_a_run_killed_max_retries_times_ends_failed_with_the_reason_and_retry_fa
     (tmp_path / "base.yaml").write_text(BASE)
     grid_path = tmp_path / "grid.yaml"
     grid_path.write_text(
-        "base: base.yaml\nset: {train.tokens: 1200000, sweep.max_retries: 2}\naxes:\n  negatives: [full]\n"
+        "base: base.yaml\nset: {train.tokens: 200000, sweep.max_retries: 2}\naxes:\n  negatives: [full]\n"
     )
     out = tmp_path / "sweep"
     s = sweep.Sweep(out)
@@ -189,7 +190,7 @@ def test_a_run_killed_max_retries_times_ends_failed_with_the_reason_and_retry_fa
                 assert time.time() < deadline and proc.poll() is None
                 time.sleep(0.1)
             for job in s.jobs().values():
-                os.kill(int(job["job_id"]), signal.SIGKILL)
+                _kill_job(job["job_id"])
             proc.kill()
         finally:
             proc.wait()
@@ -204,6 +205,30 @@ def test_a_run_killed_max_retries_times_ends_failed_with_the_reason_and_retry_fa
     cli("sweep", grid_path, "--executor", "local", "--out", out, "--retry-failed", cache=shared_cache, check_rc=0)
     assert sweep.status(s)[0] == {"done": 1}
     assert s.kills(run_id) == 1  # the count started again at the retry: one submission since, which finished
+
+
+def _kill_job(pid: str) -> None:
+    """SIGKILL a local job as the OOM killer would its trainer: the task processes that submitit's controller
+    (the job id's process) started, then the controller. Killing only the controller orphans the trainer, which
+    trains on beside the next submission of its run."""
+    children = [
+        int(stat.split()[0])
+        for path in Path("/proc").glob("[0-9]*/stat")
+        for stat in [_read(path)]
+        if stat and stat.rsplit(")", 1)[1].split()[1] == pid
+    ]
+    for child in [*children, int(pid)]:
+        try:
+            os.kill(child, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text()
+    except OSError:  # a process that ended while /proc was listed
+        return ""
 
 
 def _starts(s) -> int:
