@@ -166,9 +166,10 @@ def test_checkpoint_whose_pickle_runs_code_is_refused(tmp_path, shared_cache):
 
 
 def test_a_run_killed_max_retries_times_ends_failed_with_the_reason_and_retry_failed_runs_it(tmp_path, shared_cache):
-    """A local sweep whose job is SIGKILLed (as the OOM killer would) each time its run starts: with
-    sweep.max_retries = 2 the third plain sweep marks the run failed, naming the kills and the last line it
-    logged, and submits nothing; `--retry-failed` then trains it to the end."""
+    """A local sweep whose job is SIGKILLed each time its run starts, the job id's process alone (submitit's
+    controller; its trainer dies with it, sweep.die_with_controller): with sweep.max_retries = 2 the third plain
+    sweep marks the run failed, naming the kills and the last line it logged, and submits nothing;
+    `--retry-failed` then trains it to the end, the only trainer that ever finished it."""
     (tmp_path / "base.yaml").write_text(BASE)
     grid_path = tmp_path / "grid.yaml"
     grid_path.write_text(
@@ -190,7 +191,7 @@ def test_a_run_killed_max_retries_times_ends_failed_with_the_reason_and_retry_fa
                 assert time.time() < deadline and proc.poll() is None
                 time.sleep(0.1)
             for job in s.jobs().values():
-                _kill_job(job["job_id"])
+                os.kill(int(job["job_id"]), signal.SIGKILL)
             proc.kill()
         finally:
             proc.wait()
@@ -205,6 +206,8 @@ def test_a_run_killed_max_retries_times_ends_failed_with_the_reason_and_retry_fa
     cli("sweep", grid_path, "--executor", "local", "--out", out, "--retry-failed", cache=shared_cache, check_rc=0)
     assert sweep.status(s)[0] == {"done": 1}
     assert s.kills(run_id) == 1  # the count started again at the retry: one submission since, which finished
+    log = (out / "runs" / run_id / "train.log").read_text()
+    assert log.count(" start: ") == 3 and log.count(" done: ") == 1  # no trainer outlived its controller
 
 
 def _kill_job(pid: str) -> None:

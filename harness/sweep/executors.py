@@ -20,7 +20,7 @@ from harness.core.io import cache_dir
 from harness.plan import throughput
 from harness.plan.plan import groups
 from harness.sweep import progress
-from harness.sweep.sweep import RunJob, wait_for
+from harness.sweep.sweep import RunJob, check_visible, wait_for
 
 
 def _grouped(sweep, todo: list, n: int) -> list[list[int]]:
@@ -228,6 +228,7 @@ class CalibrationJob:
     """Runs on a cluster node: each config's shape timed (throughput.time_shape) and a job process's start."""
 
     def __call__(self, cfgs: list[dict], threads: int, cache: str) -> dict:
+        check_visible([], cache, cache)  # a node without the cache would time a dataset it makes for itself
         os.environ["SRT_SCALE_CACHE"] = cache
         measured = {throughput.timing_key(c): throughput.time_shape(c, threads) for c in cfgs}
         return {**measured, "process_s": throughput.time_process(threads)}

@@ -15,11 +15,13 @@ own files and renames them into place, so jobs finishing together never corrupt 
 
 from __future__ import annotations
 
+import ctypes
 import fcntl
 import json
 import os
 import signal
 import socket
+import sys
 import threading
 import time
 from pathlib import Path
@@ -35,6 +37,7 @@ from harness.plan.grid import Point
 from harness.run import identity, tracking, train
 from harness.sweep import progress
 
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
 STATES = STATUSES + ("not_submitted",)
 RESUMED = ("not_submitted", "interrupted")  # submitted by every sweep
 RETRYABLE = ("failed", "diverged", "timed_out")  # resubmitted only with retry_failed
@@ -108,6 +111,19 @@ def check_visible(cfgs: list[dict], out: str, cache: str) -> None:
             raise UserError(error)
 
 
+def die_with_controller() -> None:
+    """A local job's trainer ends with its submitit controller, the process whose id the sweep records and
+    watches: otherwise a controller killed on its own (SIGKILL) leaves the trainer running while the sweep calls
+    its run interrupted and trains it again beside it. Linux's prctl(PR_SET_PDEATHSIG, SIGKILL); a no-op outside
+    a local job (and where the controller runs under a setup shell, whose pid is the job id)."""
+    controller = os.environ.get("SUBMITIT_LOCAL_JOB_ID")
+    if controller is None or os.environ.get("SUBMITIT_LOCAL_WITH_SHELL") or not sys.platform.startswith("linux"):
+        return
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != int(controller):  # it ended before the line above could take effect
+        os._exit(1)
+
+
 class RunJob(submitit.helpers.Checkpointable):
     """The job submitit runs: train a group of configs one after another in this process (one process start,
     import and dataset load for the group), with one process per task (data-parallel runs when the job has
@@ -116,6 +132,7 @@ class RunJob(submitit.helpers.Checkpointable):
     requeues the job, which skips the finished runs and resumes the stopped one."""
 
     def __call__(self, cfgs: list[dict], out: str, cache: str) -> str:
+        die_with_controller()
         check_visible(cfgs, out, cache)
         os.environ["SRT_SCALE_CACHE"] = cache
         rank = 0
