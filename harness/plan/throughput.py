@@ -14,7 +14,7 @@ steps = targets_spent / targets_per_step (cooldown branches included). Measureme
 <cache>/throughput.json under where they were made and one entry per timing key: the config without the keys that
 cannot change a step's or an evaluation's time (`UNTIMED`). Where: this host, torch version, threads and device
 (measured here on a miss: the local and debug executors), or a cluster target (`slurm|...`, made by a calibration
-job on the target's nodes: harness/sweep/calibrate.py; read only here). With no figures at all (`FLOPS`), a run's
+job on the target's nodes: harness/sweep/executors.py; read only here). With no figures at all (`FLOPS`), a run's
 time is its FLOPs at a nominal rate that the sweep's ETA replaces by what its finished runs took.
 """
 
@@ -84,7 +84,7 @@ def _store(where: str, entries: dict) -> None:
 
 
 def target_key(target: str, threads: int) -> str:
-    """Where the figures of a cluster target (a partition and its resources, made by calibrate.py) live."""
+    """Where the figures of a cluster target (a partition and its resources, made by its calibration job) live."""
     return f"{target}|threads={threads}"
 
 
@@ -109,16 +109,18 @@ def measure(cfg: dict, threads: int, target: str | None = None) -> dict:
     evaluations of the run's Loop when new)."""
     key = timing_key(cfg)
     if target is not None:
-        return _known()[target_key(target, threads)][key]  # calibrate.py made it before planning
+        return _known()[target_key(target, threads)][key]  # the executor's calibration job made it (timed_on)
     device = (
         "cuda"
         if cfg["train.device"] == "cuda" or (cfg["train.device"] == "auto" and torch.cuda.is_available())
         else "cpu"
     )
     host = _host_key(threads, device)
-    if key not in _known().get(host, {}):
-        _store(host, {key: time_shape(cfg, threads)})
-    return _known()[host][key]
+    figures = _known().get(host, {}).get(key)
+    if figures is None:
+        figures = time_shape(cfg, threads)
+        _store(host, {key: figures})
+    return figures
 
 
 def time_shape(cfg: dict, threads: int) -> dict:
@@ -207,9 +209,11 @@ def process_seconds(threads: int, target: str | None = None) -> float:
     if target is not None:
         return _known()[target_key(target, threads)]["process_s"]
     host = _host_key(threads, "cpu")
-    if "process_s" not in _known().get(host, {}):
-        _store(host, {"process_s": time_process(threads)})
-    return _known()[host]["process_s"]
+    seconds = _known().get(host, {}).get("process_s")
+    if seconds is None:
+        seconds = time_process(threads)
+        _store(host, {"process_s": seconds})
+    return seconds
 
 
 def time_process(threads: int) -> float:

@@ -85,6 +85,14 @@ def pretrain(cfg: dict) -> None:
         train(pre, root, progress=False)
 
 
+def record_failed(run_dir: Path, error: str, tokens: int = 0) -> None:
+    """The result.json of a run that ended `failed` outside train() (which records its own failures)."""
+    write_json(
+        run_dir / "result.json",
+        {"run_id": run_dir.name, "status": "failed", "final": True, "tokens": tokens, "error": error},
+    )
+
+
 NOT_SHARED = "is not visible on {host}: the sweep directory, the cache and the Python environment must be on a \
 filesystem every node sees (docs/usage.md, 'Cluster profiles')"
 
@@ -98,16 +106,7 @@ def check_visible(cfgs: list[dict], out: str, cache: str) -> None:
             error = f"{path} {NOT_SHARED.format(host=socket.gethostname())}"
             if Path(out).is_dir() and submitit.JobEnvironment().global_rank == 0:
                 for cfg in cfgs:
-                    write_json(
-                        Path(out) / identity.run_id(cfg) / "result.json",
-                        {
-                            "run_id": identity.run_id(cfg),
-                            "status": "failed",
-                            "final": True,
-                            "tokens": 0,
-                            "error": error,
-                        },
-                    )
+                    record_failed(Path(out) / identity.run_id(cfg), error)
             raise UserError(error)
 
 
@@ -150,16 +149,7 @@ class RunJob(submitit.helpers.Checkpointable):
             except Exception as e:  # train() records failures once its run is built; this covers what comes before
                 path = Path(out) / run_id / "result.json"
                 if rank == 0 and not path.exists():
-                    write_json(
-                        path,
-                        {
-                            "run_id": run_id,
-                            "status": "failed",
-                            "final": True,
-                            "tokens": 0,
-                            "error": f"{type(e).__name__}: {e}",
-                        },
-                    )
+                    record_failed(path.parent, f"{type(e).__name__}: {e}")
                 outcomes.append(f"{run_id}: failed ({type(e).__name__}: {last_line(e)[:200]})")
                 continue
             if result is None:
@@ -239,16 +229,10 @@ class Sweep:
 
     def give_up(self, run_id: str, job: dict | None, kills: int) -> None:
         """Mark a run killed `kills` times failed, with the reason and the last line it logged."""
-        write_json(
-            self.runs_dir / run_id / "result.json",
-            {
-                "run_id": run_id,
-                "status": "failed",
-                "final": True,
-                "tokens": progress.tokens_so_far(self.runs_dir / run_id),
-                "error": f"killed {kills} times (sweep.max_retries): last seen: "
-                f"{self.last_log_line(run_id, job)[:300]}",
-            },
+        record_failed(
+            self.runs_dir / run_id,
+            f"killed {kills} times (sweep.max_retries): last seen: {self.last_log_line(run_id, job)[:300]}",
+            progress.tokens_so_far(self.runs_dir / run_id),
         )
 
     def result(self, run_id: str) -> dict | None:
